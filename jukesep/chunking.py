@@ -1,0 +1,70 @@
+"""Chunked processing with receptive-field context and cross-fades.
+
+Each chunk keeps `segment` output samples, computed from an input window extended by `context`
+samples on each side (clipped at the signal's ends). With `context` ≥ the model's one-sided
+receptive field, every kept sample equals the whole-signal result exactly; neighbouring kept
+regions may also overlap by `overlap` samples and are cross-faded, which hides seams when the
+context is cut short for speed. Memory depends on the segment, not on the song's length.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+
+
+@dataclass(frozen=True)
+class Chunk:
+    start: int  # kept region [start, stop) in the (padded) signal
+    stop: int
+    window_start: int  # input window [window_start, window_stop)
+    window_stop: int
+    fade_in: int  # samples at the start of the kept region that cross-fade with the previous chunk
+    fade_out: int
+
+
+def plan_chunks(length: int, segment: int, context: int, overlap: int, align: int) -> list[Chunk]:
+    """Cut `length` samples into chunks. All positions are multiples of `align` (the model's hop)
+    so every chunk sees the same down-sampling grid as the whole signal."""
+    assert length % align == 0 and length > 0, (length, align)
+    segment = max(align, segment - segment % align)
+    context = -(-context // align) * align
+    overlap = min(overlap - overlap % align, segment // 2 - (segment // 2) % align)
+    step = segment - overlap
+    chunks, start = [], 0
+    while True:
+        stop = min(start + segment, length)
+        last = stop >= length
+        chunks.append(Chunk(start, stop, max(0, start - context), min(length, stop + context),
+                            fade_in=overlap if start > 0 else 0, fade_out=0 if last else overlap))
+        if last:
+            return chunks
+        start += step
+
+
+def fade_weights(chunk: Chunk, dtype=torch.float32) -> torch.Tensor:
+    """`Tensor[stop - start]` of cross-fade weights: linear ramps that sum to 1 with the neighbour's."""
+    w = torch.ones(chunk.stop - chunk.start, dtype=dtype)
+    if chunk.fade_in:
+        w[:chunk.fade_in] = (torch.arange(chunk.fade_in, dtype=dtype) + 0.5) / chunk.fade_in
+    if chunk.fade_out:
+        w[-chunk.fade_out:] = (torch.arange(chunk.fade_out, 0, -1, dtype=dtype) - 0.5) / chunk.fade_out
+    return w
+
+
+def overlap_add(signal: torch.Tensor, chunks: list[Chunk], process: Callable[[torch.Tensor], Iterator],
+                outputs: dict[str, torch.Tensor]) -> None:
+    """Run `process` on every chunk's window and cross-fade its results into `outputs`.
+
+    signal: `Tensor[B x T]`; outputs: name → `Tensor[B x T]` (zeros, filled in place);
+    process(window `Tensor[B x W]`) yields (name, `Tensor[B x W]`) for each output.
+    """
+    assert signal.dim() == 2, f"expected [B x T], got {tuple(signal.shape)}"
+    for chunk in chunks:
+        window = signal[:, chunk.window_start:chunk.window_stop]
+        weights = fade_weights(chunk).to(signal.device)
+        lo, hi = chunk.start - chunk.window_start, chunk.stop - chunk.window_start
+        for name, estimate in process(window):
+            assert estimate.shape == window.shape, (name, tuple(estimate.shape), tuple(window.shape))
+            outputs[name][:, chunk.start:chunk.stop] += estimate[:, lo:hi] * weights

@@ -1,0 +1,201 @@
+"""Command line: a thin shell over `Separator` and the checkpoint functions."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from . import __version__
+from .api import DEFAULT_MODEL, Separator
+from .audio import CLIP_MODES, FORMATS, list_audio_files, read_audio, write_stems
+from .checkpoint import import_jukebox, read_checkpoint
+from .errors import JukesepError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jukesep", description="Music source separation with Jukebox's VQ-VAE.")
+    parser.add_argument("--version", action="version", version=f"jukesep {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sep = sub.add_parser("separate", help="separate songs into stems")
+    sep.add_argument("inputs", nargs="+", type=Path, help="audio files or folders of them")
+    sep.add_argument("-o", "--out", type=Path, default=Path("separated"), help="output root (default: separated)")
+    sep.add_argument("-m", "--model", default=DEFAULT_MODEL, help="separator file or shipped model name")
+    group = sep.add_mutually_exclusive_group()
+    group.add_argument("--stems", help="comma-separated stems to compute (default: all of the model's)")
+    group.add_argument("--two-stems", metavar="STEM", help="write STEM and no_STEM (= mixture − STEM)")
+    sep.add_argument("--format", choices=FORMATS, default="wav")
+    sep.add_argument("--bits", type=int, choices=(16, 24, 32), default=16,
+                     help="wav/flac sample size; 32 = float wav (default 16)")
+    sep.add_argument("--clip", choices=CLIP_MODES, default="rescale",
+                     help="values beyond full scale: rescale the stem (default), clamp, or none (float wav only)")
+    sep.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    sep.add_argument("--segment", type=float, default=20.0, help="seconds per chunk (memory use grows with it)")
+    sep.add_argument("--context", type=float, default=None,
+                     help="seconds of context per chunk side (default: the model's receptive field)")
+    sep.add_argument("--overlap", type=float, default=0.0, help="fraction of a chunk cross-faded with the next")
+    sep.add_argument("--sum-to-mixture", action="store_true",
+                     help="share the residual among stems so they add up to the mixture")
+    sep.add_argument("-j", "--jobs", type=int, default=1, help="songs separated in parallel")
+    sep.set_defaults(func=cmd_separate)
+
+    info = sub.add_parser("info", help="describe a model file")
+    info.add_argument("model", help="model file or shipped model name")
+    info.set_defaults(func=cmd_info)
+
+    imp = sub.add_parser("import-jukebox", help="convert an official Jukebox vqvae.pth.tar (level 0)")
+    imp.add_argument("source", type=Path)
+    imp.add_argument("out", type=Path)
+    imp.set_defaults(func=cmd_import)
+    return parser
+
+
+def collect_inputs(inputs: list[Path]) -> tuple[list[Path], list[str]]:
+    files, problems = [], []
+    for item in inputs:
+        if item.is_dir():
+            found = list_audio_files(item)
+            files += found
+            if not found:
+                problems.append(f"{item}: folder holds no audio files")
+        elif item.exists():
+            files.append(item)
+        else:
+            problems.append(f"{item}: no such file or folder")
+    return files, problems
+
+
+def ensure_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise JukesepError(f"output folder {folder} is not writable ({exc.strerror or exc})") from None
+
+
+def cmd_separate(args) -> int:
+    files, problems = collect_inputs(args.inputs)
+    for problem in problems:
+        tqdm.write(f"jukesep: skipped {problem}", file=sys.stderr)
+    separator = Separator.from_pretrained(args.model, device=args.device, segment=args.segment,
+                                          context=args.context, overlap=args.overlap,
+                                          sum_to_mixture=args.sum_to_mixture)
+    stems = None
+    if args.two_stems:
+        stems = [args.two_stems]
+    elif args.stems:
+        stems = [s.strip() for s in args.stems.split(",") if s.strip()]
+    separator._check_stems(stems)  # fail before any work on a bad stem name
+    if args.two_stems and args.sum_to_mixture:
+        raise JukesepError("--two-stems already sums to the mixture; drop --sum-to-mixture")
+    if args.jobs < 1:
+        raise JukesepError("--jobs must be at least 1")
+    root = args.out / separator.name
+    ensure_writable(root)
+    if args.jobs > 1:  # share the cores between parallel songs instead of oversubscribing
+        torch.set_num_threads(max(1, torch.get_num_threads() // args.jobs))
+
+    slots = list(range(1, args.jobs + 1))
+    lock = threading.Lock()
+    overall = tqdm(total=len(files), desc="songs", unit="song", position=0, disable=None)
+
+    def run(path: Path) -> str | None:
+        with lock:
+            slot = slots.pop()
+        bar = tqdm(total=1, desc=path.name[:30], unit="chunk", position=slot, leave=False, disable=None)
+        try:
+            def progress(done, total):
+                bar.total = total
+                bar.n = done
+                bar.refresh()
+            separate_one(separator, path, root, stems, args, progress)
+            return None
+        except JukesepError as exc:
+            return str(exc)
+        except MemoryError:
+            return f"{path}: out of memory; try a smaller --segment"
+        finally:
+            bar.close()
+            with lock:
+                slots.append(slot)
+            overall.update(1)
+
+    failures = len(problems)
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for path, error in zip(files, pool.map(run, files)):
+            if error:
+                failures += 1
+                tqdm.write(f"jukesep: skipped {error}", file=sys.stderr)
+    overall.close()
+    done = len(files) - (failures - len(problems))
+    print(f"separated {done} of {len(files) + len(problems)} inputs into {root}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def separate_one(separator: Separator, path: Path, root: Path, stems, args, progress) -> None:
+    audio, rate = read_audio(path)
+    result = separator.separate(audio, rate, stems, progress)
+    if args.two_stems:
+        result[f"no_{args.two_stems}"] = audio - result[args.two_stems]
+    song_dir = root / path.stem
+    try:
+        song_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise JukesepError(f"cannot create {song_dir} ({exc.strerror or exc})") from None
+    write_stems({song_dir / f"{name}.{args.format}": est for name, est in result.items()},
+                rate, args.format, args.bits, args.clip)
+
+
+def cmd_info(args) -> int:
+    from .api import model_path
+    path = model_path(args.model)
+    data = read_checkpoint(path)
+    state = data["state"]
+    print(f"file:     {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    print(f"kind:     {data['kind']} (format version {data['format_version']})")
+    print(f"params:   {sum(t.numel() for t in state.values() if t.is_floating_point()):,}")
+    configs = data["config"].get("stems", {"(model)": data["config"]})
+    if data["kind"] == "separator":
+        print(f"stems:    {', '.join(configs)}")
+    for name, cfg in configs.items():
+        print(f"config {name}: " + ", ".join(f"{k}={v}" for k, v in cfg.items()))
+    for key, value in data["metadata"].items():
+        print(f"{key}: {value}")
+    return 0
+
+
+def cmd_import(args) -> int:
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    model = import_jukebox(args.source, args.out)
+    n = sum(p.numel() for p in model.parameters())
+    print(f"wrote {args.out}: Jukebox level-0 VQ-VAE, {n:,} parameters, codebook "
+          f"{tuple(model.quantizer.k.shape)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except JukesepError as exc:
+        print(f"jukesep: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"jukesep: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("jukesep: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
