@@ -105,6 +105,10 @@ class BottleneckBlock(nn.Module):
         used = (self.k_elem >= self.cfg.revival_threshold).unsqueeze(1)
         means = self.k_sum / self.k_elem.clamp_min(1e-12).unsqueeze(1)
         self.k.copy_(torch.where(used, means, revive))
+        # Unlike Jukebox, a revived code also restarts its statistics; otherwise its stale k_sum
+        # drags it back to where it died as soon as data starts choosing it.
+        self.k_sum.copy_(torch.where(used, self.k_sum, revive))
+        self.k_elem.copy_(torch.where(used.squeeze(1), self.k_elem, torch.ones_like(self.k_elem)))
         return {"codes_used": used.sum().detach(), "codebook_change": (self.k - old_k).norm().detach()}
 
     def ema_state(self) -> dict:

@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from jukesep.checkpoint import save_model
+from jukesep.models import SeparatorModel, VQVAEConfig
+from jukesep.models.separator import STEMS
+
+RATE = 44100
+
+
+def tiny_config(**overrides) -> VQVAEConfig:
+    values = dict(width=8, depth=1, emb_width=8, codebook_size=32)
+    values.update(overrides)
+    return VQVAEConfig(**values)
+
+
+def random_separator(stems=STEMS, cfg=None, seed=0) -> SeparatorModel:
+    """A tiny separator with random weights and a random (non-zero) codebook."""
+    torch.manual_seed(seed)
+    model = SeparatorModel({s: cfg or tiny_config() for s in stems})
+    for stem in model.stems.values():
+        stem.quantizer.k.normal_(0, 0.1)
+    return model.eval()
+
+
+def music(seconds: float, rate: int = RATE, channels: int = 2, seed: int = 0) -> np.ndarray:
+    """`[C x T]` float32: a few tones and noise bursts, clearly not silent."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    chans = []
+    for c in range(channels):
+        x = 0.2 * np.sin(2 * np.pi * (110 * (c + 1)) * t) + 0.1 * np.sin(2 * np.pi * 440 * t)
+        x += 0.05 * rng.standard_normal(t.shape) * (np.sin(2 * np.pi * 2 * t) > 0)
+        chans.append(x)
+    return np.asarray(chans, dtype=np.float32)
+
+
+@pytest.fixture
+def tiny_model_file(tmp_path):
+    path = tmp_path / "tiny.pt"
+    save_model(path, "separator", random_separator(), {"trained_on": "nothing (random test model)"})
+    return path
+
+
+@pytest.fixture
+def song(tmp_path):
+    path = tmp_path / "song.wav"
+    sf.write(path, music(1.5).T, RATE)
+    return path

@@ -1,0 +1,87 @@
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from jukesep.audio import read_audio, write_audio, write_stems
+from jukesep.errors import AudioError
+from tests.conftest import RATE, music
+
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
+
+
+@pytest.mark.parametrize("ext,bits,tol", [("wav", 16, 1e-4), ("wav", 24, 1e-6), ("wav", 32, 0),
+                                          ("flac", 16, 1e-4), ("flac", 24, 1e-6)])
+def test_write_read_round_trip(tmp_path, ext, bits, tol):
+    audio = music(0.5)
+    write_audio(tmp_path / f"x.{ext}", audio, RATE, bits=bits)
+    back, rate = read_audio(tmp_path / f"x.{ext}")
+    assert rate == RATE and back.shape == audio.shape
+    np.testing.assert_allclose(back, audio, atol=tol)
+    if ext == "wav":
+        assert sf.info(str(tmp_path / f"x.{ext}")).subtype == {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}[bits]
+
+
+@pytest.mark.parametrize("ext", ["ogg", "aiff"])
+def test_soundfile_formats(tmp_path, ext):
+    sf.write(tmp_path / f"x.{ext}", music(0.5).T, RATE)
+    audio, rate = read_audio(tmp_path / f"x.{ext}")
+    assert audio.shape[0] == 2 and rate == RATE
+
+
+@needs_ffmpeg
+def test_mp3_and_m4a_through_ffmpeg(tmp_path):
+    write_audio(tmp_path / "x.mp3", music(1.0), RATE)
+    audio, rate = read_audio(tmp_path / "x.mp3")
+    assert rate == RATE and audio.shape[0] == 2 and abs(audio.shape[1] - RATE) < 3000
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(tmp_path / "x.mp3"), "-c:a", "aac", str(tmp_path / "x.m4a")],
+                   check=True)
+    audio, rate = read_audio(tmp_path / "x.m4a")
+    assert audio.shape[0] == 2 and np.abs(audio).max() > 0.1
+
+
+def test_clipping_never_wraps(tmp_path):
+    loud = np.array([[0.5, 1.5, -2.0, 0.25]], np.float32).repeat(100, axis=1)
+    write_audio(tmp_path / "clamp.wav", loud, RATE, clip="clamp")
+    back, _ = read_audio(tmp_path / "clamp.wav")
+    assert back.max() > 0.99 and back.min() < -0.99  # clipped at full scale, not wrapped negative
+    assert back[0, 150] > 0.99 and back[0, 250] < -0.99
+    write_audio(tmp_path / "rescale.wav", loud, RATE, clip="rescale")
+    back, _ = read_audio(tmp_path / "rescale.wav")
+    np.testing.assert_allclose(back, loud / 2.0, atol=1e-4)
+    write_audio(tmp_path / "float.wav", loud, RATE, bits=32, clip="none")
+    np.testing.assert_allclose(read_audio(tmp_path / "float.wav")[0], loud)
+    with pytest.raises(AudioError, match="only works with float wav"):
+        write_audio(tmp_path / "x.wav", loud, RATE, bits=16, clip="none")
+
+
+def test_existing_file_is_replaced_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "x.wav"
+    target.write_bytes(b"old")
+    with pytest.raises(AudioError):
+        write_stems({target: music(0.1), tmp_path / "y.wav": music(0.1, channels=40)}, RATE, "mp3")
+    assert target.read_bytes() == b"old" and not (tmp_path / "y.wav").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["x.wav"]  # no temporary files left
+    write_audio(target, music(0.1), RATE)
+    assert read_audio(target)[0].shape == (2, 4410)
+
+
+@pytest.mark.parametrize("content,message", [(None, "no such file"), (b"", "empty file"),
+                                             (b"RIFF\x00\x00garbage" * 50, "not a readable audio file")])
+def test_bad_files(tmp_path, content, message):
+    path = tmp_path / "bad.wav"
+    if content is not None:
+        path.write_bytes(content)
+    if content and shutil.which("ffprobe") is None:
+        message = "ffmpeg|ffprobe"
+    with pytest.raises(AudioError, match=message):
+        read_audio(path)
+
+
+def test_silent_file(tmp_path):
+    sf.write(tmp_path / "silence.wav", np.zeros((4410, 2)), RATE)
+    with pytest.raises(AudioError, match="silent"):
+        read_audio(tmp_path / "silence.wav")
+    assert read_audio(tmp_path / "silence.wav", check=False)[0].shape == (2, 4410)

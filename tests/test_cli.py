@@ -1,0 +1,146 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from jukesep.audio import read_audio
+from jukesep.checkpoint import save_model
+from jukesep.cli import main
+from jukesep.models import VQVAE
+from tests.conftest import RATE, music, tiny_config
+
+STEMS = {"vocals", "drums", "bass", "other"}
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "jukesep", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd)
+
+
+def outputs(root):
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def test_separate_smoke_subprocess(tmp_path, tiny_model_file, song):
+    result = run_cli("separate", song, "-o", tmp_path / "out", "--model", tiny_model_file)
+    assert result.returncode == 0, result.stderr
+    assert outputs(tmp_path / "out") == [f"tiny/song/{s}.wav" for s in sorted(STEMS)]
+    audio, rate = read_audio(tmp_path / "out/tiny/song/vocals.wav", check=False)
+    assert rate == RATE and audio.shape == (2, int(1.5 * RATE))
+
+
+def test_folder_formats_and_stem_choices(tmp_path, tiny_model_file):
+    (tmp_path / "in").mkdir()
+    sf.write(tmp_path / "in/a.flac", music(0.5).T, RATE)
+    sf.write(tmp_path / "in/b.wav", music(0.4, 48000, 1).T, 48000)
+    out = tmp_path / "out"
+    assert main(["separate", str(tmp_path / "in"), "-o", str(out), "--model", str(tiny_model_file),
+                 "--stems", "bass,drums", "--format", "flac", "--bits", "24"]) == 0
+    assert outputs(out) == ["tiny/a/bass.flac", "tiny/a/drums.flac", "tiny/b/bass.flac", "tiny/b/drums.flac"]
+    assert sf.info(str(out / "tiny/b/bass.flac")).samplerate == 48000
+    assert main(["separate", str(tmp_path / "in/a.flac"), "-o", str(out), "--model", str(tiny_model_file),
+                 "--two-stems", "vocals", "--bits", "32", "--clip", "none"]) == 0
+    vocals, _ = read_audio(out / "tiny/a/vocals.wav", check=False)
+    rest, _ = read_audio(out / "tiny/a/no_vocals.wav", check=False)
+    mix, _ = read_audio(tmp_path / "in/a.flac")
+    np.testing.assert_allclose(vocals + rest, mix, atol=1e-6)
+
+
+def test_six_channels_8k_and_96k_work(tmp_path, tiny_model_file):
+    for name, rate, channels in (("six", RATE, 6), ("low", 8000, 2), ("high", 96000, 2)):
+        sf.write(tmp_path / f"{name}.wav", music(0.5, rate, channels).T, rate)
+    assert main(["separate", *(str(tmp_path / f"{n}.wav") for n in ("six", "low", "high")), "-o",
+                 str(tmp_path / "out"), "--model", str(tiny_model_file), "--stems", "vocals"]) == 0
+    for name, rate, channels in (("six", RATE, 6), ("low", 8000, 2), ("high", 96000, 2)):
+        info = sf.info(str(tmp_path / f"out/tiny/{name}/vocals.wav"))
+        assert (info.samplerate, info.channels, info.frames) == (rate, channels, int(0.5 * rate))
+
+
+def bad_input(tmp_path, kind):
+    path = tmp_path / f"{kind}.wav"
+    if kind == "corrupt":
+        path.write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage" * 20)
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "silent":
+        sf.write(path, np.zeros((44100, 2)), RATE)
+    elif kind == "short":
+        sf.write(path, np.full((1, 2), 0.3), 8000)
+    elif kind == "nan":
+        data = music(0.2).T.copy()
+        data[100, 0] = np.nan
+        sf.write(path, data, RATE, subtype="FLOAT")
+    return path  # "missing": never written
+
+
+@pytest.mark.parametrize("kind,message", [("missing", "no such file"), ("corrupt", "not a readable audio"),
+                                          ("empty", "empty file"), ("silent", "silent"),
+                                          ("short", "too short"), ("nan", "NaN")])
+def test_bad_input_one_line_error_no_output(tmp_path, tiny_model_file, kind, message):
+    result = run_cli("separate", bad_input(tmp_path, kind), "-o", tmp_path / "out", "--model", tiny_model_file)
+    assert result.returncode == 1
+    lines = [l for l in result.stderr.splitlines() if l.startswith("jukesep:")]
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert outputs(tmp_path / "out") == []
+
+
+def test_bad_file_is_skipped_others_are_done(tmp_path, tiny_model_file, song):
+    bad = bad_input(tmp_path, "corrupt")
+    result = run_cli("separate", bad, song, "-o", tmp_path / "out", "--model", tiny_model_file)
+    assert result.returncode == 1 and "skipped" in result.stderr
+    assert len(outputs(tmp_path / "out")) == 4
+
+
+def test_unwritable_output_folder(tmp_path, tiny_model_file, song):
+    (tmp_path / "file").write_text("not a folder")
+    result = run_cli("separate", song, "-o", tmp_path / "file" / "out", "--model", tiny_model_file)
+    assert result.returncode == 1 and "not writable" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_existing_output_is_replaced_atomically(tmp_path, tiny_model_file, song):
+    target = tmp_path / "out/tiny/song/vocals.wav"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"old")
+    assert main(["separate", str(song), "-o", str(tmp_path / "out"), "--model", str(tiny_model_file)]) == 0
+    assert read_audio(target, check=False)[0].shape == (2, int(1.5 * RATE))
+    assert not [p for p in target.parent.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("problem", ["wrong_arch", "garbage", "vqvae_kind", "missing"])
+def test_bad_model_files(tmp_path, song, problem):
+    model = tmp_path / "m.pt"
+    if problem == "wrong_arch":
+        save_model(model, "vqvae", VQVAE(tiny_config()))
+        data = torch.load(model, weights_only=True)
+        data.update(kind="separator", config={"stems": {"vocals": dict(data["config"], depth=2)}},
+                    state={f"stems.vocals.{k}": v for k, v in data["state"].items()})
+        torch.save(data, model)
+    elif problem == "garbage":
+        model.write_bytes(b"\x00" * 1000)
+    elif problem == "vqvae_kind":
+        save_model(model, "vqvae", VQVAE(tiny_config()))
+    result = run_cli("separate", song, "-o", tmp_path / "out", "--model", model)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "out").exists() or outputs(tmp_path / "out") == []
+
+
+def test_no_default_model_yet(tmp_path, song):
+    result = run_cli("separate", song, "-o", tmp_path / "out")
+    assert result.returncode == 1 and "no trained default model" in result.stderr
+
+
+def test_bad_stem_name(tmp_path, song, tiny_model_file):
+    result = run_cli("separate", song, "--model", tiny_model_file, "--stems", "piano", "-o", tmp_path)
+    assert result.returncode == 1 and "stem piano not in this model" in result.stderr
+
+
+def test_info(tiny_model_file, capsys):
+    assert main(["info", str(tiny_model_file)]) == 0
+    text = capsys.readouterr().out
+    assert "stems:    vocals, drums, bass, other" in text and "trained_on: nothing" in text
+    assert "width=8" in text

@@ -1,0 +1,149 @@
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from jukesep import Separator
+from jukesep.chunking import fade_weights, plan_chunks
+from jukesep.errors import AudioError, CheckpointError, JukesepError
+from tests.conftest import RATE, music, random_separator, tiny_config
+
+
+def whole_signal(model, audio: np.ndarray, stem: str) -> np.ndarray:
+    hop = model.hop_length()
+    x = torch.from_numpy(audio)
+    padded = torch.nn.functional.pad(x, (0, -x.shape[1] % hop)).unsqueeze(1)
+    with torch.inference_mode():
+        return model.stems[stem](padded).squeeze(1)[:, :x.shape[1]].numpy()
+
+
+@pytest.mark.parametrize("cfg", [tiny_config(depth=3), tiny_config(depth=2, stride_t=4, down_t=2)])
+def test_chunked_equals_whole_signal(cfg):
+    model = random_separator(("vocals", "bass"), cfg)
+    audio = music(1.0)
+    sep = Separator(model, device="cpu", segment=0.05)  # ~20 chunks
+    out = sep.separate(audio, RATE)
+    for stem in ("vocals", "bass"):
+        np.testing.assert_allclose(out[stem], whole_signal(model, audio, stem), atol=1e-4)
+
+
+def test_short_context_with_overlap_stays_close_but_is_not_exact():
+    model = random_separator(("vocals",), tiny_config(depth=4))
+    audio = music(1.0)
+    exact = Separator(model, device="cpu", segment=0.1).separate(audio, RATE)["vocals"]
+    cut = Separator(model, device="cpu", segment=0.1, context=0.001, overlap=0.2).separate(audio, RATE)["vocals"]
+    assert cut.shape == exact.shape and np.isfinite(cut).all()
+    assert not np.allclose(cut, exact, atol=1e-6)
+
+
+def test_plan_chunks_covers_signal_with_unit_weights():
+    chunks = plan_chunks(length=8000, segment=1000, context=300, overlap=200, align=8)
+    total = np.zeros(8000)
+    for c in chunks:
+        assert c.start % 8 == 0 and c.window_start % 8 == 0 and 0 <= c.window_start <= c.start
+        assert c.window_stop <= 8000
+        total[c.start:c.stop] += fade_weights(c).numpy()
+    np.testing.assert_allclose(total, 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000, 96000])
+@pytest.mark.parametrize("channels", [1, 2, 6])
+def test_output_matches_input_length_channels_and_rate(rate, channels):
+    sep = Separator(random_separator(), device="cpu", segment=0.5)
+    audio = music(0.7, rate, channels)
+    out = sep.separate(audio, rate)
+    assert set(out) == {"vocals", "drums", "bass", "other"}
+    for est in out.values():
+        assert est.shape == audio.shape and est.dtype == np.float32 and np.isfinite(est).all()
+
+
+def test_torch_and_mono_inputs_keep_their_type():
+    sep = Separator(random_separator(("vocals",)), device="cpu")
+    out = sep.separate(torch.from_numpy(music(0.3, channels=1)[0]), RATE)
+    assert isinstance(out["vocals"], torch.Tensor) and out["vocals"].shape == (int(0.3 * RATE),)
+
+
+def test_stem_subset_progress_and_sum_to_mixture():
+    sep = Separator(random_separator(), device="cpu", segment=0.2)
+    calls = []
+    out = sep.separate(music(1.0), RATE, stems=["bass"], progress=lambda d, t: calls.append((d, t)))
+    assert list(out) == ["bass"] and calls[-1][0] == calls[-1][1] == len(calls) >= 5
+    summing = Separator(random_separator(), device="cpu", sum_to_mixture=True)
+    audio = music(0.5)
+    out = summing.separate(audio, RATE)
+    np.testing.assert_allclose(sum(out.values()), audio, atol=1e-5)
+    with pytest.raises(JukesepError, match="needs all stems"):
+        summing.separate(audio, RATE, stems=["bass"])
+    with pytest.raises(JukesepError, match="stem piano not in this model"):
+        sep.separate(audio, RATE, stems=["piano"])
+
+
+@pytest.mark.parametrize("audio,message", [
+    (np.zeros((2, 0), np.float32), "no audio samples"),
+    (np.zeros((2, 4410), np.float32), "silent"),
+    (np.full((2, 100), np.nan, np.float32), "NaN or infinite"),
+    (np.array([[0.5, np.inf, 0.1]], np.float32), "NaN or infinite"),
+    (np.full((1, 3), 0.5, np.float32), "too short"),
+    (np.random.rand(44100, 2).astype(np.float32), "channels"),  # transposed
+])
+def test_bad_audio_is_rejected(audio, message):
+    sep = Separator(random_separator(), device="cpu")
+    with pytest.raises(AudioError, match=message):
+        sep.separate(audio, RATE)
+
+
+def test_bad_options_and_devices():
+    with pytest.raises(JukesepError, match="overlap"):
+        Separator(random_separator(), overlap=0.9)
+    if not torch.cuda.is_available():
+        with pytest.raises(JukesepError, match="no CUDA GPU"):
+            Separator(random_separator(), device="cuda")
+
+
+def test_default_model_absent_says_so():
+    with pytest.raises(CheckpointError, match="no trained default model ships"):
+        Separator.from_pretrained()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.gpu
+def test_cuda_matches_cpu():
+    model = random_separator(("vocals",), tiny_config(depth=3))
+    audio = music(1.0)
+    cpu = Separator(model, device="cpu").separate(audio, RATE)["vocals"]
+    gpu = Separator(random_separator(("vocals",), tiny_config(depth=3)), device="cuda").separate(audio, RATE)
+    np.testing.assert_allclose(gpu["vocals"], cpu, atol=1e-3)
+
+
+MEMORY_SCRIPT = textwrap.dedent("""
+    import resource, sys
+    import numpy as np, torch
+    sys.path.insert(0, {root!r})
+    from tests.conftest import random_separator, tiny_config
+    from jukesep import Separator
+    torch.set_num_threads(2)
+    seconds = {seconds}
+    model = random_separator(("vocals",), tiny_config(width=16, depth=2))
+    audio = (0.1 * np.sin(np.arange(int(seconds * 44100), dtype=np.float32) * 0.05))[None]
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = Separator(model, device="cpu", segment=20.0).separate(audio, 44100)
+    assert out["vocals"].shape == audio.shape
+    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
+""")
+
+
+@pytest.mark.slow
+def test_memory_of_ten_minute_song_is_bounded():
+    root = str(__import__("pathlib").Path(__file__).parents[1])
+    growth = {}
+    for seconds in (60, 600):
+        run = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT.format(root=root, seconds=seconds)],
+                             capture_output=True, text=True, check=True)
+        growth[seconds] = float(run.stdout.split()[-1])
+    # Whole-signal activations of this model for 10 min would be > 3 GB (16 channels x 13 M frames
+    # x several live tensors). Audio buffers of 10 min mono are ~106 MB each (input, padded, output).
+    assert growth[600] < 700, growth
+    assert growth[600] - growth[60] < 600, growth
