@@ -18,6 +18,7 @@ from .models import SeparatorModel
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 DEFAULT_MODEL = "default"
 ProgressFn = Callable[[int, int], None]
+PRECISIONS = ("float32", "bfloat16")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -61,20 +62,25 @@ class Separator:
     context: seconds of input added on each side of a chunk (None = the model's full receptive
         field, which makes chunked output identical to whole-signal output);
     overlap: fraction of a segment cross-faded with the next one (useful when `context` is cut);
+    precision: "float32" or "bfloat16" (autocast; about 1.8x faster on CPUs with AVX512-BF16 and on
+        GPUs; code choice stays float32);
     sum_to_mixture: add an equal share of (mixture − Σ stems) to every stem so they sum back to
         the mixture; off by default because that residual is other stems' bleed and model error.
     """
 
     def __init__(self, model: SeparatorModel, name: str = "custom", metadata: dict | None = None,
                  device: str | torch.device = "auto", segment: float = 20.0, context: float | None = None,
-                 overlap: float = 0.0, sum_to_mixture: bool = False):
+                 overlap: float = 0.0, precision: str = "float32", sum_to_mixture: bool = False):
         if segment <= 0:
             raise JukesepError(f"segment must be positive, got {segment}")
         if context is not None and context < 0:
             raise JukesepError(f"context must be non-negative, got {context}")
         if not 0.0 <= overlap <= 0.5:
             raise JukesepError(f"overlap must be between 0 and 0.5, got {overlap}")
+        if precision not in PRECISIONS:
+            raise JukesepError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.device = resolve_device(device)
+        self.precision = precision
         self.model = model.to(self.device).eval()
         self.name, self.metadata = name, dict(metadata or {})
         self.segment, self.context, self.overlap = segment, context, overlap
@@ -144,12 +150,16 @@ class Separator:
         outputs = {name: torch.zeros_like(padded) for name in stems}
         total, done = len(chunks) * len(stems), 0
 
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
+
         @torch.inference_mode()
         def process(window: torch.Tensor):
             nonlocal done
             batch = window.to(self.device).unsqueeze(1)  # channels as a batch of mono signals
             for name in stems:
-                yield name, self.model.stems[name](batch).squeeze(1).float().cpu()
+                with autocast:
+                    estimate = self.model.stems[name](batch)
+                yield name, estimate.squeeze(1).float().cpu()
                 done += 1
                 if progress is not None:
                     progress(done, total)

@@ -147,3 +147,13 @@ def test_memory_of_ten_minute_song_is_bounded():
     # x several live tensors). Audio buffers of 10 min mono are ~106 MB each (input, padded, output).
     assert growth[600] < 700, growth
     assert growth[600] - growth[60] < 600, growth
+
+
+def test_bfloat16_is_close_to_float32():
+    model = random_separator(("vocals",), tiny_config(depth=3, width=16))
+    audio = music(0.5)
+    full = Separator(model, device="cpu").separate(audio, RATE)["vocals"]
+    half = Separator(model, device="cpu", precision="bfloat16").separate(audio, RATE)["vocals"]
+    assert half.dtype == np.float32
+    err = np.sum((full - half) ** 2) / np.sum(full ** 2)
+    assert 0 < err < 1e-2

@@ -33,14 +33,18 @@ class BottleneckBlock(nn.Module):
 
     # -- inference -------------------------------------------------------------------------
     def nearest(self, x: torch.Tensor) -> torch.Tensor:
-        """Index of the nearest code for each row. `Tensor[N x W]` → `LongTensor[N]`."""
-        k = self.k.to(x.dtype)
+        """Index of the nearest code for each row. `Tensor[N x W]` → `LongTensor[N]`.
+
+        Always float32, also under autocast: reduced precision flips near-tie code choices.
+        """
+        x, k = x.float(), self.k.float()
         k_norm = (k * k).sum(-1)
         out = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
-        for start in range(0, x.shape[0], _ROWS_PER_BLOCK):
-            rows = x[start:start + _ROWS_PER_BLOCK]
-            # ||x - k||^2 minus the constant ||x||^2
-            out[start:start + rows.shape[0]] = torch.addmm(k_norm, rows, k.t(), alpha=-2.0).argmin(-1)
+        with torch.autocast(x.device.type, enabled=False):
+            for start in range(0, x.shape[0], _ROWS_PER_BLOCK):
+                rows = x[start:start + _ROWS_PER_BLOCK]
+                # ||x - k||^2 minus the constant ||x||^2
+                out[start:start + rows.shape[0]] = torch.addmm(k_norm, rows, k.t(), alpha=-2.0).argmin(-1)
         return out
 
     def quantize(self, z: torch.Tensor) -> torch.Tensor:
