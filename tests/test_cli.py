@@ -82,7 +82,7 @@ def bad_input(tmp_path, kind):
 def test_bad_input_one_line_error_no_output(tmp_path, tiny_model_file, kind, message):
     result = run_cli("separate", bad_input(tmp_path, kind), "-o", tmp_path / "out", "--model", tiny_model_file)
     assert result.returncode == 1
-    lines = [l for l in result.stderr.splitlines() if l.startswith("jukesep:")]
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("jukesep:")]
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert "Traceback" not in result.stderr
     assert outputs(tmp_path / "out") == []
