@@ -1,0 +1,107 @@
+"""Multitrack songs on disk: MUSDB18-HQ folders (`<split>/<song>/<stem>.wav`, also any corpus in that
+layout, e.g. the rendered one) and MUSDB18 `.stem.mp4` files (`<split>/<song>.stem.mp4`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from ..errors import JukesepError
+from ..models.separator import STEMS
+
+SOURCES = ("mixture",) + STEMS
+# Stream order inside a MUSDB18 .stem.mp4 (NI Stems): mixture, drums, bass, other, vocals.
+STEM_MP4_STREAMS = {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}
+
+
+class DataError(JukesepError):
+    """A data set that is missing files or whose files disagree."""
+
+
+@dataclass(frozen=True)
+class Track:
+    name: str
+    split: str
+    path: Path  # the song folder (wav layout) or the .stem.mp4 file
+    length: int  # samples
+    rate: int
+
+    @property
+    def is_stem_mp4(self) -> bool:
+        return self.path.suffix == ".mp4"
+
+    def read(self, source: str, start: int = 0, frames: int | None = None) -> np.ndarray:
+        """Audio of `source` ('mixture' or a stem) from `start`: `np.ndarray[2 x frames]` float32."""
+        frames = self.length - start if frames is None else frames
+        if self.is_stem_mp4:
+            import stempeg  # optional: only MUSDB18 .mp4 users need it
+
+            audio, _ = stempeg.read_stems(str(self.path), stem_id=STEM_MP4_STREAMS[source], start=start / self.rate,
+                                          duration=frames / self.rate, dtype=np.float32, sample_rate=self.rate)
+            audio = audio.T
+        else:
+            audio, _ = sf.read(str(self.path / f"{source}.wav"), start=start, frames=frames, dtype="float32",
+                               always_2d=True)
+            audio = audio.T
+        if audio.shape[0] == 1:
+            audio = np.repeat(audio, 2, axis=0)
+        if audio.shape[1] < frames:  # decoders may stop a few samples short
+            audio = np.pad(audio, ((0, 0), (0, frames - audio.shape[1])))
+        return np.ascontiguousarray(audio[:2, :frames])
+
+
+def _wav_track(folder: Path, split: str) -> Track:
+    infos = {}
+    for source in SOURCES:
+        path = folder / f"{source}.wav"
+        if not path.is_file():
+            raise DataError(f"{path}: missing stem file")
+        try:
+            infos[source] = sf.info(str(path))
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise DataError(f"{path}: unreadable ({exc})") from None
+    ref = infos["mixture"]
+    for source, info in infos.items():
+        if info.samplerate != ref.samplerate:
+            raise DataError(f"{folder / (source + '.wav')}: sample rate {info.samplerate} differs from the "
+                            f"mixture's {ref.samplerate}")
+        if info.frames != ref.frames:
+            raise DataError(f"{folder / (source + '.wav')}: {info.frames} samples, the mixture has {ref.frames}")
+        if info.channels > 2:
+            raise DataError(f"{folder / (source + '.wav')}: {info.channels} channels (mono or stereo expected)")
+    return Track(folder.name, split, folder, ref.frames, ref.samplerate)
+
+
+def _mp4_track(path: Path, split: str) -> Track:
+    try:
+        import stempeg
+    except ImportError:
+        raise DataError("reading MUSDB18 .stem.mp4 files needs stempeg: pip install stempeg") from None
+    try:
+        info = stempeg.Info(str(path))
+    except Exception as exc:  # ffprobe failures surface as various exception types
+        raise DataError(f"{path}: unreadable stem file ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+    if info.nb_audio_streams < 5:
+        raise DataError(f"{path}: {info.nb_audio_streams} audio streams, a MUSDB18 stem file has 5")
+    rate = int(info.sample_rate(0))
+    return Track(path.name.removesuffix(".stem.mp4"), split, path, int(info.duration(0) * rate), rate)
+
+
+def find_tracks(root, split: str) -> list[Track]:
+    """All songs of `split` under `root`, checked for missing stems and mismatched lengths/rates."""
+    folder = Path(root) / split
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such split folder (expected {Path(root)}/{split}/<song>/...)")
+    tracks = []
+    for item in sorted(folder.iterdir()):
+        if item.name.startswith("."):
+            continue  # e.g. a half-rendered song being written
+        if item.is_dir():
+            tracks.append(_wav_track(item, split))
+        elif item.name.endswith(".stem.mp4"):
+            tracks.append(_mp4_track(item, split))
+    if not tracks:
+        raise DataError(f"{folder}: holds no songs")
+    return tracks
