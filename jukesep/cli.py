@@ -11,11 +11,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import __version__
+from . import __version__, distrib
 from .api import DEFAULT_MODEL, Separator
 from .audio import CLIP_MODES, FORMATS, list_audio_files, read_audio, write_stems
 from .checkpoint import import_jukebox, read_checkpoint
 from .errors import JukesepError
+from .train import cli as train_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("source", type=Path)
     imp.add_argument("out", type=Path)
     imp.set_defaults(func=cmd_import)
+
+    train_cli.register(sub)
     return parser
 
 
@@ -196,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("jukesep: interrupted", file=sys.stderr)
         return 130
+    finally:
+        distrib.close()
 
 
 if __name__ == "__main__":

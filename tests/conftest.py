@@ -37,6 +37,21 @@ def music(seconds: float, rate: int = RATE, channels: int = 2, seed: int = 0) ->
     return np.asarray(chans, dtype=np.float32)
 
 
+def write_song(folder, seconds=2.0, rate=RATE, silent=(), seed=0):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    stems = {}
+    for i, stem in enumerate(STEMS):
+        t = np.arange(n)[:, None] / rate
+        tones = sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 6, 2)) for f in rng.uniform(60, 2000 * (i + 1), 3))
+        audio = np.zeros((n, 2), np.float32) if stem in silent else \
+            (0.05 * tones + 0.01 * rng.standard_normal((n, 2))).astype(np.float32)
+        stems[stem] = audio
+        sf.write(folder / f"{stem}.wav", audio, rate, subtype="FLOAT")
+    sf.write(folder / "mixture.wav", sum(stems.values()), rate, subtype="FLOAT")
+
+
 @pytest.fixture
 def tiny_model_file(tmp_path):
     path = tmp_path / "tiny.pt"

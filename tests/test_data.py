@@ -7,21 +7,9 @@ import torch
 
 from jukesep.data import Augment, DataError, ExcerptDataset, find_tracks, validation_excerpts
 from jukesep.models.separator import STEMS
+from tests.conftest import write_song
 
 RATE = 44100
-
-
-def write_song(folder, seconds=2.0, rate=RATE, silent=(), seed=0):
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    n = int(seconds * rate)
-    stems = {}
-    for i, stem in enumerate(STEMS):
-        audio = np.zeros((n, 2), np.float32) if stem in silent else \
-            (0.1 * rng.standard_normal((n, 2)) * (i + 1) / 4).astype(np.float32)
-        stems[stem] = audio
-        sf.write(folder / f"{stem}.wav", audio, rate, subtype="FLOAT")
-    sf.write(folder / "mixture.wav", sum(stems.values()), rate, subtype="FLOAT")
 
 
 @pytest.fixture

@@ -1,0 +1,93 @@
+"""`jukesep train ...` and `jukesep bundle`: argument parsing only; the work is in loop/bundle."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import distrib
+from ..errors import JukesepError
+from ..models.separator import STEMS
+from . import config as train_config
+from .bundle import bundle, parts_from_run
+from .loop import STATE_FILE, train
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("train", help="train the foundation VQ-VAE, stage 1, stage 2, or all")
+    stages = parser.add_subparsers(dest="stage", required=True)
+    for stage, text in (("foundation", "pretrain a level-0 VQ-VAE on all audio (mixtures and stems)"),
+                        ("vqvae", "stage 1: fine-tune a VQ-VAE on one stem"),
+                        ("encoder", "stage 2: train a mixture encoder for one stem")):
+        p = stages.add_parser(stage, help=text)
+        train_config.add_arguments(p, skip=("stage",))
+        p.set_defaults(func=cmd_train_stage, fixed_stage=stage)
+    p = stages.add_parser("all", help="stage 1 and 2 for every stem, then bundle RUN/separator.pt")
+    p.add_argument("--stems", default=",".join(STEMS), help="comma-separated stems (default: all four)")
+    train_config.add_arguments(p, skip=("stage", "stem", "vqvae"))
+    p.set_defaults(func=cmd_train_all)
+
+    b = sub.add_parser("bundle", help="assemble trained stems into one separator file")
+    b.add_argument("out", type=Path, help="separator file to write")
+    b.add_argument("--run", type=Path, help="a `train all` run folder (takes each stem's best files)")
+    b.add_argument("--stem", action="append", default=[], metavar="NAME=VQVAE,ENCODER",
+                   help="a stem from explicit files (repeatable)")
+    b.set_defaults(func=cmd_bundle)
+
+
+def _config(args, **fixed) -> tuple[train_config.TrainConfig, bool]:
+    cfg = train_config.from_arguments(args, **fixed)
+    saved = Path(cfg.out) / "config.json"
+    if args.resume and saved.exists():  # the run's own config wins; only the budget may change
+        cfg = train_config.load_saved(saved, steps=args.steps, minutes=args.minutes)
+    return cfg, args.resume
+
+
+def _report(result: dict) -> None:
+    if result["val_sdr"] is None:
+        return  # not rank 0
+    print(f"trained {result['steps']} steps; validation SDR {result['val_sdr']:.2f} dB "
+          f"(best {result['best_sdr']:.2f} dB) → {result['best']}")
+
+
+def cmd_train_stage(args) -> int:
+    cfg, resume = _config(args, stage=args.fixed_stage)
+    _report(train(cfg, resume))
+    return 0
+
+
+def cmd_train_all(args) -> int:
+    stems = [s.strip() for s in args.stems.split(",") if s.strip()]
+    unknown = [s for s in stems if s not in STEMS]
+    if unknown:
+        raise JukesepError(f"unknown stem {unknown[0]!r} (choose from {', '.join(STEMS)})")
+    root = Path(args.out or "runs/all")
+    for stem in stems:
+        for stage in ("vqvae", "encoder"):
+            out = root / f"{stage}-{stem}"
+            if (out / "last.pt").exists():
+                continue  # finished in an earlier invocation
+            fixed = dict(stage=stage, stem=stem, out=str(out))
+            if stage == "encoder":
+                fixed["vqvae"] = str(root / f"vqvae-{stem}" / "best.pt")
+            args.resume = (out / STATE_FILE).exists()
+            cfg, resume = _config(args, **fixed)
+            _report(train(cfg, resume))
+    if distrib.rank() == 0:
+        model = bundle(root / "separator.pt", parts_from_run(root, stems), {"run": str(root)})
+        print(f"wrote {root / 'separator.pt'} with stems {', '.join(model.stem_names)}")
+    return 0
+
+
+def cmd_bundle(args) -> int:
+    parts = parts_from_run(args.run) if args.run else {}
+    for item in args.stem:
+        name, _, files = item.partition("=")
+        paths = files.split(",")
+        if name not in STEMS or len(paths) != 2:
+            raise JukesepError(f"--stem {item!r}: expected NAME=VQVAE.pt,ENCODER.pt with NAME one of {STEMS}")
+        parts[name] = (Path(paths[0]), Path(paths[1]))
+    if not parts:
+        raise JukesepError("nothing to bundle: give --run RUN or --stem NAME=VQVAE,ENCODER")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    model = bundle(args.out, parts)
+    print(f"wrote {args.out} with stems {', '.join(model.stem_names)}")
+    return 0

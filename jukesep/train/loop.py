@@ -1,0 +1,211 @@
+"""The training loop, shared by all stages. Single process, or DDP under torchrun."""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from .. import distrib
+from ..api import resolve_device
+from ..checkpoint import atomic_torch_save, save_model
+from ..data import Augment, ExcerptDataset, find_tracks, validation_excerpts
+from ..errors import JukesepError
+from .config import TrainConfig
+from .tasks import build_task, validate
+
+STATE_FILE = "train_state.pt"
+
+
+class StepBatches(torch.utils.data.Sampler):
+    """Batches of global item indices, step after step, from `start_step` on. An item is a pure
+    function of its index, so a resumed run sees exactly the data it would have seen."""
+
+    def __init__(self, batch_size: int, start_step: int, rank: int, world: int):
+        self.batch_size, self.start_step, self.rank, self.world = batch_size, start_step, rank, world
+
+    def __iter__(self):
+        step = self.start_step
+        while True:
+            first = (step * self.world + self.rank) * self.batch_size
+            yield list(range(first, first + self.batch_size))
+            step += 1
+
+
+class ParamEMA:
+    """Exponential moving average of the parameters; buffers (the codebook) are taken live."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.params = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        for name, p in model.named_parameters():
+            self.params[name].lerp_(p.detach(), 1.0 - self.decay)
+
+    @torch.no_grad()
+    def copy_to(self, model: torch.nn.Module, target: torch.nn.Module) -> torch.nn.Module:
+        target.load_state_dict(model.state_dict())
+        for name, p in target.named_parameters():
+            p.copy_(self.params[name])
+        return target
+
+
+def training_device(cfg: TrainConfig) -> torch.device:
+    if distrib.is_distributed() and torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return resolve_device(cfg.device)
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> dict:
+    """Run (or continue) one training run; returns {"best": path, "last": path, "val_sdr": ...}."""
+    distrib.init_from_env()  # the process group stays up for further stages; the CLI closes it
+    return _train(cfg, resume)
+
+
+def _train(cfg: TrainConfig, resume: bool) -> dict:
+    run, main = Path(cfg.out), distrib.rank() == 0
+    state_path = run / STATE_FILE
+    if state_path.exists() and not resume:
+        raise JukesepError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
+    if resume and not state_path.exists():
+        raise JukesepError(f"{run} holds no run to resume ({STATE_FILE} not found)")
+    device = training_device(cfg)
+    torch.manual_seed(cfg.seed)
+    task = build_task(cfg)
+    model = task.model.to(device).train()
+    for frozen in task.frozen:
+        frozen.to(device).eval()
+    ema = ParamEMA(model, cfg.param_ema)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / cfg.warmup))
+    step, best = 0, -math.inf
+    if resume:
+        step, best = load_state(state_path, model, ema, optimizer, schedule, device)
+    elif main:
+        run.mkdir(parents=True, exist_ok=True)
+        cfg.save(run / "config.json")
+
+    target = None if cfg.stage == "foundation" else cfg.stem
+    tracks = find_tracks(cfg.data, "train")
+    val_items = validation_excerpts(find_tracks(cfg.data, cfg.val_split), cfg.excerpt, cfg.val_excerpts,
+                                    target, with_mixture=cfg.stage == "encoder")
+    dataset = ExcerptDataset(tracks, cfg.excerpt, target, with_mixture=cfg.stage == "encoder", seed=cfg.seed,
+                             augment=Augment(remix=cfg.remix and cfg.stage == "encoder"))
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=StepBatches(cfg.batch_size, step, distrib.rank(), distrib.world_size()),
+        num_workers=cfg.workers, pin_memory=device.type == "cuda")
+    net = model
+    if distrib.is_distributed():  # codebook buffers are kept in sync by the bottleneck itself
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                      broadcast_buffers=False)
+    if cfg.compile:
+        net = torch.compile(net)
+    writer = None
+    if main:
+        from torch.utils.tensorboard import SummaryWriter
+        writer = SummaryWriter(str(run / "tb"))
+    eval_model = copy.deepcopy(model).eval()
+    rate = model.cfg.sample_rate
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"{cfg.stage} {cfg.stem}".strip(), unit="step",
+               disable=not main or None)
+    started, result, losses = time.monotonic(), {"val_sdr": None}, []
+
+    def checkpoint(final: bool = False) -> None:
+        nonlocal best
+        if hasattr(model, "quantizer"):
+            distrib.check_same_on_all_ranks(model.quantizer.k, "the codebook")
+        if not main:
+            return
+        ema.copy_to(model, eval_model)
+        metrics = validate(task, eval_model, val_items, device)
+        writer.add_scalar("val/sdr", metrics["sdr"], step)
+        if metrics["example"] is not None:
+            for name, audio in zip(("estimate", "reference"), metrics["example"]):
+                writer.add_audio(f"val/{name}", audio.clamp(-1, 1).unsqueeze(0), step, sample_rate=rate)
+        result["val_sdr"] = metrics["sdr"]
+        meta = {"stage": cfg.stage, "stem": cfg.stem or None, "init": cfg.init, "data": str(cfg.data),
+                "steps": step, "val_sdr": metrics["sdr"], "batch": f"{cfg.batch_size} x {cfg.excerpt}",
+                "device": str(device)}
+        if metrics["sdr"] > best or not (run / "best.pt").exists():
+            best = max(best, metrics["sdr"])
+            save_model(run / "best.pt", task.kind, task.export(eval_model), meta)
+        if final:
+            save_model(run / "last.pt", task.kind, task.export(eval_model), meta)
+        save_state(state_path, step, best, model, ema, optimizer, schedule)
+        bar.set_postfix(val_sdr=f"{metrics['sdr']:.2f}")
+
+    try:
+        for batch in loader:
+            if step >= cfg.steps or (cfg.minutes and time.monotonic() - started > 60 * cfg.minutes):
+                break
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                loss, logs = task.loss(net, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            optimizer.step()
+            schedule.step()
+            ema.update(model)
+            step += 1
+            losses.append(loss.item())
+            bar.update(1)
+            if writer is not None and step % cfg.log_every == 0:
+                writer.add_scalar("train/loss", loss.item(), step)
+                writer.add_scalar("train/grad_norm", grad_norm.item(), step)
+                writer.add_scalar("train/lr", schedule.get_last_lr()[0], step)
+                for name, value in logs.items():
+                    writer.add_scalar(f"train/{name}", float(value.detach()), step)
+                bar.set_postfix(loss=f"{loss.item():.4g}")
+            if step % cfg.val_every == 0 or step % cfg.ckpt_every == 0:
+                checkpoint()
+            distrib.barrier()
+    except KeyboardInterrupt:
+        if main:
+            save_state(state_path, step, best, model, ema, optimizer, schedule)
+            tqdm.write(f"interrupted at step {step}; continue with --resume --out {run}")
+        raise
+    checkpoint(final=True)
+    distrib.barrier()
+    bar.close()
+    if writer is not None:
+        writer.close()
+    if main and distrib.is_distributed() and hasattr(model, "quantizer"):
+        print(f"codebook identical on all {distrib.world_size()} ranks")
+    return {"best": run / "best.pt", "last": run / "last.pt", "steps": step, "val_sdr": result["val_sdr"],
+            "best_sdr": best, "losses": losses}
+
+
+def save_state(path: Path, step: int, best: float, model, ema: ParamEMA, optimizer, schedule) -> None:
+    quantizer = getattr(model, "quantizer", None)
+    atomic_torch_save({
+        "step": step, "best": best, "model": model.state_dict(), "ema": ema.params,
+        "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+        "bottleneck": quantizer.ema_state() if quantizer is not None else None,
+        "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }, path)
+
+
+def load_state(path: Path, model, ema: ParamEMA, optimizer, schedule, device) -> tuple[int, float]:
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+    except Exception as exc:
+        raise JukesepError(f"{path}: cannot resume from it ({str(exc).splitlines()[0][:200]})") from None
+    ema.params = {k: v.to(device) for k, v in state["ema"].items()}
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    if state["bottleneck"] is not None:
+        model.quantizer.load_ema_state(state["bottleneck"])
+    torch.set_rng_state(state["rng"].cpu())
+    if state["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+    return state["step"], state["best"]

@@ -1,0 +1,46 @@
+"""The paper's losses (Jukebox's `lmix` and multi-resolution spectral loss) and the MDX SDR."""
+from __future__ import annotations
+
+import torch
+
+STFT_RESOLUTIONS = ((2048, 240, 1200), (1024, 120, 600), (512, 50, 240))  # (n_fft, hop, window)
+
+
+def lmix(estimate: torch.Tensor, target: torch.Tensor, linf_weight: float = 0.02, linf_k: int = 2048) -> torch.Tensor:
+    """MSE + `linf_weight` × mean of the `linf_k` largest squared errors of each example.
+
+    estimate, target: `Tensor[B x ...]` of equal shape → scalar.
+    """
+    assert estimate.shape == target.shape, (tuple(estimate.shape), tuple(target.shape))
+    squared = (estimate.float() - target.float()).pow(2).reshape(estimate.shape[0], -1)
+    top = squared.topk(min(linf_k, squared.shape[1]), dim=-1).values
+    return squared.mean() + linf_weight * top.mean()
+
+
+def _magnitude(x: torch.Tensor, n_fft: int, hop: int, window: int) -> torch.Tensor:
+    win = torch.hann_window(window, device=x.device)
+    return torch.stft(x, n_fft, hop, window, win, return_complex=True).abs()
+
+
+def multi_resolution_stft_loss(estimate: torch.Tensor, target: torch.Tensor,
+                               resolutions=STFT_RESOLUTIONS) -> torch.Tensor:
+    """Jukebox's spectral loss: per example, the L2 norm of the magnitude-spectrogram difference,
+    averaged over resolutions and examples. `Tensor[B x 1 x T]` pair → scalar."""
+    assert estimate.shape == target.shape and estimate.dim() == 3 and estimate.shape[1] == 1
+    est, tgt = estimate.float().squeeze(1), target.float().squeeze(1)
+    losses = []
+    for n_fft, hop, window in resolutions:
+        diff = _magnitude(est, n_fft, hop, window) - _magnitude(tgt, n_fft, hop, window)
+        losses.append(diff.reshape(diff.shape[0], -1).norm(dim=-1).mean())
+    return sum(losses) / len(losses)
+
+
+def sdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """MDX song-level SDR in dB, per example: 10·log10((Σs² + eps) / (Σ(s−ŝ)² + eps)).
+
+    `Tensor[B x ...]` pair → `Tensor[B]`.
+    """
+    assert estimate.shape == reference.shape
+    ref = reference.double().reshape(reference.shape[0], -1)
+    err = (ref - estimate.double().reshape(ref.shape)).pow(2).sum(-1)
+    return (10 * torch.log10((ref.pow(2).sum(-1) + eps) / (err + eps))).float()

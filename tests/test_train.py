@@ -1,0 +1,122 @@
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from jukesep.checkpoint import load_model
+from jukesep.cli import main
+from jukesep.errors import JukesepError
+from jukesep.train import TrainConfig, train
+from jukesep.train.losses import lmix, multi_resolution_stft_loss, sdr
+from tests.conftest import write_song
+
+TINY = dict(width=8, depth=1, emb_width=8, codebook_size=32, excerpt=4096, batch_size=4, warmup=2, lr=3e-3,
+            workers=0, val_excerpts=1, linf_k=64, log_every=1, device="cpu")
+TINY_FLAGS = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    for i in range(3):
+        write_song(root / "train" / f"s{i}", seconds=1.0, seed=i)
+    write_song(root / "valid" / "v0", seconds=1.0, seed=7)
+    return root
+
+
+def tiny(corpus, out, **kw) -> TrainConfig:
+    values = dict(TINY, data=str(corpus), out=str(out), stage="vqvae", stem="drums", steps=30, val_every=30,
+                  ckpt_every=30)
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+def test_losses_by_hand():
+    x = torch.zeros(2, 1, 4096)
+    assert lmix(x, x) == 0 and multi_resolution_stft_loss(x, x) == 0
+    y = x.clone()
+    y[0, 0, 0] = 2.0  # one error of 2: mse = 4 / 8192, top-k mean = 4 / (2 * 2048)
+    assert torch.isclose(lmix(y, x), torch.tensor(4 / 8192 + 0.02 * 4 / 4096))
+    s = torch.randn(3, 1, 1000)
+    assert torch.allclose(sdr(0.5 * s, s), torch.full((3,), 10 * torch.log10(torch.tensor(4.0))), atol=1e-4)
+    assert sdr(s, s).min() > 60
+    assert torch.allclose(sdr(torch.zeros(1, 10), torch.zeros(1, 10)), torch.zeros(1))  # 1e-7 guards
+
+
+@pytest.mark.parametrize("stage,stem", [("vqvae", "drums"), ("foundation", "")])
+def test_stage1_loss_falls_and_codebook_moves(corpus, tmp_path, stage, stem):
+    result = train(tiny(corpus, tmp_path / "run", stage=stage, stem=stem, steps=40, val_every=40, ckpt_every=40))
+    losses = result["losses"]
+    assert len(losses) == 40 and sum(losses[-5:]) < 0.8 * sum(losses[:5]), losses
+    model, data = load_model(result["best"], expect_kind="vqvae")
+    assert model.quantizer.k.abs().sum() > 0  # initialised from data, then moved by EMA
+    assert data["metadata"]["steps"] == 40 and "val_sdr" in data["metadata"]
+    assert (tmp_path / "run" / "config.json").exists() and list((tmp_path / "run" / "tb").iterdir())
+
+
+def test_resume_continues_with_the_same_state(corpus, tmp_path):
+    straight = train(tiny(corpus, tmp_path / "a", steps=12, val_every=6, ckpt_every=6))
+    train(tiny(corpus, tmp_path / "b", steps=6, val_every=6, ckpt_every=6))
+    with pytest.raises(JukesepError, match="already holds a run"):
+        train(tiny(corpus, tmp_path / "b", steps=12))
+    resumed = train(tiny(corpus, tmp_path / "b", steps=12, val_every=6, ckpt_every=6), resume=True)
+    assert resumed["steps"] == 12 and resumed["losses"] == straight["losses"][6:]
+    a, _ = load_model(tmp_path / "a" / "last.pt")
+    b, _ = load_model(tmp_path / "b" / "last.pt")
+    for key, value in a.state_dict().items():
+        assert torch.allclose(value, b.state_dict()[key], atol=1e-6), key
+
+
+def test_resume_after_hard_kill(corpus, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "jukesep", "train", "vqvae", "--data", str(corpus), "--out", str(out),
+           "--stem", "bass", "--steps", "400", "--ckpt-every", "5", "--val-every", "400", *TINY_FLAGS]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (out / "train_state.pt").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = torch.load(out / "train_state.pt", weights_only=True)  # never half-written
+    assert 5 <= state["step"] < 400
+    done = subprocess.run(cmd[:cmd.index("--steps")] + ["--steps", str(state["step"] + 5), "--resume"]
+                          + TINY_FLAGS, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"trained {state['step'] + 5} steps" in done.stdout
+
+
+def test_stage2_loss_falls_and_bundle_separates(corpus, tmp_path, capsys):
+    flags = ["--data", str(corpus), "--steps", "25", "--val-every", "25", "--ckpt-every", "25", *TINY_FLAGS]
+    assert main(["train", "all", "--stems", "vocals,bass", "--out", str(tmp_path / "all"), *flags]) == 0
+    out = capsys.readouterr().out
+    assert "wrote" in out and "separator.pt" in out
+    enc = train(tiny(corpus, tmp_path / "enc", stage="encoder", stem="bass", steps=25,
+                     vqvae=str(tmp_path / "all" / "vqvae-bass" / "best.pt")))
+    assert sum(enc["losses"][-5:]) < 0.8 * sum(enc["losses"][:5]), enc["losses"]
+    song = corpus / "valid" / "v0" / "mixture.wav"
+    assert main(["separate", str(song), "--model", str(tmp_path / "all" / "separator.pt"),
+                 "-o", str(tmp_path / "sep")]) == 0
+    assert sorted(p.name for p in (tmp_path / "sep" / "separator" / "mixture").iterdir()) == ["bass.wav", "vocals.wav"]
+    assert main(["bundle", str(tmp_path / "b.pt"), "--stem",
+                 f"bass={tmp_path / 'all/vqvae-bass/best.pt'},{tmp_path / 'enc/best.pt'}"]) == 0
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(
+    os.path.join(os.path.dirname(sys.executable), "torchrun")), reason="torchrun not found")
+def test_two_gloo_ranks_keep_one_codebook(corpus, tmp_path):
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    result = subprocess.run(
+        [torchrun if os.path.exists(torchrun) else "torchrun", "--standalone", "--nproc_per_node=2", "-m", "jukesep",
+         "train", "vqvae", "--data", str(corpus), "--out", str(tmp_path / "ddp"), "--stem", "drums",
+         "--steps", "6", "--val-every", "3", "--ckpt-every", "3", *TINY_FLAGS],
+        capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "codebook identical on all 2 ranks" in result.stdout
+    model, data = load_model(tmp_path / "ddp" / "last.pt")
+    assert data["metadata"]["steps"] == 6 and model.quantizer.k.abs().sum() > 0
