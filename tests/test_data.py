@@ -115,3 +115,20 @@ def test_validation_set_is_fixed(hq_root):
     b = validation_excerpts(tracks, 4096, 2, "drums")
     assert len(a) == 6 and all(torch.equal(x["target"], y["target"]) for x, y in zip(a, b))
     assert all(torch.equal(x["mixture"], y["mixture"]) for x, y in zip(a, b))
+
+
+def test_musdb_validation_songs_are_split_off_train(tmp_path):
+    for name in ("Leaf - Summerghost", "Some Band - Some Song"):
+        write_song(tmp_path / "train" / name, seconds=0.2)
+    assert [t.name for t in find_tracks(tmp_path, "train")] == ["Some Band - Some Song"]
+    assert [(t.name, t.split) for t in find_tracks(tmp_path, "valid")] == [("Leaf - Summerghost", "valid")]
+    (tmp_path / "train" / "Leaf - Summerghost" / "bass.wav").rename(tmp_path / "x.wav")
+    with pytest.raises(DataError, match="missing stem file"):
+        find_tracks(tmp_path, "valid")
+
+
+def test_no_validation_split_is_an_error(hq_root):
+    import shutil as sh
+    sh.rmtree(hq_root / "valid")
+    with pytest.raises(DataError, match="make a valid/ split"):
+        find_tracks(hq_root, "valid")

@@ -16,6 +16,16 @@ SOURCES = ("mixture",) + STEMS
 STEM_MP4_STREAMS = {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}
 
 
+# MUSDB18's official validation songs (from the musdb package). MUSDB18 ships only train/ and test/;
+# when DATA/valid/ is absent, these are taken out of train/ to form the validation split.
+MUSDB18_VALIDATION = frozenset({
+    "Actions - One Minute Smile", "Clara Berry And Wooldog - Waltz For My Victims", "Johnny Lokke - Promises & Lies",
+    "Patrick Talbot - A Reason To Leave", "Triviul - Angelsaint", "Alexander Ross - Goodbye Bolero",
+    "Fergessen - Nos Palpitants", "Leaf - Summerghost", "Skelpolu - Human Mistakes", "Young Griffo - Pennies",
+    "ANiMAL - Rockshow", "James May - On The Line", "Meaxic - Take A Step", "Traffic Experiment - Sirens",
+})
+
+
 class DataError(JukesepError):
     """A data set that is missing files or whose files disagree."""
 
@@ -90,10 +100,25 @@ def _mp4_track(path: Path, split: str) -> Track:
 
 
 def find_tracks(root, split: str) -> list[Track]:
-    """All songs of `split` under `root`, checked for missing stems and mismatched lengths/rates."""
-    folder = Path(root) / split
+    """All songs of `split` under `root`, checked for missing stems and mismatched lengths/rates.
+
+    Without a `valid/` folder, MUSDB18's official validation songs are split off `train/`."""
+    root = Path(root)
+    if split in ("train", "valid") and not (root / "valid").is_dir() and (root / "train").is_dir():
+        tracks = _scan(root / "train", "train")
+        valid = [t for t in tracks if t.name in MUSDB18_VALIDATION]
+        if split == "valid":
+            if not valid:
+                raise DataError(f"{root}: no valid/ folder and no MUSDB18 validation songs in train/; "
+                                "make a valid/ split (the test split is never used for model selection)")
+            return [Track(t.name, "valid", t.path, t.length, t.rate) for t in valid]
+        return [t for t in tracks if t.name not in MUSDB18_VALIDATION]
+    return _scan(root / split, split)
+
+
+def _scan(folder: Path, split: str) -> list[Track]:
     if not folder.is_dir():
-        raise DataError(f"{folder}: no such split folder (expected {Path(root)}/{split}/<song>/...)")
+        raise DataError(f"{folder}: no such split folder (expected {folder}/<song>/...)")
     tracks = []
     for item in sorted(folder.iterdir()):
         if item.name.startswith("."):
