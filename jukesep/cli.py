@@ -15,6 +15,7 @@ from . import __version__, distrib
 from .api import DEFAULT_MODEL, Separator
 from .audio import CLIP_MODES, FORMATS, list_audio_files, read_audio, write_stems
 from .checkpoint import import_jukebox, read_checkpoint
+from .corpus import cli as corpus_cli
 from .errors import JukesepError
 from .train import cli as train_cli
 
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=cmd_import)
 
     train_cli.register(sub)
+    corpus_cli.register(sub)
     return parser
 
 

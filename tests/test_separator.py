@@ -157,3 +157,13 @@ def test_bfloat16_is_close_to_float32():
     assert half.dtype == np.float32
     err = np.sum((full - half) ** 2) / np.sum(full ** 2)
     assert 0 < err < 1e-2
+
+
+@pytest.mark.parametrize("cfg", [tiny_config(depth=3), tiny_config(depth=2, stride_t=4, down_t=2, m_conv=2.0)])
+def test_fast_stem_equals_stem_model(cfg):
+    from jukesep.models.fast import FastStem
+
+    model = random_separator(("drums",), cfg)
+    x = torch.from_numpy(music(0.2, channels=1))[None][..., :8000]
+    with torch.inference_mode():
+        np.testing.assert_allclose(FastStem(model.stems["drums"])(x), model.stems["drums"](x), atol=1e-5)

@@ -1,0 +1,44 @@
+"""`jukesep corpus render|stats`: register(subparsers) adds the sub-command to jukesep's parser."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import JukesepError
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    corpus = subparsers.add_parser("corpus", help="render or inspect a synthetic MUSDB18-style training corpus")
+    sub = corpus.add_subparsers(dest="corpus_command", required=True)
+
+    render = sub.add_parser("render", help="render MIDI-made songs stem by stem (resumable)")
+    render.add_argument("out", type=Path, help="output folder (train/valid/test inside)")
+    render.add_argument("--minutes", type=float, required=True, help="minutes of audio to make in all")
+    render.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
+    render.add_argument("-j", "--jobs", type=int, default=1, help="songs rendered in parallel")
+    render.add_argument("--song-seconds", type=float, default=60.0, help="length of each song (default 60)")
+    render.set_defaults(func=cmd_render)
+
+    stats = sub.add_parser("stats", help="minutes, stem loudness and silence, mixture check")
+    stats.add_argument("dir", type=Path)
+    stats.set_defaults(func=cmd_stats)
+    return corpus
+
+
+def cmd_render(args) -> int:
+    from . import render_corpus
+    if args.jobs < 1:
+        raise JukesepError(f"--jobs must be at least 1, got {args.jobs}")
+    summary = render_corpus(args.out, args.minutes, seed=args.seed, jobs=args.jobs, song_seconds=args.song_seconds)
+    speed = summary["speed_x_realtime"]
+    print(f"{summary['songs']} songs in {args.out} ({summary['rendered']} rendered, {summary['skipped']} "
+          f"already there; {', '.join(f'{k} {v}' for k, v in summary['per_split'].items())}); "
+          f"{summary['wall_seconds']} s" + (f", {speed}x real time" if speed else ""))
+    return 0
+
+
+def cmd_stats(args) -> int:
+    from . import corpus_stats
+    print(json.dumps(corpus_stats(args.dir), indent=1))
+    return 0

@@ -1,0 +1,155 @@
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from jukesep.errors import JukesepError
+
+corpus = pytest.importorskip("jukesep.corpus")
+from jukesep.corpus import SPLITS, STEMS, corpus_stats, plan_corpus, render_corpus  # noqa: E402
+from jukesep.corpus.render import FILES, SF2_DIRS, Tools  # noqa: E402
+
+HAVE_FLUIDSYNTH = shutil.which("fluidsynth") is not None and any((d / "FluidR3_GM.sf2").is_file() for d in SF2_DIRS)
+needs_fluidsynth = pytest.mark.skipif(not HAVE_FLUIDSYNTH,
+                                      reason="needs apt packages fluidsynth and fluid-soundfont-gm")
+SECONDS = 3.0
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """4 songs of 3 s (2 train, 1 valid, 1 test), rendered once for the module."""
+    out = tmp_path_factory.mktemp("corpus") / "c"
+    summary = render_corpus(out, minutes=4 * SECONDS / 60, seed=7, jobs=2, song_seconds=SECONDS, progress=False)
+    return out, summary
+
+
+def songs(out: Path) -> list[Path]:
+    return sorted(p for s in SPLITS for p in (out / s).iterdir() if p.is_dir())
+
+
+def read(path: Path) -> np.ndarray:
+    data, rate = sf.read(str(path), dtype="float64", always_2d=True)
+    assert rate == 44100
+    return data.T
+
+
+@needs_fluidsynth
+def test_layout_and_additivity(tiny):
+    out, summary = tiny
+    assert summary["songs"] == 4 and summary["rendered"] == 4
+    assert summary["per_split"] == {"train": 2, "valid": 1, "test": 1}
+    assert (out / "corpus.json").is_file()
+    for song in songs(out):
+        assert sorted(p.name for p in song.iterdir()) == sorted(FILES)
+        stems = {s: read(song / f"{s}.wav") for s in STEMS}
+        for s in STEMS:
+            assert sf.info(str(song / f"{s}.wav")).subtype == "FLOAT"
+            assert stems[s].shape == (2, int(SECONDS * 44100))
+        mix = read(song / "mixture.wav")
+        assert np.max(np.abs(mix - sum(stems.values()))) < 1e-6
+        assert np.max(np.abs(mix)) <= 1.0
+        meta = json.loads((song / "meta.json").read_text())
+        assert meta["split"] == song.parent.name and meta["name"] == song.name
+        assert 70 <= meta["tempo_bpm"] <= 170 and meta["key"]
+        for s in STEMS:
+            info = meta["stems"][s]
+            sung = info.get("engine") == "pysinsy"
+            assert info["instruments"] and all(sung or 0 <= i["gm_program"] <= 127 for i in info["instruments"])
+            assert "soundfont" in info or info.get("engine") == "pysinsy"
+    assert not list(out.glob("*/.tmp-*"))
+
+
+@needs_fluidsynth
+def test_stems_sound_where_meta_says(tiny):
+    out, _ = tiny
+    for song in songs(out):
+        meta = json.loads((song / "meta.json").read_text())
+        for s in STEMS:
+            audio = read(song / f"{s}.wav")
+            for start, end in meta["stems"][s]["plays"]:
+                seg = audio[:, int(start * 44100):int(end * 44100)]
+                if seg.shape[1] < 441:
+                    continue
+                rms = np.sqrt(np.mean(seg ** 2))
+                assert 20 * np.log10(rms + 1e-12) > -60, (song.name, s, start, end)
+
+
+@needs_fluidsynth
+def test_splits_share_no_material(tiny):
+    out, _ = tiny
+    ids = {}
+    for song in songs(out):
+        m = json.loads((song / "meta.json").read_text())["material"]
+        key = m.get("work") or m["id"]
+        ids.setdefault(key, set()).add(song.parent.name)
+    assert all(len(splits) == 1 for splits in ids.values())
+    # and in a bigger plan (no rendering): music21 works and procedural streams stay in one split
+    plan = plan_corpus("unused", minutes=400, seed=3, song_seconds=30)
+    owner = {}
+    for job in plan:
+        m = job["material"]
+        key = m.get("work") or m["id"]
+        assert owner.setdefault(key, job["split"]) == job["split"]
+    assert len({tuple(j["entropy"]) for j in plan}) == len(plan)
+
+
+@needs_fluidsynth
+def test_deterministic_and_resume(tiny, tmp_path):
+    out, _ = tiny
+    first = songs(out)[0]
+    # same seed → same bytes: re-render one song elsewhere
+    job = next(j for j in plan_corpus(tmp_path, 4 * SECONDS / 60, 7, SECONDS) if j["name"] == first.name)
+    from jukesep.corpus.render import render_song
+    render_song(job)
+    for f in FILES:
+        if f.endswith(".wav"):
+            assert (first / f).read_bytes() == (Path(job["folder"]) / f).read_bytes(), f
+    # resume: delete one song, only it is rebuilt, the others are untouched
+    victim = songs(out)[-1]
+    before = {p: p.stat().st_mtime_ns for p in songs(out) if p != victim}
+    shutil.rmtree(victim)
+    (victim.parent / f".tmp-{victim.name}-stale").mkdir()  # leftover of an interrupted run
+    summary = render_corpus(out, minutes=4 * SECONDS / 60, seed=7, jobs=1, song_seconds=SECONDS, progress=False)
+    assert summary["rendered_names"] == [victim.name] and summary["skipped"] == 3
+    assert sorted(p.name for p in victim.iterdir()) == sorted(FILES)
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items())
+    assert not list(out.glob("*/.tmp-*"))
+    with pytest.raises(JukesepError, match="seed"):
+        render_corpus(out, minutes=0.1, seed=8, song_seconds=SECONDS, progress=False)
+
+
+@needs_fluidsynth
+def test_stats_and_cli(tiny, capsys):
+    import argparse
+
+    from jukesep.corpus import cli
+    out, _ = tiny
+    stats = corpus_stats(out)
+    assert stats["songs"] == 4 and stats["max_mixture_error"] < 1e-6
+    assert stats["splits"]["train"]["minutes"] == pytest.approx(2 * SECONDS / 60, abs=1e-3)
+    for s in STEMS:
+        assert stats["splits"]["train"]["stems"][s]["rms_dbfs"] < 0
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["corpus", "stats", str(out)])
+    assert args.func(args) == 0
+    assert json.loads(capsys.readouterr().out)["songs"] == 4
+    args = parser.parse_args(["corpus", "render", str(out), "--minutes", str(4 * SECONDS / 60), "--seed", "7",
+                              "--song-seconds", str(SECONDS)])
+    assert args.func(args) == 0
+    assert "4 already there" in capsys.readouterr().out
+
+
+def test_missing_tools_are_reported(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(JukesepError, match="apt install fluidsynth"):
+        render_corpus(tmp_path / "c", minutes=0.1, song_seconds=3, progress=False)
+    if HAVE_FLUIDSYNTH:
+        monkeypatch.undo()
+        with pytest.raises(JukesepError, match="fluid-soundfont-gm"):
+            Tools(sf2_dirs=[tmp_path])
+    with pytest.raises(JukesepError, match="minutes"):
+        plan_corpus(tmp_path, minutes=0)
