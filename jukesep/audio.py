@@ -24,6 +24,7 @@ WAV_BITS = (16, 24, 32)  # 32 = float
 CLIP_MODES = ("rescale", "clamp", "none")
 SILENCE_PEAK = 1e-6  # -120 dBFS: below this there is nothing to separate
 MAX_CHANNELS = 32
+MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 
 
 def _ffmpeg(tool: str = "ffmpeg") -> str:
@@ -133,9 +134,11 @@ def _write_file(path: Path, audio: np.ndarray, rate: int, fmt: str, bits: int, c
 def _write_mp3(path: Path, audio: np.ndarray, rate: int) -> None:
     if audio.shape[0] > 2:
         raise AudioError(f"mp3 holds at most 2 channels, this audio has {audio.shape[0]}; use wav or flac")
+    # MP3 knows only rates up to 48 kHz; ffmpeg resamples anything else to the nearest it can hold.
+    out_rate = rate if rate in MP3_RATES else min(MP3_RATES, key=lambda r: (abs(r - rate), -r))
     result = subprocess.run([_ffmpeg(), "-v", "error", "-nostdin", "-y", "-f", "f32le", "-ar", str(rate),
                              "-ac", str(audio.shape[0]), "-i", "pipe:0", "-codec:a", "libmp3lame", "-b:a",
-                             "320k", "-f", "mp3", str(path)],
+                             "320k", "-ar", str(out_rate), "-f", "mp3", str(path)],
                             input=np.ascontiguousarray(audio.T, dtype="<f4").tobytes(), capture_output=True)
     if result.returncode != 0:
         reason = result.stderr.decode(errors="replace").strip().splitlines()

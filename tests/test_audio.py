@@ -85,3 +85,12 @@ def test_silent_file(tmp_path):
     with pytest.raises(AudioError, match="silent"):
         read_audio(tmp_path / "silence.wav")
     assert read_audio(tmp_path / "silence.wav", check=False)[0].shape == (2, 4410)
+
+
+@needs_ffmpeg
+def test_mp3_of_96k_audio_is_written_at_48k(tmp_path):
+    write_audio(tmp_path / "x.mp3", music(0.5, 96000), 96000)
+    audio, rate = read_audio(tmp_path / "x.mp3")
+    assert rate == 48000 and audio.shape[0] == 2
+    with pytest.raises(AudioError, match="at most 2 channels"):
+        write_audio(tmp_path / "y.mp3", music(0.5, channels=6), RATE)
