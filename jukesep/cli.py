@@ -17,6 +17,7 @@ from .audio import CLIP_MODES, FORMATS, list_audio_files, read_audio, write_stem
 from .checkpoint import import_jukebox, read_checkpoint
 from .corpus import cli as corpus_cli
 from .errors import JukesepError
+from .evaluate import cli as evaluate_cli
 from .train import cli as train_cli
 
 
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train_cli.register(sub)
     corpus_cli.register(sub)
+    evaluate_cli.register(sub)
     return parser
 
 
