@@ -1,3 +1,4 @@
+import json
 import os
 import shutil
 import signal
@@ -57,6 +58,8 @@ def test_stage1_loss_falls_and_codebook_moves(corpus, tmp_path, stage, stem):
     assert model.quantizer.k.abs().sum() > 0  # initialised from data, then moved by EMA
     assert data["metadata"]["steps"] == 40 and "val_sdr" in data["metadata"]
     assert (tmp_path / "run" / "config.json").exists() and list((tmp_path / "run" / "tb").iterdir())
+    history = json.loads((tmp_path / "run" / "val_history.json").read_text())
+    assert [h["step"] for h in history] == [40] and history[0]["sdr"] == data["metadata"]["val_sdr"]
 
 
 def test_resume_continues_with_the_same_state(corpus, tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 import time
@@ -13,7 +14,7 @@ from tqdm import tqdm
 
 from .. import distrib
 from ..api import resolve_device
-from ..checkpoint import atomic_torch_save, save_model
+from ..checkpoint import atomic_torch_save, atomic_write_bytes, save_model
 from ..data import Augment, ExcerptDataset, find_tracks, validation_excerpts
 from ..errors import JukesepError
 from .config import TrainConfig
@@ -116,6 +117,11 @@ def _train(cfg: TrainConfig, resume: bool) -> dict:
     bar = tqdm(total=cfg.steps, initial=step, desc=f"{cfg.stage} {cfg.stem}".strip(), unit="step",
                disable=not main or None)
     started, result, losses = time.monotonic(), {"val_sdr": None}, []
+    previous_minutes = json.loads((run / "val_history.json").read_text())[-1]["minutes"] if (
+        resume and (run / "val_history.json").exists()) else 0.0
+
+    def elapsed() -> float:  # training wall time in minutes, across resumes
+        return previous_minutes + (time.monotonic() - started) / 60
 
     def checkpoint(final: bool = False) -> None:
         nonlocal best
@@ -130,9 +136,13 @@ def _train(cfg: TrainConfig, resume: bool) -> dict:
             for name, audio in zip(("estimate", "reference"), metrics["example"]):
                 writer.add_audio(f"val/{name}", audio.clamp(-1, 1).unsqueeze(0), step, sample_rate=rate)
         result["val_sdr"] = metrics["sdr"]
+        history = json.loads((run / "val_history.json").read_text()) if (run / "val_history.json").exists() else []
+        history = [h for h in history if h["step"] < step] + [{"step": step, "sdr": metrics["sdr"],
+                                                              "minutes": round(elapsed(), 2)}]
+        atomic_write_bytes(run / "val_history.json", json.dumps(history).encode())
         meta = {"stage": cfg.stage, "stem": cfg.stem or None, "init": cfg.init, "data": str(cfg.data),
                 "steps": step, "val_sdr": metrics["sdr"], "batch": f"{cfg.batch_size} x {cfg.excerpt}",
-                "device": str(device)}
+                "device": str(device), "train_minutes": round(elapsed(), 2)}
         if metrics["sdr"] > best or not (run / "best.pt").exists():
             best = max(best, metrics["sdr"])
             save_model(run / "best.pt", task.kind, task.export(eval_model), meta)
