@@ -132,3 +132,9 @@ def test_no_validation_split_is_an_error(hq_root):
     sh.rmtree(hq_root / "valid")
     with pytest.raises(DataError, match="make a valid/ split"):
         find_tracks(hq_root, "valid")
+
+
+def test_stereo_excerpts_for_peer_models(hq_root):
+    tracks = find_tracks(hq_root, "train")
+    item = ExcerptDataset(tracks, 2048, "bass", True, items_per_epoch=2, augment=Augment(stereo=True))[0]
+    assert item["target"].shape == item["mixture"].shape == (2, 2048)

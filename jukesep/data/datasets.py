@@ -26,11 +26,14 @@ class Augment:
     gain: tuple[float, float] = (0.25, 1.25)  # per-stem gain range when remixing
     channel_swap: float = 0.5  # probability of swapping left and right per stem
     mono_blend: bool = True  # mono = a·L + (1−a)·R with a ~ U(0, 1); else (L + R) / 2
+    stereo: bool = False  # keep both channels (for stereo peer models); mono_blend is then unused
 
 
-def to_mono(audio: np.ndarray, weight: float = 0.5) -> np.ndarray:
-    """`[2 x L]` → `[1 x L]`: weight·left + (1 − weight)·right."""
+def to_mono(audio: np.ndarray, weight: float | None = 0.5) -> np.ndarray:
+    """`[2 x L]` → `[1 x L]`: weight·left + (1 − weight)·right; weight None keeps `[2 x L]`."""
     assert audio.ndim == 2 and audio.shape[0] == 2, audio.shape
+    if weight is None:
+        return np.ascontiguousarray(audio, dtype=np.float32)
     return (weight * audio[0] + (1.0 - weight) * audio[1])[None].astype(np.float32)
 
 
@@ -39,7 +42,8 @@ class ExcerptDataset(torch.utils.data.Dataset):
 
     target: the stem to learn, or None for any source (foundation training: mixtures and stems).
     with_mixture: also return the (possibly remixed) mixture of the same excerpt (stage 2).
-    Items: {"target": Tensor[1 x L]} and, with_mixture, {"mixture": Tensor[1 x L]}.
+    Items: {"target": Tensor[1 x L]} and, with_mixture, {"mixture": Tensor[1 x L]}
+    (`[2 x L]` with Augment(stereo=True)).
     """
 
     def __init__(self, tracks: list[Track], length: int, target: str | None, with_mixture: bool = False,
@@ -72,6 +76,7 @@ class ExcerptDataset(torch.utils.data.Dataset):
         source = self.target or rng.choice(("mixture",) + STEMS)
         aug = self.augment
         blend = rng.uniform() if aug and aug.mono_blend else 0.5
+        blend = None if aug and aug.stereo else blend
         if not self.with_mixture:
             return {"target": to_mono(self._read(rng, source, rng.integers(len(self.tracks))), blend)}
         song = rng.integers(len(self.tracks))
