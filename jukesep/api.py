@@ -70,7 +70,7 @@ class Separator:
     """
 
     def __init__(self, model: SeparatorModel, name: str = "custom", metadata: dict | None = None,
-                 device: str | torch.device = "auto", segment: float = 20.0, context: float | None = None,
+                 device: str | torch.device = "auto", segment: float = 10.0, context: float | None = None,
                  overlap: float = 0.0, precision: str = "float32", sum_to_mixture: bool = False):
         if segment <= 0:
             raise JukesepError(f"segment must be positive, got {segment}")

@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     sep.add_argument("--clip", choices=CLIP_MODES, default="rescale",
                      help="values beyond full scale: rescale the stem (default), clamp, or none (float wav only)")
     sep.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    sep.add_argument("--segment", type=float, default=20.0, help="seconds per chunk (memory use grows with it)")
+    sep.add_argument("--segment", type=float, default=10.0, help="seconds per chunk (memory use grows with it)")
     sep.add_argument("--context", type=float, default=None,
                      help="seconds of context per chunk side (default: the model's receptive field)")
     sep.add_argument("--overlap", type=float, default=0.0, help="fraction of a chunk cross-faded with the next")
