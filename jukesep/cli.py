@@ -18,6 +18,7 @@ from .checkpoint import import_jukebox, read_checkpoint
 from .corpus import cli as corpus_cli
 from .errors import JukesepError
 from .evaluate import cli as evaluate_cli
+from .evaluate import peers_cli
 from .train import cli as train_cli
 
 
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_cli.register(sub)
     corpus_cli.register(sub)
     evaluate_cli.register(sub)
+    peers_cli.register(sub)
     return parser
 
 

@@ -1,0 +1,190 @@
+"""Open-Unmix and HT-Demucs as baselines: trained on the same corpus with the same budget by
+`jukesep baselines train`, scored by `jukesep evaluate --baseline openunmix:PATH|demucs:PATH`.
+
+Their model classes come from the `openunmix` and `demucs` PyPI packages, installed without their
+dependencies (their torchaudio pin would replace our torch build):
+    pip install --no-deps openunmix==1.3.0 demucs==4.1.0 einops julius
+`demucs.htdemucs` and `demucs.apply` never import torchaudio. `openunmix` imports it at import time
+without using it in the model, STFT or Wiener filter, so while importing openunmix a stub stands in
+for torchaudio (only when torchaudio is absent); any use of the stub raises.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..checkpoint import atomic_torch_save
+from ..data import Augment, ExcerptDataset, find_tracks
+from ..errors import CheckpointError, JukesepError
+from ..models.separator import STEMS
+
+INSTALL = "pip install --no-deps openunmix==1.3.0 demucs==4.1.0 einops julius"
+RATE = 44100
+
+
+class _TorchaudioStub(types.ModuleType):
+    def __getattr__(self, name: str):
+        raise AttributeError(f"torchaudio.{name}: torchaudio is not installed (jukesep's import stub)")
+
+
+def import_openunmix():
+    """The `openunmix.model` module, imported without torchaudio."""
+    stub = None
+    if "torchaudio" not in sys.modules and importlib.util.find_spec("torchaudio") is None:
+        stub = sys.modules["torchaudio"] = _TorchaudioStub("torchaudio")
+    try:
+        import openunmix.model as model
+    except ImportError as exc:
+        raise JukesepError(f"Open-Unmix is not installed ({exc}); {INSTALL}") from None
+    finally:
+        if stub is not None and sys.modules.get("torchaudio") is stub:
+            del sys.modules["torchaudio"]
+    return model
+
+
+def import_demucs():
+    try:
+        from demucs.apply import apply_model
+        from demucs.htdemucs import HTDemucs
+    except ImportError as exc:
+        raise JukesepError(f"Demucs is not installed ({exc}); {INSTALL}") from None
+    return HTDemucs, apply_model
+
+
+# -- model construction (configs are saved in the baseline file) ----------------------------------
+
+def build_openunmix(config: dict) -> dict:
+    unmix = import_openunmix()
+    return {t: unmix.OpenUnmix(nb_bins=config["n_fft"] // 2 + 1, nb_channels=2, hidden_size=config["hidden"],
+                               max_bin=config["max_bin"]) for t in config["targets"]}
+
+
+def build_demucs(config: dict):
+    HTDemucs, _ = import_demucs()
+    return HTDemucs(sources=list(config["targets"]), audio_channels=2, samplerate=RATE, segment=config["segment"],
+                    channels=config["channels"], depth=config["depth"], t_layers=config["t_layers"])
+
+
+OPENUNMIX_DEFAULT = {"n_fft": 4096, "hop": 1024, "hidden": 512, "max_bin": 1487, "targets": list(STEMS)}
+DEMUCS_DEFAULT = {"segment": 4.0, "channels": 48, "depth": 4, "t_layers": 5, "targets": list(STEMS)}
+
+
+# -- training ------------------------------------------------------------------------------------
+
+def train_peer(kind: str, data, out: Path, steps: int, minutes: float = 0.0, batch: int = 4,
+               excerpt: float = 4.0, lr: float = 1e-3, seed: int = 0, config: dict | None = None,
+               device: str = "cpu", progress: bool = True) -> dict:
+    """Train Open-Unmix (one model per stem, jointly stepped) or HT-Demucs on `data`'s train split
+    for `steps` steps or `minutes` of wall time, whichever comes first; saves `out`."""
+    torch.manual_seed(seed)
+    tracks = find_tracks(data, "train")
+    length = int(excerpt * RATE)
+    if kind == "openunmix":
+        config = {**OPENUNMIX_DEFAULT, **(config or {})}
+        models = build_openunmix(config)
+        params = [p for m in models.values() for p in m.parameters()]
+        datasets = {t: ExcerptDataset(tracks, length, t, True, seed=seed, augment=Augment(stereo=True))
+                    for t in config["targets"]}
+    elif kind == "demucs":
+        config = {**DEMUCS_DEFAULT, **(config or {})}
+        length = int(config["segment"] * RATE)
+        model = build_demucs(config)
+        params = list(model.parameters())
+        datasets = {"all": ExcerptDataset(tracks, length, None, False, seed=seed, augment=Augment(stereo=True))}
+    else:
+        raise JukesepError(f"unknown baseline kind {kind!r} (openunmix or demucs)")
+    optimizer = torch.optim.Adam(params, lr=lr)
+    window = torch.hann_window(config.get("n_fft", 4096))
+    started, step, losses = time.monotonic(), 0, []
+    bar = tqdm(total=steps, desc=f"train {kind}", unit="step", disable=not progress or None)
+    while step < steps and not (minutes and time.monotonic() - started > 60 * minutes):
+        if kind == "openunmix":
+            loss = 0.0
+            for target, ds in datasets.items():
+                items = [ds[step * batch + i] for i in range(batch)]
+                mix = torch.stack([it["mixture"] for it in items])
+                tgt = torch.stack([it["target"] for it in items])
+                spec = lambda x: torch.stft(x.reshape(-1, x.shape[-1]), config["n_fft"], config["hop"],  # noqa: E731
+                                            window=window, return_complex=True).abs().reshape(
+                    x.shape[0], x.shape[1], config["n_fft"] // 2 + 1, -1)
+                loss = loss + torch.nn.functional.mse_loss(models[target](spec(mix)), spec(tgt))
+        else:
+            stems = [_stereo_stems(tracks, length, seed, step * batch + i) for i in range(batch)]
+            sources = torch.stack(stems)  # [B x S x 2 x L]
+            loss = torch.nn.functional.l1_loss(model(sources.sum(1)), sources)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        losses.append(float(loss.detach()))
+        bar.update(1)
+    bar.close()
+    state = {t: m.state_dict() for t, m in models.items()} if kind == "openunmix" else model.state_dict()
+    meta = {"steps": step, "minutes": round((time.monotonic() - started) / 60, 2), "data": str(data),
+            "batch": batch, "excerpt_seconds": length / RATE, "lr": lr}
+    atomic_torch_save({"format": "jukesep-baseline", "kind": kind, "config": config, "state": state,
+                       "metadata": meta}, out)
+    return {**meta, "losses": losses}
+
+
+def _stereo_stems(tracks, length: int, seed: int, index: int) -> torch.Tensor:
+    """`[S x 2 x L]`: the four stems of one remixed excerpt (same augmentation as jukesep stage 2)."""
+    rng = np.random.default_rng([seed, 1, index])
+    ds = ExcerptDataset(tracks, length, "vocals", True, seed=seed, augment=Augment(stereo=True))
+    return torch.from_numpy(np.stack([ds._read(rng, s, int(rng.integers(len(tracks)))) for s in STEMS]))
+
+
+# -- inference -----------------------------------------------------------------------------------
+
+def load(kind: str, path: Path, device: str = "cpu"):
+    """An evaluation `Estimator` for a baseline file written by `train_peer`."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable baseline file ({str(exc).splitlines()[0][:160]})") from None
+    if not isinstance(data, dict) or data.get("format") != "jukesep-baseline" or data.get("kind") != kind:
+        raise CheckpointError(f"{path}: not a {kind} baseline written by `jukesep baselines train`")
+    config = data["config"]
+    dev = torch.device(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    if kind == "openunmix":
+        unmix = import_openunmix()
+        models = build_openunmix(config)
+        for target, model in models.items():
+            model.load_state_dict(data["state"][target])
+        separator = unmix.Separator(models, niter=1, n_fft=config["n_fft"], n_hop=config["hop"],
+                                    sample_rate=RATE).to(dev).eval()
+
+        @torch.inference_mode()
+        def estimate(mixture: np.ndarray, rate: int, references: dict) -> dict:
+            out = separator(torch.from_numpy(_stereo(mixture))[None].to(dev))[0].cpu().numpy()
+            return {t: _like(out[i], mixture) for i, t in enumerate(config["targets"]) if t in references}
+        return estimate
+    _, apply_model = import_demucs()
+    model = build_demucs(config)
+    model.load_state_dict(data["state"])
+    model.to(dev).eval()
+
+    @torch.inference_mode()
+    def estimate(mixture: np.ndarray, rate: int, references: dict) -> dict:
+        wav = torch.from_numpy(_stereo(mixture))
+        ref = wav.mean(0)
+        wav = (wav - ref.mean()) / (ref.std() + 1e-8)  # demucs's input normalisation
+        out = apply_model(model, wav[None], shifts=1, split=True, overlap=0.25, device=dev, progress=False)[0]
+        out = (out * (ref.std() + 1e-8) + ref.mean()).cpu().numpy()
+        return {t: _like(out[i], mixture) for i, t in enumerate(config["targets"]) if t in references}
+    return estimate
+
+
+def _stereo(mixture: np.ndarray) -> np.ndarray:
+    return np.repeat(mixture, 2, axis=0) if mixture.shape[0] == 1 else np.ascontiguousarray(mixture[:2])
+
+
+def _like(estimate: np.ndarray, mixture: np.ndarray) -> np.ndarray:
+    return estimate[: mixture.shape[0]].astype(np.float32) if mixture.shape[0] <= 2 else estimate

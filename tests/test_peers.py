@@ -1,0 +1,45 @@
+"""Open-Unmix and HT-Demucs baselines: trained briefly on a tiny corpus and scored by the harness."""
+import importlib.util
+
+import pytest
+
+from jukesep.cli import main
+from jukesep.evaluate import evaluate
+from jukesep.evaluate.peers import load, train_peer
+from tests.conftest import write_song
+
+needs = {k: pytest.mark.skipif(importlib.util.find_spec(k) is None, reason=f"{k} not installed")
+         for k in ("openunmix", "demucs")}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("peers")
+    for i in range(2):
+        write_song(root / "train" / f"s{i}", seconds=1.5, seed=i)
+    write_song(root / "test" / "t0", seconds=1.0, seed=5)
+    return root
+
+
+@pytest.mark.parametrize("kind,config", [
+    pytest.param("openunmix", {"hidden": 16, "n_fft": 1024, "hop": 256, "max_bin": 400}, marks=needs["openunmix"]),
+    pytest.param("demucs", {"segment": 1.0, "channels": 8, "depth": 2, "t_layers": 1}, marks=needs["demucs"]),
+])
+def test_peer_trains_and_is_scored(corpus, tmp_path, kind, config):
+    result = train_peer(kind, corpus, tmp_path / f"{kind}.pt", steps=3, batch=2, excerpt=0.5, config=config,
+                        progress=False)
+    assert result["steps"] == 3 and all(loss == loss for loss in result["losses"])
+    summary = evaluate(kind, load(kind, tmp_path / f"{kind}.pt"), corpus, tmp_path / "rep", bss=False,
+                       progress=False)
+    assert summary["songs"] == 1 and summary["table"]["average"]["mdx_sdr_mean"] is not None
+
+
+@needs["openunmix"]
+def test_baselines_cli_and_wrong_file(corpus, tmp_path, capsys):
+    out = tmp_path / "umx.pt"
+    assert main(["baselines", "train", "openunmix", "--data", str(corpus), "--out", str(out), "--steps", "2",
+                 "--batch-size", "1", "--excerpt", "0.5", "--config",
+                 '{"hidden": 8, "n_fft": 512, "hop": 128, "max_bin": 200}']) == 0
+    assert main(["evaluate", "--baseline", f"demucs:{out}", "--data", str(corpus), "--no-bss",
+                 "-o", str(tmp_path / "r")]) == 1
+    assert "not a demucs baseline" in capsys.readouterr().err
