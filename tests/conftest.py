@@ -52,6 +52,14 @@ def write_song(folder, seconds=2.0, rate=RATE, silent=(), seed=0):
     sf.write(folder / "mixture.wav", sum(stems.values()), rate, subtype="FLOAT")
 
 
+def write_corpus(root, songs: dict[str, int], seconds: float = 1.0):
+    """A MUSDB18-HQ-layout corpus of synthetic songs: {split: number of songs}."""
+    for split, count in songs.items():
+        for i in range(count):
+            write_song(root / split / f"{split[0]}{i}", seconds=seconds, seed=100 * len(split) + i)
+    return root
+
+
 @pytest.fixture
 def tiny_model_file(tmp_path):
     path = tmp_path / "tiny.pt"

@@ -6,7 +6,7 @@ import pytest
 from jukesep.cli import main
 from jukesep.evaluate import evaluate
 from jukesep.evaluate.peers import load, train_peer
-from tests.conftest import write_song
+from tests.conftest import write_corpus
 
 needs = {k: pytest.mark.skipif(importlib.util.find_spec(k) is None, reason=f"{k} not installed")
          for k in ("openunmix", "demucs")}
@@ -14,11 +14,7 @@ needs = {k: pytest.mark.skipif(importlib.util.find_spec(k) is None, reason=f"{k}
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("peers")
-    for i in range(2):
-        write_song(root / "train" / f"s{i}", seconds=1.5, seed=i)
-    write_song(root / "test" / "t0", seconds=1.0, seed=5)
-    return root
+    return write_corpus(tmp_path_factory.mktemp("peers"), {"train": 2, "test": 1}, seconds=1.5)
 
 
 @pytest.mark.parametrize("kind,config", [

@@ -14,7 +14,7 @@ from jukesep.cli import main
 from jukesep.errors import JukesepError
 from jukesep.train import TrainConfig, train
 from jukesep.train.losses import lmix, multi_resolution_stft_loss, sdr
-from tests.conftest import write_song
+from tests.conftest import write_corpus
 
 TINY = dict(width=8, depth=1, emb_width=8, codebook_size=32, excerpt=4096, batch_size=4, warmup=2, lr=3e-3,
             workers=0, val_excerpts=1, linf_k=64, log_every=1, device="cpu")
@@ -23,11 +23,7 @@ TINY_FLAGS = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus")
-    for i in range(3):
-        write_song(root / "train" / f"s{i}", seconds=1.0, seed=i)
-    write_song(root / "valid" / "v0", seconds=1.0, seed=7)
-    return root
+    return write_corpus(tmp_path_factory.mktemp("corpus"), {"train": 3, "valid": 1})
 
 
 def tiny(corpus, out, **kw) -> TrainConfig:
