@@ -20,6 +20,7 @@ from .errors import JukesepError
 from .evaluate import cli as evaluate_cli
 from .evaluate import peers_cli
 from .train import cli as train_cli
+from .web import cli as web_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     corpus_cli.register(sub)
     evaluate_cli.register(sub)
     peers_cli.register(sub)
+    web_cli.register(sub)
     return parser
 
 

@@ -1,0 +1,407 @@
+"""The web app: a JSON API over the job queue plus the static page (plain HTML/CSS/JS, no build step).
+
+    POST   /api/jobs                      upload a song (multipart field `file`, or the raw bytes with
+                                          the name in the X-Filename header); 201 + the job, or a JSON
+                                          error: 413 too big, 422 not audio / empty / too long, 503 queue full
+    GET    /api/jobs/{id}                 state, queue position, progress, result links
+    DELETE /api/jobs/{id}                 cancel or delete
+    GET    /api/jobs/{id}/audio/{t}.wav   a stem or the mixture (?download=1 names it for saving)
+    GET    /api/jobs/{id}/peaks           waveform peaks of every track (JSON)
+    GET    /api/jobs/{id}/zip             all stems in one zip
+    GET    /api/config                    limits and the model's stems
+
+There is no endpoint listing jobs: a job id (random, 128 bits) is the only way to reach a job.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import threading
+import time
+import unicodedata
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+import soundfile as sf
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
+
+from ..audio import read_audio
+from ..errors import AudioError, JukesepError
+from .jobs import MIXTURE, JobManager
+from .store import JobStore
+
+log = logging.getLogger("jukesep.web")
+
+STATIC_DIR = Path(__file__).parent / "static"
+JOB_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+SAFE_EXT = re.compile(r"^\.[a-z0-9]{1,10}$")
+MULTIPART_SLACK = 64 * 1024  # form boundaries and headers around the file
+CHUNK = 1 << 20
+MAX_DECODES = 2  # uploads decoded at the same time (each holds a whole song in memory)
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1"]
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Rejected(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def display_name(raw: str | None) -> str:
+    """The uploaded file's name for showing and for download names only, never for a path."""
+    name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in unicodedata.normalize("NFC", name) if unicodedata.category(ch)[0] != "C")
+    name = name.strip().strip(".") or "song"
+    return name[:200]
+
+
+def safe_ext(name: str) -> str:
+    ext = os.path.splitext(name)[1].lower()
+    return ext if SAFE_EXT.match(ext) else ""
+
+
+def download_name(job: dict, track: str) -> str:
+    base = re.sub(r'[\\/:*?"<>|]+', "_", Path(job["name"]).stem).strip() or "song"
+    return f"{base} - {track}.wav"
+
+
+def _probe_seconds(path: Path) -> float | None:
+    """The duration a container declares, without decoding it (None when unknown)."""
+    try:
+        info = sf.info(str(path))
+        return info.frames / info.samplerate if info.samplerate else None
+    except Exception:
+        pass
+    ffprobe = shutil.which("ffprobe")
+    if ffprobe is None:
+        return None
+    try:
+        out = subprocess.run([ffprobe, "-v", "error", "-show_entries", "format=duration", "-of",
+                              "default=noprint_wrappers=1:nokey=1", str(path)],
+                             capture_output=True, text=True, timeout=30)
+        return float(out.stdout.strip().splitlines()[0])
+    except (subprocess.SubprocessError, ValueError, IndexError, OSError):
+        return None
+
+
+class _HostCheck:
+    """Rejects requests whose Host header is not one of `allowed` (guards a loopback server against
+    DNS rebinding: a web page on another site cannot reach it under its own host name)."""
+
+    def __init__(self, app, allowed: list[str]):
+        self.app, self.allowed = app, {h.lower().strip("[]") for h in allowed}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket") and "*" not in self.allowed:
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1").lower()
+            host = host[1:].split("]")[0] if host.startswith("[") else host.split(":")[0]
+            if host not in self.allowed:
+                response = error(400, "invalid Host header")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class _SecurityHeaders:
+    HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+               (b"x-frame-options", b"DENY"),
+               (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
+                                            b"style-src 'self'; script-src 'self'; frame-ancestors 'none'")]
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + self.HEADERS
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _load_separator(source, device: str):
+    from ..api import Separator
+    if isinstance(source, (str, os.PathLike)):
+        return Separator.from_pretrained(source, device=device)
+    if hasattr(source, "separate"):
+        return source
+    if callable(source):
+        return source()
+    raise JukesepError(f"create_app needs a model path, a Separator or a factory, not {type(source).__name__}")
+
+
+def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float = 200, max_minutes: float = 20,
+               workers: int = 1, retention_hours: float = 72, *, device: str = "auto",
+               allowed_hosts: list[str] | None = None, max_queued: int = 100) -> FastAPI:
+    """The web app. `separator_factory_or_model_path`: a model file or name for
+    `Separator.from_pretrained`, a `Separator`, or a function returning one (called once, here, so a
+    bad model fails now). Jobs live in `data_dir` (SQLite + one folder per job). Workers start with
+    the app (lifespan) and stop with it. `allowed_hosts`: accepted Host header names (None: any)."""
+    if workers < 1:
+        raise JukesepError("workers must be at least 1")
+    if max_upload_mb <= 0 or max_minutes <= 0:
+        raise JukesepError("upload size and duration limits must be positive")
+    if retention_hours <= 0:
+        raise JukesepError("retention must be positive")
+    data_dir = Path(data_dir)
+    try:
+        (data_dir / "jobs").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise JukesepError(f"cannot create data folder {data_dir} ({exc.strerror or exc})") from None
+    separator = _load_separator(separator_factory_or_model_path, device)
+    store = JobStore(data_dir / "jobs.sqlite3")
+    manager = JobManager(store, separator, data_dir, workers=workers, retention_hours=retention_hours)
+    limit_bytes = int(max_upload_mb * 2**20)
+    max_seconds = max_minutes * 60.0
+    decode_slots = threading.BoundedSemaphore(MAX_DECODES)
+    too_big = f"the file is larger than the {max_upload_mb:g} MB upload limit"
+
+    @asynccontextmanager
+    async def lifespan(app):
+        manager.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(manager.stop)
+
+    app = FastAPI(title="jukesep", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.store, app.state.manager, app.state.separator = store, manager, separator
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, exc):
+        return error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request, exc):
+        return error(422, "invalid request")
+
+    @app.exception_handler(Exception)
+    async def internal_error(request, exc):
+        log.exception("internal error on %s", request.url.path)
+        return error(500, "internal server error")
+
+    def get_job(job_id: str) -> dict:
+        job = store.get(job_id) if JOB_ID.match(job_id) else None
+        if job is None:
+            raise StarletteHTTPException(404, "no such job (it may have expired)")
+        return job
+
+    def job_json(job: dict) -> dict:
+        job_id = job["id"]
+        out = {k: job[k] for k in ("id", "name", "status", "created", "started", "finished", "duration", "rate",
+                                   "channels", "error", "note")}
+        out["expires"] = (job["finished"] + manager.retention_s) if job["finished"] else None
+        if job["status"] == "queued":
+            out["queue_ahead"] = store.queue_ahead(job_id)
+        if job["status"] == "running":
+            live = manager.live(job_id) or {"phase": "starting", "done": 0, "total": 0}
+            fraction = live["done"] / live["total"] if live.get("total") else 0.0
+            eta = None
+            if live.get("sep_started") and fraction > 0:
+                elapsed = time.time() - live["sep_started"]
+                eta = elapsed * (1 - fraction) / fraction
+            out["progress"] = {"phase": live["phase"], "done": live["done"], "total": live["total"],
+                               "fraction": round(fraction, 4), "eta": eta}
+        if job["status"] == "done":
+            base = f"/api/jobs/{job_id}"
+            out["stems"] = [{"name": s, "url": f"{base}/audio/{s}.wav",
+                             "download": f"{base}/audio/{s}.wav?download=1"} for s in job["stems"]]
+            out["mixture"] = {"name": MIXTURE, "url": f"{base}/audio/{MIXTURE}.wav",
+                              "download": f"{base}/audio/{MIXTURE}.wav?download=1"}
+            out["zip"] = f"{base}/zip"
+            out["peaks"] = f"{base}/peaks"
+        return out
+
+    def inspect(path: Path, name: str) -> tuple[float, int, int]:
+        """Decode the upload (whatever its extension) and check it; raises _Rejected."""
+        declared = _probe_seconds(path)
+        if declared is not None and declared > max_seconds:
+            raise _Rejected(422, f"this song is {declared / 60:.1f} minutes long; the limit is {max_minutes:g} minutes")
+        with decode_slots:
+            try:
+                audio, rate = read_audio(path)
+            except AudioError as exc:
+                message = str(exc).replace(str(path), name)
+                if "no audio stream" in message or "could not decode" in message or "not installed" in message:
+                    message = f"{name}: this is not an audio file that can be decoded"
+                raise _Rejected(422, message) from None
+            channels, length = audio.shape
+            del audio
+        seconds = length / rate
+        if seconds > max_seconds:
+            raise _Rejected(422, f"this song is {seconds / 60:.1f} minutes long; the limit is {max_minutes:g} minutes")
+        try:
+            needed = -(-separator.model.hop_length() * rate // separator.sample_rate)
+        except AttributeError:
+            needed = 1
+        if length < needed:
+            raise _Rejected(422, f"{name}: too short to separate ({length} samples; at least {needed} are needed)")
+        return seconds, rate, channels
+
+    async def receive_raw(request: Request, target: Path) -> int:
+        size = 0
+        with open(target, "wb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit_bytes:
+                    raise _TooLarge()
+                out.write(chunk)
+        return size
+
+    async def receive_multipart(request: Request, target: Path) -> tuple[str | None, int]:
+        received = 0
+
+        async def counted():
+            nonlocal received
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > limit_bytes + MULTIPART_SLACK:
+                    raise _TooLarge()
+                yield chunk
+
+        parser = MultiPartParser(request.headers, counted(), max_files=1, max_fields=8)
+        form = await parser.parse()
+        try:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise _Rejected(422, "no file in the upload (send it in the form field 'file')")
+            size = 0
+            with open(target, "wb") as out:
+                while chunk := await upload.read(CHUNK):
+                    size += len(chunk)
+                    if size > limit_bytes:
+                        raise _TooLarge()
+                    out.write(chunk)
+            return upload.filename, size
+        finally:
+            await form.close()
+
+    @app.post("/api/jobs", status_code=201)
+    async def create_job(request: Request):
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit_bytes + MULTIPART_SLACK:
+            return error(413, too_big)
+        if store.count("queued") >= max_queued:
+            return error(503, f"the queue is full ({max_queued} songs waiting); try again later")
+        job_id = secrets.token_urlsafe(16)
+        folder = manager.job_dir(job_id)
+        folder.mkdir(parents=True)
+        part = folder / "upload.part"
+        keep = False
+        try:
+            if request.headers.get("content-type", "").startswith("multipart/form-data"):
+                raw_name, size = await receive_multipart(request, part)
+            else:
+                raw_name = unquote(request.headers.get("x-filename") or request.query_params.get("name") or "")
+                size = await receive_raw(request, part)
+            name = display_name(raw_name)
+            if size == 0:
+                return error(422, f"{name}: the file is empty (0 bytes)")
+            ext = safe_ext(name)
+            path = folder / f"input{ext}"
+            part.replace(path)
+            seconds, rate, channels = await run_in_threadpool(inspect, path, name)
+            job = store.add(job_id, name, ext, seconds, rate, channels, size)
+            keep = True
+        except _TooLarge:
+            return error(413, too_big)
+        except _Rejected as exc:
+            return error(exc.status, exc.message)
+        except MultiPartException as exc:
+            return error(400, f"the upload could not be read ({exc.message})")
+        except ClientDisconnect:
+            return Response(status_code=400)
+        finally:
+            if not keep:
+                shutil.rmtree(folder, ignore_errors=True)
+        manager.notify()
+        log.info("job %s queued: %s (%.1f s)", job_id, name, seconds)
+        return JSONResponse(job_json(job), status_code=201)
+
+    @app.get("/api/jobs/{job_id}")
+    def read_job(job_id: str):
+        return JSONResponse(job_json(get_job(job_id)), headers={"Cache-Control": "no-store"})
+
+    @app.delete("/api/jobs/{job_id}")
+    def delete_job(job_id: str):
+        manager.cancel(get_job(job_id)["id"])
+        return Response(status_code=204)
+
+    def finished_file(job: dict, path: Path) -> Path:
+        if job["status"] != "done":
+            raise StarletteHTTPException(409, "this job has no results yet")
+        if not path.is_file():
+            raise StarletteHTTPException(410, "the result files are gone (expired)")
+        return path
+
+    @app.get("/api/jobs/{job_id}/audio/{track}")
+    def read_audio_file(job_id: str, track: str, download: int = 0):
+        job = get_job(job_id)
+        name = track[:-4] if track.endswith(".wav") else None
+        if name not in job["stems"] and name != MIXTURE:
+            raise StarletteHTTPException(404, "no such track")
+        path = finished_file(job, manager.stem_path(job["id"], name))
+        headers = {"Cache-Control": "private, max-age=86400"}
+        if download:
+            headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(download_name(job, name))}"
+        return FileResponse(path, media_type="audio/wav", headers=headers)
+
+    @app.get("/api/jobs/{job_id}/peaks")
+    def read_peaks(job_id: str):
+        job = get_job(job_id)
+        path = finished_file(job, manager.peaks_path(job["id"]))
+        return FileResponse(path, media_type="application/json", headers={"Cache-Control": "private, max-age=86400"})
+
+    @app.get("/api/jobs/{job_id}/zip")
+    def read_zip(job_id: str):
+        job = get_job(job_id)
+        path = finished_file(job, manager.zip_path(job["id"]))
+        base = re.sub(r'[\\/:*?"<>|]+', "_", Path(job["name"]).stem).strip() or "song"
+        return FileResponse(path, media_type="application/zip", headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(base + ' - stems.zip')}"})
+
+    @app.get("/api/config")
+    def read_config():
+        return {"max_upload_mb": max_upload_mb, "max_minutes": max_minutes, "workers": workers,
+                "retention_hours": retention_hours, "stems": list(separator.stems),
+                "model": getattr(separator, "name", "model")}
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon():
+        return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(_SecurityHeaders)
+    if allowed_hosts is not None:
+        app.add_middleware(_HostCheck, allowed=allowed_hosts)
+    return app

@@ -1,0 +1,244 @@
+"""The job queue: a bounded pool of worker threads, each separating one song at a time.
+
+Threads are enough: torch releases the GIL while it computes. The queue itself lives in SQLite
+(`store.JobStore`), so its order and every job survive a restart. A worker never dies on a bad job:
+every error ends as a 'failed' row with a one-line reason.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+import traceback
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import read_audio, write_stems
+from ..errors import JukesepError
+from .store import JobStore
+
+log = logging.getLogger("jukesep.web")
+
+PEAK_BINS = 1200
+MIXTURE = "mixture"
+CLEANUP_EVERY_S = 3600.0
+
+
+class _Stop(Exception):
+    """Raised from the progress callback to abandon a separation (shutdown or cancel)."""
+
+
+def compute_peaks(audio: np.ndarray, bins: int = PEAK_BINS) -> list[list[float]]:
+    """[[min, max], ...] per bin over all channels of `np.ndarray[C x T]`, rounded for a small JSON."""
+    length = audio.shape[1]
+    bins = max(1, min(bins, length))
+    edges = np.linspace(0, length, bins + 1).astype(np.int64)
+    lows = np.minimum.reduceat(audio.min(axis=0), edges[:-1])
+    highs = np.maximum.reduceat(audio.max(axis=0), edges[:-1])
+    return [[round(float(lo), 3), round(float(hi), 3)] for lo, hi in zip(lows, highs)]
+
+
+class JobManager:
+    def __init__(self, store: JobStore, separator, data_dir: Path, workers: int = 1,
+                 retention_hours: float = 72.0):
+        self.store = store
+        self.separator = separator
+        self.jobs_dir = Path(data_dir) / "jobs"
+        self.workers = workers
+        self.retention_s = retention_hours * 3600.0
+        self._wake = threading.Condition()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._live: dict[str, dict] = {}  # running jobs: phase, progress, timings (not worth a DB write per chunk)
+        self._cancel: set[str] = set()
+        self._live_lock = threading.Lock()
+
+    # ----- paths -----
+    def job_dir(self, job_id: str) -> Path:
+        return self.jobs_dir / job_id
+
+    def input_path(self, job: dict) -> Path:
+        return self.job_dir(job["id"]) / f"input{job['ext']}"
+
+    def stem_path(self, job_id: str, stem: str) -> Path:
+        return self.job_dir(job_id) / "stems" / f"{stem}.wav"
+
+    def peaks_path(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / "peaks.json"
+
+    def zip_path(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / "stems.zip"
+
+    # ----- lifecycle -----
+    def start(self) -> dict:
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        report = self.store.recover(lambda job: self.input_path(job).is_file())
+        for job_id in report["requeued"]:
+            log.warning("job %s was interrupted by a restart; re-queued", job_id)
+        for job_id in report["failed"]:
+            log.warning("job %s was interrupted by a restart; marked failed", job_id)
+        self.cleanup()
+        self._stop.clear()
+        for i in range(self.workers):
+            thread = threading.Thread(target=self._work, name=f"jukesep-worker-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        janitor = threading.Thread(target=self._janitor, name="jukesep-cleanup", daemon=True)
+        janitor.start()
+        self._threads.append(janitor)
+        return report
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the workers; a separation in progress is abandoned at its next chunk and put back
+        in the queue (without counting as a failed attempt)."""
+        self._stop.set()
+        with self._wake:
+            self._wake.notify_all()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads = []
+
+    def notify(self) -> None:
+        with self._wake:
+            self._wake.notify()
+
+    # ----- state for the API -----
+    def live(self, job_id: str) -> dict | None:
+        with self._live_lock:
+            state = self._live.get(job_id)
+            return dict(state) if state else None
+
+    def cancel(self, job_id: str) -> None:
+        """Forget a job: a queued one is removed, a running one stops at its next chunk."""
+        job = self.store.get(job_id)
+        if job is None:
+            return
+        if job["status"] == "running":
+            with self._live_lock:
+                self._cancel.add(job_id)
+        self.store.delete(job_id)
+        if job["status"] != "running":
+            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+    # ----- workers -----
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self.store.claim_next()
+            except Exception:  # a locked or broken database must not kill the worker
+                log.exception("cannot read the job queue")
+                job = None
+            if job is None:
+                with self._wake:
+                    self._wake.wait(timeout=1.0)
+                continue
+            self._run(job)
+
+    def _set_live(self, job_id: str, **values) -> None:
+        with self._live_lock:
+            self._live.setdefault(job_id, {}).update(values)
+
+    def _run(self, job: dict) -> None:
+        job_id = job["id"]
+        self._set_live(job_id, phase="decoding", done=0, total=0, started=time.time(), sep_started=None)
+        try:
+            self._separate(job)
+        except _Stop:
+            if job_id in self._cancel or self.store.get(job_id) is None:
+                shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+                log.info("job %s cancelled", job_id)
+            else:
+                self.store.requeue(job_id, "the server was stopped while this song was being separated; "
+                                           "it was put back in the queue", count_attempt=False)
+        except JukesepError as exc:
+            self._fail(job_id, str(exc).replace(str(self.input_path(job)), job["name"]))
+        except MemoryError:
+            self._fail(job_id, "the server ran out of memory separating this song; try a shorter one")
+        except Exception as exc:  # never let one song kill a worker
+            log.error("job %s failed:\n%s", job_id, traceback.format_exc())
+            self._fail(job_id, f"internal error while separating ({type(exc).__name__}); see the server log")
+        finally:
+            with self._live_lock:
+                self._live.pop(job_id, None)
+                self._cancel.discard(job_id)
+
+    def _fail(self, job_id: str, reason: str) -> None:
+        if self.store.get(job_id) is not None:
+            self.store.fail(job_id, reason)
+        folder = self.job_dir(job_id)
+        shutil.rmtree(folder / "stems", ignore_errors=True)
+
+    def _check_stop(self, job_id: str) -> None:
+        if self._stop.is_set() or job_id in self._cancel:
+            raise _Stop()
+
+    def _separate(self, job: dict) -> None:
+        job_id, folder = job["id"], self.job_dir(job["id"])
+        audio, rate = read_audio(self.input_path(job))
+        self._check_stop(job_id)
+        self._set_live(job_id, phase="separating", sep_started=time.time())
+
+        def progress(done: int, total: int) -> None:
+            self._set_live(job_id, done=done, total=total)
+            self._check_stop(job_id)
+
+        stems = self.separator.separate(audio, rate, progress=progress)
+        self._check_stop(job_id)
+        self._set_live(job_id, phase="writing")
+        out = folder / "stems"
+        out.mkdir(exist_ok=True)
+        tracks = {MIXTURE: audio, **stems}
+        write_stems({out / f"{name}.wav": track for name, track in tracks.items()}, rate, "wav", 16, "rescale")
+        peaks = {"duration": audio.shape[1] / rate,
+                 "tracks": {name: compute_peaks(track) for name, track in tracks.items()}}
+        tmp = self.peaks_path(job_id).with_suffix(".json.part")
+        tmp.write_text(json.dumps(peaks, separators=(",", ":")))
+        tmp.replace(self.peaks_path(job_id))
+        self._write_zip(job, list(stems))
+        self._check_stop(job_id)
+        self.store.finish(job_id, list(stems))
+        log.info("job %s done: %s", job_id, job["name"])
+        self.input_path(job).unlink(missing_ok=True)  # the decoded mixture.wav stays for listening
+
+    def _write_zip(self, job: dict, stems: list[str]) -> None:
+        base = Path(job["name"]).stem or "song"
+        tmp = self.zip_path(job["id"]).with_suffix(".zip.part")
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
+            for stem in stems:
+                archive.write(self.stem_path(job["id"], stem), f"{base}/{stem}.wav")
+        tmp.replace(self.zip_path(job["id"]))
+
+    # ----- retention -----
+    def _janitor(self) -> None:
+        while not self._stop.wait(CLEANUP_EVERY_S):
+            try:
+                self.cleanup()
+            except Exception:
+                log.exception("cleanup failed")
+
+    def cleanup(self, now: float | None = None) -> list[str]:
+        """Delete finished jobs older than the retention period (row and files) and job folders that
+        no row owns (left by an upload interrupted by a crash). Returns the deleted job ids."""
+        now = time.time() if now is None else now
+        removed = []
+        for job_id in self.store.expired(now - self.retention_s):
+            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+            self.store.delete(job_id)
+            removed.append(job_id)
+        known = self.store.all_ids()
+        if self.jobs_dir.is_dir():
+            for folder in self.jobs_dir.iterdir():
+                if folder.name in known or not folder.is_dir():
+                    continue
+                try:
+                    age = now - folder.stat().st_mtime
+                except OSError:
+                    continue
+                if age > 3600:  # an upload still being received is younger than this
+                    shutil.rmtree(folder, ignore_errors=True)
+        return removed

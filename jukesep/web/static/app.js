@@ -1,0 +1,648 @@
+// jukesep web page: upload a song, follow its job, play and download the stems.
+// Plain JS, no build step. Playback uses the Web Audio API: every track is decoded into an
+// AudioBuffer and all sources start at the same AudioContext time, so the stems stay sample-locked.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const RECENT_KEY = "jukesep.recent";
+const POLL_MS = 700;
+const STEM_ORDER = ["vocals", "drums", "bass", "other"];
+
+const state = {
+  config: null,
+  jobId: null,
+  pollTimer: null,
+  engine: null,
+  uploading: false,
+};
+
+// ---------- helpers ----------
+function fmtTime(seconds) {
+  if (!isFinite(seconds) || seconds < 0) seconds = 0;
+  const m = Math.floor(seconds / 60);
+  const s = Math.floor(seconds % 60);
+  return `${m}:${String(s).padStart(2, "0")}`;
+}
+
+function fmtDuration(seconds) {
+  if (seconds == null) return "";
+  return seconds < 60 ? `${seconds.toFixed(1)} s` : fmtTime(seconds);
+}
+
+function fmtBytes(n) {
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(0)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+function plural(n, word) { return `${n} ${word}${n === 1 ? "" : "s"}`; }
+
+function show(el, visible) { el.hidden = !visible; }
+
+async function api(path, options) {
+  const response = await fetch(path, options);
+  let body = null;
+  try { body = await response.json(); } catch (_) { /* empty body */ }
+  if (!response.ok) {
+    const err = new Error((body && body.error) || `request failed (HTTP ${response.status})`);
+    err.status = response.status;
+    throw err;
+  }
+  return body;
+}
+
+// ---------- recent jobs (only this browser knows its job ids) ----------
+function recentJobs() {
+  try { return JSON.parse(localStorage.getItem(RECENT_KEY)) || []; } catch (_) { return []; }
+}
+function saveRecent(list) { localStorage.setItem(RECENT_KEY, JSON.stringify(list.slice(0, 20))); }
+function rememberJob(job) {
+  saveRecent([{ id: job.id, name: job.name, created: job.created }, ...recentJobs().filter((j) => j.id !== job.id)]);
+}
+function forgetJob(id) { saveRecent(recentJobs().filter((j) => j.id !== id)); }
+
+async function renderRecent() {
+  const list = $("recent-list");
+  const jobs = recentJobs();
+  list.replaceChildren();
+  show($("recent"), jobs.length > 0);
+  for (const item of jobs) {
+    const li = document.createElement("li");
+    const a = document.createElement("a");
+    a.href = `#/job/${encodeURIComponent(item.id)}`;
+    const name = document.createElement("span");
+    name.className = "recent-name";
+    name.textContent = item.name;
+    const when = document.createElement("span");
+    when.className = "muted small";
+    when.textContent = new Date(item.created * 1000).toLocaleString();
+    const badge = document.createElement("span");
+    badge.className = "badge";
+    badge.textContent = "…";
+    a.append(name, when, badge);
+    li.append(a);
+    list.append(li);
+    api(`/api/jobs/${encodeURIComponent(item.id)}`).then((job) => {
+      badge.className = `badge ${job.status}`;
+      badge.textContent = { queued: "queued", running: "separating", done: "ready", failed: "failed" }[job.status];
+    }).catch((err) => {
+      if (err.status === 404) { forgetJob(item.id); li.remove(); show($("recent"), recentJobs().length > 0); }
+    });
+  }
+}
+
+// ---------- home: upload ----------
+function setHomeError(message) {
+  $("home-error").textContent = message || "";
+  show($("home-error"), Boolean(message));
+}
+
+function uploadFile(file) {
+  if (state.uploading || !file) return;
+  setHomeError("");
+  const cfg = state.config;
+  if (cfg && file.size > cfg.max_upload_mb * 1024 * 1024) {
+    setHomeError(`${file.name} is ${fmtBytes(file.size)}; the upload limit is ${cfg.max_upload_mb} MB.`);
+    return;
+  }
+  if (file.size === 0) {
+    setHomeError(`${file.name} is empty (0 bytes).`);
+    return;
+  }
+  state.uploading = true;
+  $("dropzone").classList.add("busy");
+  $("upload-name").textContent = file.name;
+  $("upload-percent").textContent = "0%";
+  $("upload-bar").style.width = "0%";
+  $("upload-detail").textContent = `Uploading ${fmtBytes(file.size)}…`;
+  $("upload-bar").parentElement.classList.remove("indeterminate");
+  show($("upload-card"), true);
+
+  const xhr = new XMLHttpRequest();
+  xhr.open("POST", "/api/jobs");
+  xhr.setRequestHeader("Content-Type", "application/octet-stream");
+  xhr.setRequestHeader("X-Filename", encodeURIComponent(file.name));
+  xhr.upload.onprogress = (e) => {
+    if (!e.lengthComputable) return;
+    const pct = Math.round((100 * e.loaded) / e.total);
+    $("upload-bar").style.width = `${pct}%`;
+    $("upload-percent").textContent = `${pct}%`;
+    if (e.loaded >= e.total) {
+      $("upload-detail").textContent = "Reading the song…";
+      $("upload-percent").textContent = "";
+      $("upload-bar").parentElement.classList.add("indeterminate");
+    }
+  };
+  const done = () => {
+    state.uploading = false;
+    $("dropzone").classList.remove("busy");
+    show($("upload-card"), false);
+    $("file-input").value = "";
+  };
+  xhr.onload = () => {
+    done();
+    let body = null;
+    try { body = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
+    if (xhr.status === 201 && body) {
+      rememberJob(body);
+      location.hash = `#/job/${encodeURIComponent(body.id)}`;
+    } else {
+      setHomeError((body && body.error) || `The upload failed (HTTP ${xhr.status}).`);
+    }
+  };
+  xhr.onerror = () => {
+    done();
+    setHomeError("The upload failed: the server could not be reached (or it closed the connection).");
+  };
+  xhr.send(file);
+}
+
+function setupDropzone() {
+  const zone = $("dropzone");
+  const input = $("file-input");
+  input.addEventListener("change", () => uploadFile(input.files[0]));
+  zone.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" || e.key === " ") { e.preventDefault(); input.click(); }
+  });
+  let depth = 0;
+  zone.addEventListener("dragenter", (e) => { e.preventDefault(); depth++; zone.classList.add("dragging"); });
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); e.dataTransfer.dropEffect = "copy"; });
+  zone.addEventListener("dragleave", () => { if (--depth <= 0) { depth = 0; zone.classList.remove("dragging"); } });
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    depth = 0;
+    zone.classList.remove("dragging");
+    const file = e.dataTransfer.files && e.dataTransfer.files[0];
+    if (file) uploadFile(file);
+  });
+  // a file dropped anywhere else on the home page is uploaded too (instead of the browser opening it)
+  window.addEventListener("dragover", (e) => e.preventDefault());
+  window.addEventListener("drop", (e) => {
+    e.preventDefault();
+    if (!$("home").hidden && e.dataTransfer.files && e.dataTransfer.files[0]) uploadFile(e.dataTransfer.files[0]);
+  });
+}
+
+// ---------- job view ----------
+function stopPolling() {
+  if (state.pollTimer) clearTimeout(state.pollTimer);
+  state.pollTimer = null;
+}
+
+function renderJobHead(job) {
+  $("job-name").textContent = job.name;
+  document.title = `${job.name} — jukesep`;
+  const meta = [];
+  if (job.duration != null) meta.push(fmtDuration(job.duration));
+  if (job.rate) meta.push(`${(job.rate / 1000).toFixed(1)} kHz`);
+  if (job.channels) meta.push(job.channels === 1 ? "mono" : job.channels === 2 ? "stereo" : `${job.channels} channels`);
+  $("job-meta").textContent = meta.join(" · ");
+  const labels = { queued: "Queued", running: "Separating", done: "Stems ready", failed: "Failed" };
+  $("job-status").textContent = labels[job.status] || job.status;
+  $("note").textContent = job.note || "";
+  show($("note"), Boolean(job.note) && job.status !== "done");
+}
+
+function renderProgress(job) {
+  const bar = $("progress-bar");
+  const track = bar.parentElement;
+  if (job.status === "queued") {
+    const ahead = job.queue_ahead || 0;
+    $("progress-title").textContent = ahead > 0 ? `Waiting in line — position ${ahead + 1}` : "Next in line";
+    $("progress-detail").textContent = ahead > 0
+      ? `${plural(ahead, "song")} ahead of yours. This page updates by itself.`
+      : "Starting as soon as a worker is free.";
+    $("progress-percent").textContent = "";
+    track.classList.add("indeterminate");
+  } else if (job.status === "running") {
+    const p = job.progress || { phase: "starting", fraction: 0 };
+    track.classList.remove("indeterminate");
+    let pct = 2;
+    if (p.phase === "separating") pct = 2 + 95 * p.fraction;
+    if (p.phase === "writing") pct = 98;
+    bar.style.width = `${pct.toFixed(1)}%`;
+    $("progress-percent").textContent = `${Math.floor(pct)}%`;
+    const titles = { starting: "Starting…", decoding: "Reading the song…", separating: "Separating stems…", writing: "Writing the stems…" };
+    $("progress-title").textContent = titles[p.phase] || "Working…";
+    let detail = "";
+    if (p.phase === "separating" && p.total) {
+      detail = `Chunk ${p.done} of ${p.total}`;
+      if (p.eta != null && p.done > 0) detail += ` · about ${fmtTime(Math.max(1, p.eta))} left`;
+    }
+    $("progress-detail").textContent = detail;
+  }
+}
+
+async function pollJob(id) {
+  if (state.jobId !== id) return;
+  let job;
+  try {
+    job = await api(`/api/jobs/${encodeURIComponent(id)}`);
+  } catch (err) {
+    if (state.jobId !== id) return;
+    if (err.status === 404) {
+      forgetJob(id);
+      showJobError("This job does not exist (it may have expired or been deleted).");
+      show($("progress-card"), false);
+      return;
+    }
+    // the server may be restarting: keep trying
+    $("progress-detail").textContent = "Connection lost — retrying…";
+    state.pollTimer = setTimeout(() => pollJob(id), POLL_MS * 3);
+    return;
+  }
+  if (state.jobId !== id) return;
+  rememberJob(job);
+  renderJobHead(job);
+  if (job.status === "queued" || job.status === "running") {
+    show($("progress-card"), true);
+    renderProgress(job);
+    state.pollTimer = setTimeout(() => pollJob(id), POLL_MS);
+  } else if (job.status === "failed") {
+    show($("progress-card"), false);
+    showJobError(job.error || "The separation failed.");
+  } else if (job.status === "done") {
+    show($("progress-card"), false);
+    showResult(job);
+  }
+}
+
+function showJobError(message) {
+  $("job-error").textContent = message;
+  show($("job-error"), true);
+}
+
+function openJob(id) {
+  stopPolling();
+  if (state.engine) { state.engine.destroy(); state.engine = null; }
+  state.jobId = id;
+  show($("home"), false);
+  show($("job"), true);
+  show($("player"), false);
+  show($("zip-link"), false);
+  show($("job-error"), false);
+  show($("note"), false);
+  show($("progress-card"), false);
+  $("job-name").textContent = "";
+  $("job-meta").textContent = "";
+  $("job-status").textContent = "";
+  $("progress-bar").style.width = "0%";
+  pollJob(id);
+}
+
+async function deleteJob() {
+  const id = state.jobId;
+  if (!id || !confirm("Delete this song and its stems from the server?")) return;
+  try {
+    await api(`/api/jobs/${encodeURIComponent(id)}`, { method: "DELETE" });
+  } catch (err) {
+    if (err.status !== 404) { showJobError(err.message); return; }
+  }
+  forgetJob(id);
+  location.hash = "#/";
+}
+
+// ---------- result: tracks, waveforms, playback ----------
+function drawWave(canvas, peaks, color, width, height, scale) {
+  const dpr = window.devicePixelRatio || 1;
+  canvas.width = Math.max(1, Math.round(width * dpr));
+  canvas.height = Math.max(1, Math.round(height * dpr));
+  canvas.style.width = `${width}px`;
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, width, height);
+  ctx.fillStyle = color;
+  const step = 3;
+  const bars = Math.max(1, Math.floor(width / step));
+  const mid = height / 2;
+  for (let i = 0; i < bars; i++) {
+    const from = Math.floor((i * peaks.length) / bars);
+    const to = Math.max(from + 1, Math.floor(((i + 1) * peaks.length) / bars));
+    let amp = 0;
+    for (let j = from; j < to && j < peaks.length; j++) {
+      amp = Math.max(amp, peaks[j][1], -peaks[j][0]);
+    }
+    const half = Math.max(0.75, Math.min(mid - 1, amp * scale * (mid - 1)));
+    ctx.fillRect(i * step, mid - half, 2, 2 * half);
+  }
+}
+
+class Engine {
+  constructor(job, peaks) {
+    this.job = job;
+    this.peaks = peaks;
+    this.ctx = new (window.AudioContext || window.webkitAudioContext)();
+    this.master = this.ctx.createGain();
+    this.master.connect(this.ctx.destination);
+    this.tracks = [];
+    this.mode = "stems";
+    this.playing = false;
+    this.startedAt = 0; // context time at which position 0 would have played
+    this.pausedAt = 0;
+    this.duration = (peaks && peaks.duration) || job.duration || 0;
+    this.raf = null;
+    this.destroyed = false;
+  }
+
+  addTrack(row, info, isMixture) {
+    const gain = this.ctx.createGain();
+    gain.connect(this.master);
+    const track = { row, info, isMixture, gain, buffer: null, source: null, volume: 1, muted: false, solo: false };
+    this.tracks.push(track);
+    return track;
+  }
+
+  async load(onEach) {
+    let loaded = 0;
+    await Promise.all(this.tracks.map(async (t) => {
+      const response = await fetch(t.info.url);
+      if (!response.ok) throw new Error(`could not load ${t.info.name} (HTTP ${response.status})`);
+      const data = await response.arrayBuffer();
+      t.buffer = await this.ctx.decodeAudioData(data);
+      t.row.dataset.duration = String(t.buffer.duration);
+      t.row.dataset.loaded = "1";
+      loaded++;
+      onEach(loaded, this.tracks.length);
+    }));
+    this.duration = Math.max(...this.tracks.map((t) => t.buffer.duration));
+    this.applyGains(true);
+  }
+
+  targetGain(t) {
+    if (t.isMixture) return this.mode === "original" ? t.volume : 0;
+    if (this.mode === "original") return 0;
+    const anySolo = this.tracks.some((x) => !x.isMixture && x.solo);
+    const audible = anySolo ? t.solo : !t.muted;
+    return audible ? t.volume : 0;
+  }
+
+  applyGains(immediate) {
+    for (const t of this.tracks) {
+      const value = this.targetGain(t);
+      if (immediate) t.gain.gain.value = value;
+      else t.gain.gain.setTargetAtTime(value, this.ctx.currentTime, 0.015);
+      t.row.classList.toggle("silenced", value === 0);
+    }
+  }
+
+  position() {
+    if (!this.playing) return this.pausedAt;
+    return Math.min(this.duration, this.ctx.currentTime - this.startedAt);
+  }
+
+  async play(offset) {
+    if (this.destroyed || this.tracks.some((t) => !t.buffer)) return;
+    if (this.ctx.state === "suspended") await this.ctx.resume();
+    this.stopSources();
+    offset = Math.max(0, Math.min(offset ?? this.pausedAt, this.duration));
+    if (offset >= this.duration - 0.01) offset = 0;
+    const when = this.ctx.currentTime + 0.04;
+    for (const t of this.tracks) {
+      const source = this.ctx.createBufferSource();
+      source.buffer = t.buffer;
+      source.connect(t.gain);
+      source.start(when, offset);
+      t.source = source;
+    }
+    this.startedAt = when - offset;
+    this.playing = true;
+    $("play").classList.add("playing");
+    $("play").setAttribute("aria-label", "Pause");
+    $("player").classList.add("started");
+    this.tick();
+  }
+
+  pause() {
+    if (!this.playing) return;
+    this.pausedAt = this.position();
+    this.stopSources();
+    this.playing = false;
+    $("play").classList.remove("playing");
+    $("play").setAttribute("aria-label", "Play");
+    this.render();
+  }
+
+  toggle() { if (this.playing) this.pause(); else this.play(); }
+
+  seek(seconds) {
+    seconds = Math.max(0, Math.min(seconds, this.duration));
+    $("player").classList.add("started");
+    if (this.playing) this.play(seconds);
+    else { this.pausedAt = seconds; this.render(); }
+  }
+
+  stopSources() {
+    for (const t of this.tracks) {
+      if (t.source) {
+        try { t.source.stop(); } catch (_) { /* already stopped */ }
+        t.source.disconnect();
+        t.source = null;
+      }
+    }
+  }
+
+  tick() {
+    cancelAnimationFrame(this.raf);
+    const loop = () => {
+      if (!this.playing || this.destroyed) return;
+      if (this.position() >= this.duration) {
+        this.pause();
+        this.pausedAt = 0;
+        this.render();
+        return;
+      }
+      this.render();
+      this.raf = requestAnimationFrame(loop);
+    };
+    this.raf = requestAnimationFrame(loop);
+  }
+
+  render() {
+    const pos = this.position();
+    const fraction = this.duration > 0 ? pos / this.duration : 0;
+    $("time-now").textContent = fmtTime(pos);
+    for (const t of this.tracks) {
+      const wave = t.row.querySelector(".wave");
+      const x = fraction * wave.clientWidth;
+      t.row.querySelector(".wave-played").style.width = `${x}px`;
+      t.row.querySelector(".playhead").style.transform = `translateX(${x - 1}px)`;
+    }
+  }
+
+  destroy() {
+    this.destroyed = true;
+    this.stopSources();
+    cancelAnimationFrame(this.raf);
+    this.ctx.close().catch(() => {});
+  }
+}
+
+function trackColor(name) {
+  const value = getComputedStyle(document.documentElement).getPropertyValue(`--${name}`).trim();
+  return value || "#94a3b8";
+}
+
+function drawAllWaves(engine) {
+  if (!engine || !engine.peaks) return;
+  const all = engine.peaks.tracks;
+  const globalPeak = Math.max(1e-6, ...Object.values(all).flat().map((p) => Math.max(-p[0], p[1])));
+  for (const t of engine.tracks) {
+    const peaks = all[t.info.name] || [];
+    const own = Math.max(1e-6, ...peaks.map((p) => Math.max(-p[0], p[1])));
+    // each track fills its lane, but a stem much quieter than the song still looks quieter
+    const scale = 0.92 / Math.max(own, globalPeak * 0.2);
+    const wave = t.row.querySelector(".wave");
+    const width = wave.clientWidth;
+    const height = wave.clientHeight;
+    const color = t.isMixture ? trackColor("mixture") : trackColor(t.info.name);
+    drawWave(t.row.querySelector(".wave-base"), peaks, hexAlpha(color, 0.38), width, height, scale);
+    drawWave(t.row.querySelector(".wave-top"), peaks, color, width, height, scale);
+  }
+  engine.render();
+}
+
+function hexAlpha(color, alpha) {
+  const m = /^#([0-9a-f]{6})$/i.exec(color);
+  if (!m) return color;
+  const n = parseInt(m[1], 16);
+  return `rgba(${n >> 16}, ${(n >> 8) & 255}, ${n & 255}, ${alpha})`;
+}
+
+function buildRow(engine, info, isMixture) {
+  const row = $("track-template").content.firstElementChild.cloneNode(true);
+  row.dataset.name = info.name;
+  row.classList.toggle("mixture", isMixture);
+  row.querySelector(".track-name").textContent = isMixture ? "Original mix" : info.name;
+  const link = row.querySelector(".download");
+  link.href = info.download;
+  link.title = `Download ${info.name}.wav`;
+  const track = engine.addTrack(row, info, isMixture);
+  const mute = row.querySelector(".mute");
+  const solo = row.querySelector(".solo");
+  if (isMixture) {
+    row.querySelector(".track-buttons").hidden = true;
+  }
+  mute.addEventListener("click", () => {
+    track.muted = !track.muted;
+    mute.classList.toggle("on", track.muted);
+    if (engine.mode !== "stems") setMode(engine, "stems");
+    engine.applyGains();
+  });
+  solo.addEventListener("click", () => {
+    track.solo = !track.solo;
+    solo.classList.toggle("on", track.solo);
+    if (engine.mode !== "stems") setMode(engine, "stems");
+    engine.applyGains();
+  });
+  row.querySelector(".volume").addEventListener("input", (e) => {
+    track.volume = parseFloat(e.target.value);
+    engine.applyGains();
+  });
+  const wave = row.querySelector(".wave");
+  wave.addEventListener("click", (e) => {
+    const rect = wave.getBoundingClientRect();
+    engine.seek(((e.clientX - rect.left) / rect.width) * engine.duration);
+  });
+  return row;
+}
+
+function setMode(engine, mode) {
+  engine.mode = mode;
+  $("mode-stems").classList.toggle("active", mode === "stems");
+  $("mode-original").classList.toggle("active", mode === "original");
+  engine.applyGains();
+}
+
+async function showResult(job) {
+  $("zip-link").href = job.zip;
+  show($("zip-link"), true);
+  show($("player"), true);
+  $("player").classList.remove("started");
+  $("play").disabled = true;
+  $("play").classList.remove("playing");
+  $("time-now").textContent = "0:00";
+  $("time-total").textContent = fmtTime(job.duration || 0);
+  const tracksEl = $("tracks");
+  tracksEl.replaceChildren();
+
+  let peaks = null;
+  try { peaks = await api(job.peaks); } catch (_) { /* waveforms are optional */ }
+  if (state.jobId !== job.id) return;
+  const engine = new Engine(job, peaks);
+  state.engine = engine;
+  setMode(engine, "stems");
+  const stems = [...job.stems].sort((a, b) => {
+    const ia = STEM_ORDER.indexOf(a.name), ib = STEM_ORDER.indexOf(b.name);
+    return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib);
+  });
+  tracksEl.append(buildRow(engine, job.mixture, true));
+  for (const stem of stems) tracksEl.append(buildRow(engine, stem, false));
+  requestAnimationFrame(() => drawAllWaves(engine));
+
+  const loading = $("loading");
+  loading.textContent = `Loading audio… 0 of ${engine.tracks.length}`;
+  show(loading, true);
+  try {
+    await engine.load((n, total) => { loading.textContent = `Loading audio… ${n} of ${total}`; });
+  } catch (err) {
+    if (engine.destroyed) return;
+    loading.textContent = `Could not load the audio: ${err.message}`;
+    return;
+  }
+  if (engine.destroyed) return;
+  show(loading, false);
+  $("time-total").textContent = fmtTime(engine.duration);
+  $("play").disabled = false;
+  $("player").dataset.ready = "1";
+}
+
+// ---------- routing and start-up ----------
+function route() {
+  const match = /^#\/job\/([A-Za-z0-9_-]+)$/.exec(location.hash);
+  if (match) {
+    openJob(match[1]);
+    return;
+  }
+  stopPolling();
+  if (state.engine) { state.engine.destroy(); state.engine = null; }
+  state.jobId = null;
+  document.title = "jukesep — split a song into stems";
+  show($("job"), false);
+  show($("home"), true);
+  renderRecent();
+}
+
+async function loadConfig() {
+  try {
+    const cfg = await api("/api/config");
+    state.config = cfg;
+    $("limits").textContent = `MP3, WAV, FLAC, M4A, OGG and more · up to ${cfg.max_upload_mb} MB and ${cfg.max_minutes} minutes`;
+    $("model-badge").textContent = `model: ${cfg.model}`;
+    show($("model-badge"), true);
+    $("footer").textContent = `Everything runs on this computer. Songs and stems are deleted ${cfg.retention_hours} hours after they are done.`;
+  } catch (_) {
+    $("footer").textContent = "The server cannot be reached.";
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  setupDropzone();
+  $("play").addEventListener("click", () => state.engine && state.engine.toggle());
+  $("mode-stems").addEventListener("click", () => state.engine && setMode(state.engine, "stems"));
+  $("mode-original").addEventListener("click", () => state.engine && setMode(state.engine, "original"));
+  $("delete-job").addEventListener("click", deleteJob);
+  document.addEventListener("keydown", (e) => {
+    if (e.code !== "Space" || !state.engine || $("play").disabled) return;
+    const tag = (e.target.tagName || "").toLowerCase();
+    if (tag === "input" || tag === "button" || tag === "textarea") return;
+    e.preventDefault();
+    state.engine.toggle();
+  });
+  let resizeTimer = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => drawAllWaves(state.engine), 120);
+  });
+  window.addEventListener("hashchange", route);
+  loadConfig();
+  route();
+});

@@ -1,0 +1,401 @@
+"""`jukesep serve`: the web app's API, job queue, persistence, limits and CLI (tiny model, fast)."""
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("fastapi")
+pytest.importorskip("multipart")
+pytest.importorskip("httpx")
+
+import warnings  # noqa: E402
+
+with warnings.catch_warnings():  # Starlette >= 1.x suggests httpx2; httpx works
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient  # noqa: E402
+
+from jukesep.api import Separator  # noqa: E402
+from jukesep.checkpoint import save_model  # noqa: E402
+from jukesep.errors import CheckpointError, JukesepError  # noqa: E402
+from jukesep.web import create_app  # noqa: E402
+from jukesep.web.cli import main as serve_main  # noqa: E402
+from jukesep.web.store import JobStore  # noqa: E402
+from tests.conftest import RATE, music, random_separator  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+STEMS = ["vocals", "drums", "bass", "other"]
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_model(path, "separator", random_separator(), {"trained_on": "test"})
+    return path
+
+
+@pytest.fixture(scope="module")
+def separator(model_file):
+    # short chunks, so a song of a second has several progress steps
+    return Separator.from_pretrained(model_file, device="cpu", segment=0.25)
+
+
+class SlowSeparator:
+    """The real separator, slowed down per chunk so tests can watch queue and progress."""
+
+    def __init__(self, inner, delay=0.05):
+        self.inner, self.delay = inner, delay
+        self.stems, self.sample_rate, self.model, self.name = inner.stems, inner.sample_rate, inner.model, inner.name
+
+    def separate(self, audio, rate, stems=None, progress=None):
+        def slow(done, total):
+            time.sleep(self.delay)
+            if progress:
+                progress(done, total)
+        return self.inner.separate(audio, rate, stems, slow)
+
+
+class GatedSeparator(SlowSeparator):
+    """Holds every separation until `gate` is set, so the queue can be inspected."""
+
+    def __init__(self, inner, delay=0.0):
+        super().__init__(inner, delay)
+        self.gate = threading.Event()
+
+    def separate(self, audio, rate, stems=None, progress=None):
+        assert self.gate.wait(30)
+        return super().separate(audio, rate, stems, progress)
+
+
+def wav_bytes(seconds, channels=2, seed=0, subtype="PCM_16", rate=RATE):
+    audio = music(seconds, rate, channels, seed)
+    buf = io.BytesIO()
+    sf.write(buf, audio.T, rate, format="WAV", subtype=subtype)
+    return buf.getvalue()
+
+
+def upload(client, data, name="song.wav"):
+    return client.post("/api/jobs", files={"file": (name, data, "application/octet-stream")})
+
+
+def wait(client, job_id, timeout=60, statuses=("done", "failed")):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s")
+
+
+def decode(content):
+    audio, rate = sf.read(io.BytesIO(content), dtype="float32", always_2d=True)
+    return audio.T, rate
+
+
+def test_upload_progress_result_download(tmp_path, separator):
+    app = create_app(SlowSeparator(separator), tmp_path / "data")
+    data = wav_bytes(1.0)
+    with TestClient(app) as client:
+        assert client.get("/").status_code == 200
+        assert client.get("/static/app.js").status_code == 200
+        cfg = client.get("/api/config").json()
+        assert cfg["stems"] == STEMS and cfg["max_upload_mb"] == 200 and cfg["max_minutes"] == 20
+
+        response = upload(client, data, "My Song.wav")
+        assert response.status_code == 201, response.text
+        job = response.json()
+        assert job["status"] in ("queued", "running") and job["name"] == "My Song.wav"
+        assert job["duration"] == pytest.approx(1.0) and job["rate"] == RATE and job["channels"] == 2
+
+        seen = []
+        while job["status"] not in ("done", "failed"):
+            job = client.get(f"/api/jobs/{job['id']}").json()
+            if job["status"] == "running":
+                seen.append((job["progress"]["phase"], job["progress"]["fraction"]))
+            time.sleep(0.02)
+        assert job["status"] == "done", job
+        fractions = [f for phase, f in seen if phase == "separating"]
+        assert fractions and 0 < max(fractions) <= 1 and fractions == sorted(fractions)
+
+        original, _ = decode(data)
+        assert [s["name"] for s in job["stems"]] == STEMS
+        for stem in job["stems"] + [job["mixture"]]:
+            r = client.get(stem["url"])
+            assert r.status_code == 200 and r.headers["content-type"] == "audio/wav"
+            audio, rate = decode(r.content)
+            assert rate == RATE and audio.shape == original.shape
+            assert np.abs(audio).max() > 0
+        mixture, _ = decode(client.get(job["mixture"]["url"]).content)
+        assert np.allclose(mixture, original, atol=1e-4)
+        named = client.get(job["stems"][0]["download"])
+        assert "attachment" in named.headers["content-disposition"]
+        assert "My%20Song%20-%20vocals.wav" in named.headers["content-disposition"]
+
+        r = client.get(job["zip"])
+        assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+        with zipfile.ZipFile(io.BytesIO(r.content)) as archive:
+            assert sorted(archive.namelist()) == sorted(f"My Song/{s}.wav" for s in STEMS)
+            for name in archive.namelist():
+                assert decode(archive.read(name))[0].shape == original.shape
+
+        peaks = client.get(job["peaks"]).json()
+        assert peaks["duration"] == pytest.approx(1.0)
+        assert set(peaks["tracks"]) == set(STEMS) | {"mixture"}
+        assert all(lo <= hi for lo, hi in peaks["tracks"]["vocals"])
+
+        # the upload itself is not kept once the stems exist; nothing is named after the user's file
+        folder = tmp_path / "data" / "jobs" / job["id"]
+        assert sorted(p.name for p in folder.iterdir()) == ["peaks.json", "stems", "stems.zip"]
+
+
+def test_rejections_have_clear_json_errors_and_leave_nothing(tmp_path, separator):
+    # 0.1 MB and 0.01 minutes (0.6 s)
+    app = create_app(separator, tmp_path / "data", max_upload_mb=0.1, max_minutes=0.01)
+    with TestClient(app) as client:
+        cases = [
+            (wav_bytes(1.0, subtype="FLOAT"), "big.wav", 413, "larger than the 0.1 MB upload limit"),
+            (wav_bytes(0.9, channels=1), "long.wav", 422, "the limit is 0.01 minutes"),
+            (os.urandom(20000), "noise.mp3", 422, "not an audio file"),
+            (b"<html>hello</html>" * 100, "page.wav", 422, "not an audio file"),
+            (b"", "empty.flac", 422, "empty"),
+            (np.zeros((RATE // 4, 2), np.int16).tobytes(), "raw.wav", 422, "not an audio file"),
+        ]
+        buf = io.BytesIO()
+        sf.write(buf, np.zeros((RATE // 4, 2), np.float32), RATE, format="WAV")
+        cases.append((buf.getvalue(), "silence.wav", 422, "silent"))
+        for data, name, status, message in cases:
+            for how in ("multipart", "raw"):
+                if how == "multipart":
+                    r = upload(client, data, name)
+                else:
+                    r = client.post("/api/jobs", content=data, headers={"X-Filename": name})
+                assert r.status_code == status, (name, how, r.text)
+                assert message in r.json()["error"], (name, how, r.json())
+                assert "/" not in r.json()["error"].split(":")[0]  # no server path in the message
+        r = client.post("/api/jobs", data={"other": "x"}, files={"nofile": ("a.wav", b"x")})
+        assert r.status_code == 422 and "no file" in r.json()["error"]
+        r = client.post("/api/jobs", content=b"x" * 200_000, headers={"Content-Length": "200000"})
+        assert r.status_code == 413
+        assert list((tmp_path / "data" / "jobs").iterdir()) == []
+
+        # the server and its worker are fine afterwards
+        r = upload(client, wav_bytes(0.5, channels=1), "ok.wav")
+        assert r.status_code == 201, r.text
+        assert wait(client, r.json()["id"])["status"] == "done"
+
+        assert client.get("/api/jobs/" + "A" * 22).status_code == 404
+        assert client.get("/api/jobs/..%2F..%2Fetc").status_code == 404
+        assert client.get(f"/api/jobs/{r.json()['id']}/audio/..%2Fpeaks.json").status_code == 404
+        assert client.get(f"/api/jobs/{r.json()['id']}/audio/guitar.wav").status_code == 404
+        assert client.get("/api/jobs/nope").json() == {"error": "no such job (it may have expired)"}
+
+
+def test_audio_is_recognised_by_content_not_extension(tmp_path, separator):
+    app = create_app(separator, tmp_path / "data", max_upload_mb=1)
+    with TestClient(app) as client:
+        r = upload(client, wav_bytes(0.4), "actually-a-wav.txt")
+        assert r.status_code == 201, r.text
+        assert wait(client, r.json()["id"])["status"] == "done"
+        # a streamed (chunked) upload is cut off at the limit too
+        r = client.post("/api/jobs", content=(b"\1" * 2**18 for _ in range(8)), headers={"X-Filename": "big.wav"})
+        assert r.status_code == 413 and "1 MB upload limit" in r.json()["error"]
+
+
+def test_file_names_never_become_paths_and_ids_are_random(tmp_path, separator):
+    app = create_app(separator, tmp_path / "data")
+    with TestClient(app) as client:
+        ids = []
+        for name in ["../../escape.wav", "..\\..\\win.FLAC", "/etc/passwd", "na\x00me.wav;rm -rf", "x" * 500 + ".wav"]:
+            r = upload(client, wav_bytes(0.3, channels=1), name)
+            assert r.status_code == 201, (name, r.text)
+            job = r.json()
+            ids.append(job["id"])
+            assert "/" not in job["name"] and "\\" not in job["name"] and "\x00" not in job["name"]
+            folder = tmp_path / "data" / "jobs" / job["id"]
+            assert [p.name for p in folder.iterdir() if p.name.startswith("input")] in (
+                [], ["input.wav"], ["input.flac"], ["input"])
+        assert len(set(ids)) == len(ids) and all(len(i) >= 22 for i in ids)
+        for job_id in ids:
+            assert wait(client, job_id)["status"] == "done"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    assert sorted(p.name for p in (tmp_path / "data").iterdir() if not p.name.startswith("jobs.sqlite3")) == ["jobs"]
+
+
+def test_concurrent_submissions_all_finish_without_mix_up(tmp_path, separator):
+    gated = GatedSeparator(separator)
+    app = create_app(gated, tmp_path / "data", workers=2)
+    lengths = [0.3, 0.45, 0.6, 0.75, 0.9]
+    songs = {i: wav_bytes(s, channels=1 + i % 2, seed=i) for i, s in enumerate(lengths)}
+    with TestClient(app) as client:
+        results = {}
+
+        def submit(i):
+            results[i] = upload(client, songs[i], f"song{i}.wav")
+
+        threads = [threading.Thread(target=submit, args=(i,)) for i in songs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(r.status_code == 201 for r in results.values()), [r.text for r in results.values()]
+        ids = [r.json()["id"] for r in results.values()]
+        deadline = time.monotonic() + 30
+        while sum(client.get(f"/api/jobs/{i}").json()["status"] == "running" for i in ids) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        jobs = [client.get(f"/api/jobs/{i}").json() for i in ids]  # two workers busy, three waiting in order
+        assert sorted(j["status"] for j in jobs) == ["queued"] * 3 + ["running"] * 2
+        assert sorted(j["queue_ahead"] for j in jobs if j["status"] == "queued") == [0, 1, 2]
+        gated.gate.set()
+        for i, r in results.items():
+            job = wait(client, r.json()["id"])
+            assert job["status"] == "done", job
+            assert job["name"] == f"song{i}.wav"
+            original, _ = decode(songs[i])
+            expected = separator.separate(original, RATE)
+            for stem in job["stems"]:
+                audio, _ = decode(client.get(stem["url"]).content)
+                assert audio.shape == original.shape, (i, stem["name"])
+                assert np.allclose(audio, expected[stem["name"]], atol=1e-4), (i, stem["name"])
+            mixture, _ = decode(client.get(job["mixture"]["url"]).content)
+            assert np.allclose(mixture, original, atol=1e-4), i
+
+
+def test_restart_keeps_finished_jobs_and_recovers_interrupted_ones(tmp_path, separator):
+    data_dir = tmp_path / "data"
+    song = wav_bytes(0.5)
+    with TestClient(create_app(separator, data_dir)) as client:
+        done_id = upload(client, song, "kept.wav").json()["id"]
+        assert wait(client, done_id)["status"] == "done"
+
+    # simulate a crash: jobs the database says are running, with and without their input
+    store = JobStore(data_dir / "jobs.sqlite3")
+    crashed = {}
+    for key, attempts in (("once", 1), ("twice", 2), ("lost", 1)):
+        job_id = f"crashed-job-{key}-000000"
+        (data_dir / "jobs" / job_id).mkdir()
+        if key != "lost":
+            (data_dir / "jobs" / job_id / "input.wav").write_bytes(song)
+        store.add(job_id, f"{key}.wav", ".wav", 0.5, RATE, 2, len(song))
+        for _ in range(attempts):
+            claimed = store.claim_next()
+            assert claimed["id"] == job_id
+            if _ < attempts - 1:
+                store.requeue(job_id, "test")
+        crashed[key] = job_id
+    assert store.get(crashed["once"])["status"] == "running"
+    store.close()
+
+    with TestClient(create_app(separator, data_dir)) as client:
+        job = client.get(f"/api/jobs/{done_id}").json()
+        assert job["status"] == "done" and job["name"] == "kept.wav"
+        assert decode(client.get(job["stems"][0]["url"]).content)[0].shape == decode(song)[0].shape
+        requeued = wait(client, crashed["once"])
+        assert requeued["status"] == "done" and "restarted" in requeued["note"]
+        twice = client.get(f"/api/jobs/{crashed['twice']}").json()
+        assert twice["status"] == "failed" and "stopped 2 times" in twice["error"]
+        lost = client.get(f"/api/jobs/{crashed['lost']}").json()
+        assert lost["status"] == "failed" and "missing" in lost["error"]
+
+
+def test_stopping_the_server_puts_a_running_job_back_in_line(tmp_path, separator):
+    data_dir = tmp_path / "data"
+    with TestClient(create_app(SlowSeparator(separator, delay=0.2), data_dir)) as client:
+        job_id = upload(client, wav_bytes(1.0), "long.wav").json()["id"]
+        wait(client, job_id, statuses=("running",))
+    # the app's shutdown abandoned the separation at its next chunk
+    store = JobStore(data_dir / "jobs.sqlite3")
+    job = store.get(job_id)
+    store.close()
+    assert job["status"] == "queued" and job["attempts"] == 0 and "stopped" in job["note"]
+    with TestClient(create_app(separator, data_dir)) as client:
+        assert wait(client, job_id)["status"] == "done"
+
+
+def test_retention_deletes_old_jobs_files_and_rows(tmp_path, separator):
+    app = create_app(separator, tmp_path / "data", retention_hours=1)
+    with TestClient(app) as client:
+        job_id = upload(client, wav_bytes(0.3), "old.wav").json()["id"]
+        assert wait(client, job_id)["status"] == "done"
+        fresh_id = upload(client, wav_bytes(0.3), "new.wav").json()["id"]
+        assert wait(client, fresh_id)["status"] == "done"
+        manager = app.state.manager
+        manager.store.set_times(job_id, finished=time.time() - 2 * 3600)
+        orphan = tmp_path / "data" / "jobs" / "orphan-upload-0000000"
+        orphan.mkdir()
+        os.utime(orphan, (time.time() - 7200, time.time() - 7200))
+        assert manager.cleanup() == [job_id]
+        assert client.get(f"/api/jobs/{job_id}").status_code == 404
+        assert not (tmp_path / "data" / "jobs" / job_id).exists() and not orphan.exists()
+        assert client.get(f"/api/jobs/{fresh_id}").json()["status"] == "done"
+        # and deleting by hand
+        assert client.delete(f"/api/jobs/{fresh_id}").status_code == 204
+        assert client.get(f"/api/jobs/{fresh_id}").status_code == 404
+        assert not (tmp_path / "data" / "jobs" / fresh_id).exists()
+
+
+def test_host_check_blocks_other_host_names(tmp_path, separator):
+    app = create_app(separator, tmp_path / "data", allowed_hosts=["127.0.0.1", "localhost", "::1"])
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+        assert client.get("/api/config").status_code == 200
+        r = client.get("/api/config", headers={"Host": "evil.example:8000"})
+        assert r.status_code == 400 and r.json()["error"] == "invalid Host header"
+
+
+def test_serve_cli_errors_are_one_line(tmp_path, capsys, model_file):
+    assert serve_main(["serve", "--data-dir", str(tmp_path / "d"), "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("jukesep: error: no trained default model") and err.count("\n") == 1
+    assert serve_main(["serve", "--model", str(tmp_path / "missing.pt"), "--port", "0"]) == 1
+    assert "jukesep: error:" in capsys.readouterr().err
+    assert serve_main(["serve", "--model", str(model_file), "--workers", "0"]) == 1
+    assert "--workers must be at least 1" in capsys.readouterr().err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        assert serve_main(["serve", "--model", str(model_file), "--port", str(port)]) == 1
+        assert "cannot listen on 127.0.0.1" in capsys.readouterr().err
+    with pytest.raises(CheckpointError):
+        create_app("default", tmp_path / "d2")
+    with pytest.raises(JukesepError):
+        create_app(model_file, tmp_path / "d3", workers=0)
+
+
+def test_register_adds_serve_to_a_parser():
+    import argparse
+
+    from jukesep.web.cli import cmd_serve, register
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["serve", "--model", "m.pt", "--port", "9000", "--max-upload-mb", "5",
+                              "--max-minutes", "3", "--workers", "2", "--data-dir", "d"])
+    assert args.func is cmd_serve and args.host == "127.0.0.1" and args.port == 9000
+    assert (args.max_upload_mb, args.max_minutes, args.workers, str(args.data_dir)) == (5, 3, 2, "d")
+
+
+def test_serve_subprocess_answers_on_loopback(tmp_path, model_file):
+    proc = subprocess.Popen([sys.executable, "-m", "jukesep.web", "serve", "--model", str(model_file), "--port", "0",
+                             "--data-dir", str(tmp_path / "d")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("jukesep: serving http://127.0.0.1:"), (line, proc.poll())
+        url = line.split()[2]
+        import httpx
+        r = httpx.get(url + "api/config", timeout=10)
+        assert r.status_code == 200 and r.json()["model"] == "tiny"
+        assert json.loads(httpx.get(url + "api/jobs/xyz", timeout=10).text)["error"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert proc.returncode in (0, -15)
