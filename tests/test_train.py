@@ -119,3 +119,13 @@ def test_two_gloo_ranks_keep_one_codebook(corpus, tmp_path):
     assert "codebook identical on all 2 ranks" in result.stdout
     model, data = load_model(tmp_path / "ddp" / "last.pt")
     assert data["metadata"]["steps"] == 6 and model.quantizer.k.abs().sum() > 0
+
+
+def test_resume_needs_only_the_run_folder_even_after_a_move(corpus, tmp_path, capsys):
+    flags = ["--data", str(corpus), "--stem", "bass", "--val-every", "5", "--ckpt-every", "5", *TINY_FLAGS]
+    assert main(["train", "vqvae", "--out", str(tmp_path / "a"), "--steps", "5", *flags]) == 0
+    (tmp_path / "a").rename(tmp_path / "b")
+    assert main(["train", "vqvae", "--resume", "--out", str(tmp_path / "b"), "--steps", "8"]) == 0
+    assert "trained 8 steps" in capsys.readouterr().out
+    assert json.loads((tmp_path / "b" / "val_history.json").read_text())[-1]["step"] == 8
+    assert not (tmp_path / "a").exists()

@@ -34,11 +34,12 @@ def register(sub) -> None:
 
 
 def _config(args, **fixed) -> tuple[train_config.TrainConfig, bool]:
-    cfg = train_config.from_arguments(args, **fixed)
-    saved = Path(cfg.out) / "config.json"
-    if args.resume and saved.exists():  # the run's own config wins; only the budget may change
-        cfg = train_config.load_saved(saved, steps=args.steps, minutes=args.minutes)
-    return cfg, args.resume
+    out = fixed.get("out") or args.out
+    saved = Path(out) / "config.json" if out else None
+    if args.resume and saved is not None and saved.exists():
+        # The run's own config wins (only the budget may change); the folder is where it now lies.
+        return train_config.load_saved(saved, steps=args.steps, minutes=args.minutes, out=str(out)), True
+    return train_config.from_arguments(args, **fixed), args.resume
 
 
 def _report(result: dict) -> None:
