@@ -1,0 +1,54 @@
+"""Copy a trained separator into the package as the default model, with its provenance.
+
+    python scripts/ship_default_model.py SEPARATOR.pt RUNS_DIR TEST_SUMMARY.json [--notes "..."]
+
+The metadata (`jukesep info default`) records the data, the per-stem training budget and
+validation SDR (from RUNS_DIR/<stage>-<stem>/val_history.json), and the test-split SDR of the
+evaluation summary. The model is small, so it stays in float32.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from jukesep.checkpoint import load_model, save_model
+
+TARGET = Path(__file__).parents[1] / "jukesep" / "pretrained" / "default.pt"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("separator", type=Path)
+    parser.add_argument("runs", type=Path)
+    parser.add_argument("summary", type=Path, help="summary.json of `jukesep evaluate` on the test split")
+    parser.add_argument("--notes", default="")
+    args = parser.parse_args()
+    model, data = load_model(args.separator, expect_kind="separator")
+    summary = json.loads(args.summary.read_text())
+    training = {}
+    for stem in model.stem_names:
+        for stage in ("vqvae", "encoder"):
+            history = json.loads((args.runs / f"{stage}-{stem}" / "val_history.json").read_text())
+            config = json.loads((args.runs / f"{stage}-{stem}" / "config.json").read_text())
+            training[f"{stage}-{stem}"] = {"steps": history[-1]["step"], "minutes": history[-1]["minutes"],
+                                           "val_sdr": round(max(h["sdr"] for h in history), 2),
+                                           "init": config["init"], "batch": f"{config['batch_size']} x "
+                                           f"{config['excerpt']}", "lr": config["lr"]}
+    table = summary["table"]
+    meta = {
+        "name": "default",
+        "data": summary["data"],
+        "test_sdr_mdx": {k: round(v["mdx_sdr_mean"], 2) for k, v in table.items()},
+        "test_split": f"{summary['songs']} songs, {summary['seconds_audio'] / 60:.1f} min, "
+                      f"{'mono' if summary['settings']['mono'] else 'stereo'}",
+        "training": training,
+        "notes": args.notes,
+    }
+    TARGET.parent.mkdir(parents=True, exist_ok=True)
+    save_model(TARGET, "separator", model, meta)
+    print(f"wrote {TARGET} ({TARGET.stat().st_size / 2**20:.2f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
