@@ -129,3 +129,16 @@ def test_resume_needs_only_the_run_folder_even_after_a_move(corpus, tmp_path, ca
     assert "trained 8 steps" in capsys.readouterr().out
     assert json.loads((tmp_path / "b" / "val_history.json").read_text())[-1]["step"] == 8
     assert not (tmp_path / "a").exists()
+
+
+def test_parameter_ema_ramps_up_its_decay():
+    from jukesep.train.loop import ParamEMA
+
+    model = torch.nn.Linear(2, 2, bias=False)
+    ema = ParamEMA(model, decay=0.999)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    for _ in range(100):
+        ema.update(model)
+    # a fixed 0.999 would still be 90% the initial weights after 100 steps; the ramp follows the model
+    assert torch.allclose(ema.params["weight"], model.weight, atol=1e-3)
