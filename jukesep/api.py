@@ -124,8 +124,9 @@ class Separator:
         validate_audio(array, int(sample_rate))
         stems = self._check_stems(stems)
         result = self._separate_array(array, int(sample_rate), stems, progress)
-        return {name: (torch.from_numpy(a[0] if squeeze else a) if is_torch else (a[0] if squeeze else a))
-                for name, a in result.items()}
+        if not is_torch:
+            return {name: a[0] if squeeze else a for name, a in result.items()}
+        return {name: torch.from_numpy(a[0] if squeeze else a).to(audio.device) for name, a in result.items()}
 
     def _check_stems(self, stems: list[str] | None) -> list[str]:
         if stems is None:
