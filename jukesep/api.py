@@ -122,13 +122,14 @@ class Separator:
         squeeze = array.ndim == 1
         array = array[None] if squeeze else array
         validate_audio(array, int(sample_rate))
-        stems = self._check_stems(stems)
+        stems = self.check_stems(stems)
         result = self._separate_array(array, int(sample_rate), stems, progress)
         if not is_torch:
             return {name: a[0] if squeeze else a for name, a in result.items()}
         return {name: torch.from_numpy(a[0] if squeeze else a).to(audio.device) for name, a in result.items()}
 
-    def _check_stems(self, stems: list[str] | None) -> list[str]:
+    def check_stems(self, stems: list[str] | None) -> list[str]:
+        """The stems to compute (all when None); raises JukesepError for names the model lacks."""
         if stems is None:
             return self.stems
         unknown = [s for s in stems if s not in self.stems]

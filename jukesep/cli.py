@@ -105,7 +105,7 @@ def cmd_separate(args) -> int:
         stems = [args.two_stems]
     elif args.stems:
         stems = [s.strip() for s in args.stems.split(",") if s.strip()]
-    separator._check_stems(stems)  # fail before any work on a bad stem name
+    separator.check_stems(stems)  # fail before any work on a bad stem name
     if args.two_stems and args.sum_to_mixture:
         raise JukesepError("--two-stems already sums to the mixture; drop --sum-to-mixture")
     if args.jobs < 1:

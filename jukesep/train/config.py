@@ -109,6 +109,3 @@ def load_saved(path: Path, **changes) -> TrainConfig:
     data = json.loads(path.read_text())
     data.update({k: v for k, v in changes.items() if v is not None})
     return TrainConfig(**data)
-
-def replace(cfg: TrainConfig, **changes) -> TrainConfig:
-    return dataclasses.replace(cfg, **changes)
