@@ -51,8 +51,8 @@ def model_path(name_or_path: str | os.PathLike) -> Path:
     if shipped.exists():
         return shipped
     if str(name_or_path) == DEFAULT_MODEL:
-        raise CheckpointError("no trained default model ships with this version of jukesep yet; "
-                              "pass a separator file with --model PATH (see README: Training)")
+        raise CheckpointError(f"no trained default model in this installation ({shipped} is missing); "
+                              "reinstall jukesep or pass a separator file with --model PATH")
     raise CheckpointError(f"{name_or_path}: no such model file or shipped model name")
 
 

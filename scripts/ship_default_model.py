@@ -22,6 +22,8 @@ def main() -> None:
     parser.add_argument("separator", type=Path)
     parser.add_argument("runs", type=Path)
     parser.add_argument("summary", type=Path, help="summary.json of `jukesep evaluate` on the test split")
+    parser.add_argument("--foundation", type=Path, help="the foundation run folder (transfer models)")
+    parser.add_argument("--hardware", default="", help="where it was trained, e.g. '2-core CPU, 1 thread per run'")
     parser.add_argument("--notes", default="")
     args = parser.parse_args()
     model, data = load_model(args.separator, expect_kind="separator")
@@ -35,6 +37,10 @@ def main() -> None:
                                            "val_sdr": round(max(h["sdr"] for h in history), 2),
                                            "init": config["init"], "batch": f"{config['batch_size']} x "
                                            f"{config['excerpt']}", "lr": config["lr"]}
+    if args.foundation:
+        history = json.loads((args.foundation / "val_history.json").read_text())
+        training["foundation"] = {"steps": history[-1]["step"], "minutes": history[-1]["minutes"],
+                                  "val_sdr": round(max(h["sdr"] for h in history), 2)}
     table = summary["table"]
     meta = {
         "name": "default",
@@ -43,6 +49,7 @@ def main() -> None:
         "test_split": f"{summary['songs']} songs, {summary['seconds_audio'] / 60:.1f} min, "
                       f"{'mono' if summary['settings']['mono'] else 'stereo'}",
         "training": training,
+        "budget": f"{sum(t['minutes'] for t in training.values()):.1f} min of training on {args.hardware or '?'}",
         "notes": args.notes,
     }
     TARGET.parent.mkdir(parents=True, exist_ok=True)

@@ -129,9 +129,10 @@ def test_bad_model_files(tmp_path, song, problem):
     assert not (tmp_path / "out").exists() or outputs(tmp_path / "out") == []
 
 
-def test_no_default_model_yet(tmp_path, song):
-    result = run_cli("separate", song, "-o", tmp_path / "out")
-    assert result.returncode == 1 and "no trained default model" in result.stderr
+def test_unknown_model_name(tmp_path, song):
+    result = run_cli("separate", song, "-o", tmp_path / "out", "--model", "no-such-model")
+    assert result.returncode == 1 and "no such model file or shipped model name" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
 def test_bad_stem_name(tmp_path, song, tiny_model_file):

@@ -103,8 +103,9 @@ def test_bad_options_and_devices():
             Separator(random_separator(), device="cuda")
 
 
-def test_default_model_absent_says_so():
-    with pytest.raises(CheckpointError, match="no trained default model ships"):
+def test_default_model_missing_from_install_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr("jukesep.api.PRETRAINED_DIR", tmp_path)
+    with pytest.raises(CheckpointError, match="no trained default model in this installation"):
         Separator.from_pretrained()
 
 

@@ -13,7 +13,8 @@ from jukesep.checkpoint import load_model
 from jukesep.cli import main
 from jukesep.errors import JukesepError
 from jukesep.train import TrainConfig, train
-from jukesep.train.losses import lmix, multi_resolution_stft_loss, sdr
+from jukesep.train.losses import Bandwidth, lmix, multi_resolution_stft_loss, sdr
+from jukesep.train.tasks import AutoencoderTask
 from tests.conftest import write_corpus
 
 TINY = dict(width=8, depth=1, emb_width=8, codebook_size=32, excerpt=4096, batch_size=4, warmup=2, lr=3e-3,
@@ -43,6 +44,24 @@ def test_losses_by_hand():
     assert torch.allclose(sdr(0.5 * s, s), torch.full((3,), 10 * torch.log10(torch.tensor(4.0))), atol=1e-4)
     assert sdr(s, s).min() > 60
     assert torch.allclose(sdr(torch.zeros(1, 10), torch.zeros(1, 10)), torch.zeros(1))  # 1e-7 guards
+
+
+def test_bandwidth_makes_the_stage1_loss_level_independent(corpus):
+    x = torch.randn(4, 1, 4096)
+    quiet, loud = Bandwidth.measure(0.01 * x), Bandwidth.measure(x)
+    assert quiet.l2 == pytest.approx(1e-4 * loud.l2, rel=1e-4) and quiet.spec == pytest.approx(0.01 * loud.spec, rel=1e-4)
+    assert loud.l2 == pytest.approx(1.0, rel=0.05)
+    task = AutoencoderTask(tiny(corpus, "unused"))
+    bandwidth = task.calibrate(ExcerptsAt(0.05 * x))
+    assert bandwidth.l2 == pytest.approx(0.0025, rel=0.05)
+    _, terms = task.loss(lambda y: (torch.zeros_like(y), None, torch.tensor(0.0), {}), {"target": 0.05 * x})
+    # A silent estimate of typical audio costs about 1 (+ the linf share) in each term, whatever its level.
+    assert 0.9 < terms["recon"] < 2 and 0.9 < terms["stft"] < 1.1, terms
+
+
+class ExcerptsAt(list):
+    def __init__(self, audio):
+        super().__init__({"target": a} for a in audio)
 
 
 @pytest.mark.parametrize("stage,stem", [("vqvae", "drums"), ("foundation", "")])

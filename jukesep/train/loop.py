@@ -105,6 +105,7 @@ def _train(cfg: TrainConfig, resume: bool) -> dict:
                                     target, with_mixture=cfg.stage == "encoder")
     dataset = ExcerptDataset(tracks, cfg.excerpt, target, with_mixture=cfg.stage == "encoder", seed=cfg.seed,
                              augment=Augment(remix=cfg.remix and cfg.stage == "encoder"))
+    bandwidth = task.calibrate(dataset)
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=StepBatches(cfg.batch_size, step, distrib.rank(), distrib.world_size()),
         num_workers=cfg.workers, pin_memory=device.type == "cuda")
@@ -118,6 +119,8 @@ def _train(cfg: TrainConfig, resume: bool) -> dict:
     if main:
         from torch.utils.tensorboard import SummaryWriter
         writer = SummaryWriter(str(run / "tb"))
+        if bandwidth is not None:
+            writer.add_text("loss/bandwidth", f"l2 {bandwidth.l2:.3g}, spec {bandwidth.spec:.3g}", step)
     eval_model = copy.deepcopy(model).eval()
     rate = model.cfg.sample_rate
     bar = tqdm(total=cfg.steps, initial=step, desc=f"{cfg.stage} {cfg.stem}".strip(), unit="step",

@@ -1,6 +1,8 @@
 """The paper's losses (Jukebox's `lmix` and multi-resolution spectral loss) and the MDX SDR."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 STFT_RESOLUTIONS = ((2048, 240, 1200), (1024, 120, 600), (512, 50, 240))  # (n_fft, hop, window)
@@ -20,6 +22,30 @@ def lmix(estimate: torch.Tensor, target: torch.Tensor, linf_weight: float = 0.02
 def _magnitude(x: torch.Tensor, n_fft: int, hop: int, window: int) -> torch.Tensor:
     win = torch.hann_window(window, device=x.device)
     return torch.stft(x, n_fft, hop, window, win, return_complex=True).abs()
+
+
+def _spectrogram_norms(x: torch.Tensor, resolutions=STFT_RESOLUTIONS) -> torch.Tensor:
+    """Per example, the L2 norm of its magnitude spectrogram, averaged over resolutions.
+    `Tensor[B x 1 x T]` → `Tensor[B]`."""
+    x = x.float().squeeze(1)
+    norms = [_magnitude(x, *res).reshape(x.shape[0], -1).norm(dim=-1) for res in resolutions]
+    return torch.stack(norms).mean(0)
+
+
+@dataclass(frozen=True)
+class Bandwidth:
+    """Jukebox's loss normalisers, measured on the training data: mean power (`l2`) and mean
+    spectrogram norm (`spec`). Dividing by them makes the waveform and spectral terms both of order
+    one, whatever the audio's level; without them the spectral term outweighs the waveform term by
+    orders of magnitude and the model may learn the right spectrum with the wrong waveform."""
+    l2: float = 1.0
+    spec: float = 1.0
+
+    @classmethod
+    def measure(cls, examples: torch.Tensor) -> "Bandwidth":
+        """examples: `Tensor[N x 1 x T]` of training audio."""
+        assert examples.dim() == 3 and examples.shape[1] == 1, tuple(examples.shape)
+        return cls(l2=float(examples.float().pow(2).mean()), spec=float(_spectrogram_norms(examples).mean()))
 
 
 def multi_resolution_stft_loss(estimate: torch.Tensor, target: torch.Tensor,

@@ -1,7 +1,8 @@
 """What each stage trains: its model, its loss and its validation.
 
 - `AutoencoderTask` (foundation, stage 1): a VQ-VAE on one kind of audio, loss =
-  lmix + stft_weight · multi-resolution STFT + commit_weight · commitment; codebook by EMA k-means.
+  lmix / l2 + stft_weight · multi-resolution STFT / spec + commit_weight · commitment, with l2 and
+  spec the data's `Bandwidth` (as in Jukebox); codebook by EMA k-means.
 - `EncoderTask` (stage 2): a new encoder maps the mixture onto the frozen stage-1 encoder's
   pre-quantisation embeddings of the clean stem; loss = lmix on the embeddings.
 Validation reports the MDX SDR of what the stage would output at separation time.
@@ -15,7 +16,9 @@ from ..checkpoint import import_jukebox, load_model
 from ..errors import JukesepError
 from ..models import VQVAE, Encoder
 from .config import TrainConfig
-from .losses import lmix, multi_resolution_stft_loss, sdr
+from .losses import Bandwidth, lmix, multi_resolution_stft_loss, sdr
+
+BANDWIDTH_EXAMPLES = 64
 
 
 def pretrained_vqvae(init: str) -> VQVAE | None:
@@ -39,12 +42,20 @@ class AutoencoderTask:
         if base is not None:
             self.model.load_state_dict(base.state_dict())
         self.frozen: list[nn.Module] = []
+        self.bandwidth = Bandwidth()
+
+    def calibrate(self, dataset) -> Bandwidth:
+        """Measure the loss normalisers on the first training excerpts (the same on every rank)."""
+        count = min(BANDWIDTH_EXAMPLES, len(dataset))
+        examples = torch.stack([dataset[i]["target"] for i in range(count)])
+        self.bandwidth = Bandwidth.measure(examples.reshape(-1, 1, examples.shape[-1]))
+        return self.bandwidth
 
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
         x = batch["target"]
         recon, _, commit, metrics = model(x)
-        recon_loss = lmix(recon, x, self.cfg.linf_weight, self.cfg.linf_k)
-        spec_loss = multi_resolution_stft_loss(recon, x)
+        recon_loss = lmix(recon, x, self.cfg.linf_weight, self.cfg.linf_k) / self.bandwidth.l2
+        spec_loss = multi_resolution_stft_loss(recon, x) / self.bandwidth.spec
         loss = recon_loss + self.cfg.stft_weight * spec_loss + self.cfg.commit_weight * commit
         return loss, {"recon": recon_loss, "stft": spec_loss, "commit": commit, **metrics}
 
@@ -72,6 +83,9 @@ class EncoderTask:
         if base is not None:
             self.model.load_state_dict(base.encoder.state_dict())
         self.frozen = [self.teacher]
+
+    def calibrate(self, dataset) -> None:
+        """The embedding loss needs no normaliser."""
 
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
         with torch.no_grad():
