@@ -179,9 +179,17 @@ def cmd_info(args) -> int:
         print(f"stems:    {', '.join(configs)}")
     for name, cfg in configs.items():
         print(f"config {name}: " + ", ".join(f"{k}={v}" for k, v in cfg.items()))
-    for key, value in data["metadata"].items():
-        print(f"{key}: {value}")
+    _print_tree(data["metadata"])
     return 0
+
+
+def _print_tree(values: dict, indent: str = "") -> None:
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            print(f"{indent}{key}:")
+            _print_tree(value, indent + "  ")
+        else:
+            print(f"{indent}{key}: {value}")
 
 
 def cmd_import(args) -> int:

@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("summary", type=Path, help="summary.json of `jukesep evaluate` on the test split")
     parser.add_argument("--foundation", type=Path, help="the foundation run folder (transfer models)")
     parser.add_argument("--hardware", default="", help="where it was trained, e.g. '2-core CPU, 1 thread per run'")
+    parser.add_argument("--data", help="how the training data was made (default: the evaluated folder's path)")
     parser.add_argument("--notes", default="")
     args = parser.parse_args()
     model, data = load_model(args.separator, expect_kind="separator")
@@ -44,7 +45,7 @@ def main() -> None:
     table = summary["table"]
     meta = {
         "name": "default",
-        "data": summary["data"],
+        "data": args.data or summary["data"],
         "test_sdr_mdx": {k: round(v["mdx_sdr_mean"], 2) for k, v in table.items()},
         "test_split": f"{summary['songs']} songs, {summary['seconds_audio'] / 60:.1f} min, "
                       f"{'mono' if summary['settings']['mono'] else 'stereo'}",
