@@ -146,7 +146,9 @@ def test_memory_of_ten_minute_song_is_bounded():
         growth[seconds] = float(run.stdout.split()[-1])
     # Whole-signal activations of this model for 10 min would be > 3 GB (16 channels x 13 M frames
     # x several live tensors). Audio buffers of 10 min mono are ~106 MB each (input, padded, output).
-    assert growth[600] < 700, growth
+    # The absolute figure varies by a few hundred MB with the allocator and thread pools (557-783 MB
+    # measured for 10 min); the growth from 1 to 10 min is what shows activations stay bounded.
+    assert growth[600] < 1500, growth
     assert growth[600] - growth[60] < 600, growth
 
 

@@ -351,8 +351,10 @@ def test_host_check_blocks_other_host_names(tmp_path, separator):
         assert r.status_code == 400 and r.json()["error"] == "invalid Host header"
 
 
-def test_serve_cli_errors_are_one_line(tmp_path, capsys, model_file):
-    assert serve_main(["serve", "--data-dir", str(tmp_path / "d"), "--port", "0"]) == 1
+def test_serve_cli_errors_are_one_line(tmp_path, capsys, model_file, monkeypatch):
+    with monkeypatch.context() as broken_install:
+        broken_install.setattr("jukesep.api.PRETRAINED_DIR", tmp_path / "nothing")
+        assert serve_main(["serve", "--data-dir", str(tmp_path / "d"), "--port", "0"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("jukesep: error: no trained default model") and err.count("\n") == 1
     assert serve_main(["serve", "--model", str(tmp_path / "missing.pt"), "--port", "0"]) == 1
@@ -366,7 +368,7 @@ def test_serve_cli_errors_are_one_line(tmp_path, capsys, model_file):
         assert serve_main(["serve", "--model", str(model_file), "--port", str(port)]) == 1
         assert "cannot listen on 127.0.0.1" in capsys.readouterr().err
     with pytest.raises(CheckpointError):
-        create_app("default", tmp_path / "d2")
+        create_app("no-such-model", tmp_path / "d2")
     with pytest.raises(JukesepError):
         create_app(model_file, tmp_path / "d3", workers=0)
 
