@@ -16,7 +16,7 @@ score() {  # name, then evaluate arguments
 }
 score irm --baseline irm
 score mix4 --baseline mix4
-for arm in transfer scratch; do
+for arm in transfer scratch default; do
   [ -f "$RUNS/$arm/separator.pt" ] && score "jukesep-$arm" --model "$RUNS/$arm/separator.pt"
 done
 for kind in openunmix demucs; do

@@ -24,7 +24,19 @@ transfer() {
 scratch() {
   jukesep train all --data "$DATA" --init scratch --out "$RUNS/scratch" --steps "$STAGE_STEPS" $SIZE $TRAIN
 }
+# The shipped model: the transfer arm with its stage-2 encoders trained on (stage 2 is the bottleneck).
+longer_encoders() {
+  for stem in "$@"; do
+    jukesep train encoder --resume --out "$RUNS/default/encoder-$stem" --steps "$DEFAULT_ENCODER_STEPS"
+  done
+}
+DEFAULT_ENCODER_STEPS=${DEFAULT_ENCODER_STEPS:-2400}
 mkdir -p "$RUNS"
 transfer > "$RUNS/transfer.log" 2>&1 &
 scratch > "$RUNS/scratch.log" 2>&1 &
 wait
+[ -d "$RUNS/default" ] || { cp -r "$RUNS/transfer" "$RUNS/default"; rm -f "$RUNS/default/separator.pt"; }
+longer_encoders vocals other > "$RUNS/default-1.log" 2>&1 &
+longer_encoders drums bass > "$RUNS/default-2.log" 2>&1 &
+wait
+jukesep bundle "$RUNS/default/separator.pt" --run "$RUNS/default"
