@@ -17,6 +17,15 @@ from jukesep.checkpoint import load_model, save_model
 TARGET = Path(__file__).parents[1] / "jukesep" / "pretrained" / "default.pt"
 
 
+def run_summary(run: Path) -> dict:
+    """Steps, minutes, best validation SDR and the main settings of one training run folder."""
+    history = json.loads((run / "val_history.json").read_text())
+    config = json.loads((run / "config.json").read_text())
+    return {"steps": history[-1]["step"], "minutes": history[-1]["minutes"],
+            "val_sdr": round(max(h["sdr"] for h in history), 2), "init": config["init"],
+            "batch": f"{config['batch_size']} x {config['excerpt']}", "lr": config["lr"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("separator", type=Path)
@@ -29,19 +38,10 @@ def main() -> None:
     args = parser.parse_args()
     model, data = load_model(args.separator, expect_kind="separator")
     summary = json.loads(args.summary.read_text())
-    training = {}
-    for stem in model.stem_names:
-        for stage in ("vqvae", "encoder"):
-            history = json.loads((args.runs / f"{stage}-{stem}" / "val_history.json").read_text())
-            config = json.loads((args.runs / f"{stage}-{stem}" / "config.json").read_text())
-            training[f"{stage}-{stem}"] = {"steps": history[-1]["step"], "minutes": history[-1]["minutes"],
-                                           "val_sdr": round(max(h["sdr"] for h in history), 2),
-                                           "init": config["init"], "batch": f"{config['batch_size']} x "
-                                           f"{config['excerpt']}", "lr": config["lr"]}
+    training = {f"{stage}-{stem}": run_summary(args.runs / f"{stage}-{stem}")
+                for stem in model.stem_names for stage in ("vqvae", "encoder")}
     if args.foundation:
-        history = json.loads((args.foundation / "val_history.json").read_text())
-        training["foundation"] = {"steps": history[-1]["step"], "minutes": history[-1]["minutes"],
-                                  "val_sdr": round(max(h["sdr"] for h in history), 2)}
+        training["foundation"] = run_summary(args.foundation)
     table = summary["table"]
     meta = {
         "name": "default",

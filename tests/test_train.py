@@ -52,16 +52,11 @@ def test_bandwidth_makes_the_stage1_loss_level_independent(corpus):
     assert quiet.l2 == pytest.approx(1e-4 * loud.l2, rel=1e-4) and quiet.spec == pytest.approx(0.01 * loud.spec, rel=1e-4)
     assert loud.l2 == pytest.approx(1.0, rel=0.05)
     task = AutoencoderTask(tiny(corpus, "unused"))
-    bandwidth = task.calibrate(ExcerptsAt(0.05 * x))
+    bandwidth = task.calibrate([{"target": a} for a in 0.05 * x])
     assert bandwidth.l2 == pytest.approx(0.0025, rel=0.05)
     _, terms = task.loss(lambda y: (torch.zeros_like(y), None, torch.tensor(0.0), {}), {"target": 0.05 * x})
     # A silent estimate of typical audio costs about 1 (+ the linf share) in each term, whatever its level.
     assert 0.9 < terms["recon"] < 2 and 0.9 < terms["stft"] < 1.1, terms
-
-
-class ExcerptsAt(list):
-    def __init__(self, audio):
-        super().__init__({"target": a} for a in audio)
 
 
 @pytest.mark.parametrize("stage,stem", [("vqvae", "drums"), ("foundation", "")])

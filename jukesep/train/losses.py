@@ -24,14 +24,6 @@ def _magnitude(x: torch.Tensor, n_fft: int, hop: int, window: int) -> torch.Tens
     return torch.stft(x, n_fft, hop, window, win, return_complex=True).abs()
 
 
-def _spectrogram_norms(x: torch.Tensor, resolutions=STFT_RESOLUTIONS) -> torch.Tensor:
-    """Per example, the L2 norm of its magnitude spectrogram, averaged over resolutions.
-    `Tensor[B x 1 x T]` → `Tensor[B]`."""
-    x = x.float().squeeze(1)
-    norms = [_magnitude(x, *res).reshape(x.shape[0], -1).norm(dim=-1) for res in resolutions]
-    return torch.stack(norms).mean(0)
-
-
 @dataclass(frozen=True)
 class Bandwidth:
     """Jukebox's loss normalisers, measured on the training data: mean power (`l2`) and mean
@@ -45,7 +37,9 @@ class Bandwidth:
     def measure(cls, examples: torch.Tensor) -> "Bandwidth":
         """examples: `Tensor[N x 1 x T]` of training audio."""
         assert examples.dim() == 3 and examples.shape[1] == 1, tuple(examples.shape)
-        return cls(l2=float(examples.float().pow(2).mean()), spec=float(_spectrogram_norms(examples).mean()))
+        # The spectral loss of a silent estimate is the mean spectrogram norm.
+        spec = multi_resolution_stft_loss(torch.zeros_like(examples), examples)
+        return cls(l2=float(examples.float().pow(2).mean()), spec=float(spec))
 
 
 def multi_resolution_stft_loss(estimate: torch.Tensor, target: torch.Tensor,
