@@ -6,19 +6,31 @@ training code saves them through `ema_state()` so that a resumed run continues e
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .. import distrib
+from ..errors import ShapeError
 from .config import VQVAEConfig
 
 _ROWS_PER_BLOCK = 8192  # bounds the [rows x codebook] distance matrix during quantisation
 
 
+class Quantized(NamedTuple):
+    """What the quantiser returns in training (named, as descript-audio-codec does)."""
+    codes: torch.Tensor  # LongTensor[B x F]
+    z_q: torch.Tensor  # Tensor[B x W x F], straight-through: gradients flow to the encoder
+    commit_loss: torch.Tensor  # scalar
+    metrics: dict  # name -> scalar tensor (perplexity; codes_used, codebook_change in training)
+
+
 def _flatten(z: torch.Tensor, width: int) -> torch.Tensor:
     """`Tensor[B x W x F]` → `Tensor[B*F x W]`."""
-    assert z.dim() == 3 and z.shape[1] == width, f"expected [B x {width} x F], got {tuple(z.shape)}"
+    if z.dim() != 3 or z.shape[1] != width:
+        raise ShapeError(f"expected latents [B x {width} x F], got {tuple(z.shape)}")
     return z.permute(0, 2, 1).reshape(-1, width)
 
 
@@ -54,12 +66,13 @@ class BottleneckBlock(nn.Module):
 
     def dequantize(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes `LongTensor[B x F]` → code vectors `Tensor[B x W x F]`."""
-        assert codes.dim() == 2 and not codes.is_floating_point(), f"expected [B x F] ints, got {tuple(codes.shape)}"
+        if codes.dim() != 2 or codes.is_floating_point():
+            raise ShapeError(f"expected integer codes [B x F], got {codes.dtype} {tuple(codes.shape)}")
         return F.embedding(codes, self.k).permute(0, 2, 1)
 
     # -- training --------------------------------------------------------------------------
-    def forward(self, z: torch.Tensor):
-        """`Tensor[B x W x F]` → (codes `[B x F]`, straight-through z_q `[B x W x F]`, commit loss, metrics).
+    def forward(self, z: torch.Tensor) -> Quantized:
+        """`Tensor[B x W x F]` → `Quantized` (codes, straight-through z_q, commitment loss, metrics).
 
         In training mode the codebook is updated by EMA k-means (statistics summed over ranks).
         """
@@ -73,7 +86,7 @@ class BottleneckBlock(nn.Module):
         z_q = z + (z_q - z).detach()
         probs = torch.bincount(codes, minlength=self.cfg.codebook_size).float() / codes.numel()
         metrics["perplexity"] = torch.exp(-(probs * torch.log(probs + 1e-10)).sum()).detach()
-        return codes.view(z.shape[0], z.shape[2]), z_q, commit_loss, metrics
+        return Quantized(codes.view(z.shape[0], z.shape[2]), z_q, commit_loss, metrics)
 
     def _random_rows(self, x: torch.Tensor) -> torch.Tensor:
         """`codebook_size` rows drawn from `x` (tiled with jitter if too few), identical on all ranks."""

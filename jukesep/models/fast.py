@@ -8,7 +8,7 @@ import copy
 import torch
 from torch import nn
 
-from .separator import StemModel
+from ..errors import ShapeError
 
 
 def _as_2d(conv: nn.Module) -> nn.Module:
@@ -26,21 +26,25 @@ def _as_2d(conv: nn.Module) -> nn.Module:
     return new.to(conv.weight.device)
 
 
-def convs_to_2d(module: nn.Module) -> nn.Module:
-    """A copy of `module` with every Conv1d / ConvTranspose1d replaced by its 1×k 2-D twin."""
-    module = copy.deepcopy(module)
+def _replace_convs(module: nn.Module) -> None:
     for name, child in list(module.named_children()):
         if isinstance(child, (nn.Conv1d, nn.ConvTranspose1d)):
             setattr(module, name, _as_2d(child))
         else:
-            setattr(module, name, convs_to_2d(child))
+            _replace_convs(child)
+
+
+def convs_to_2d(module: nn.Module) -> nn.Module:
+    """A copy of `module` (copied once) with every Conv1d / ConvTranspose1d replaced by its 1×k 2-D twin."""
+    module = copy.deepcopy(module)
+    _replace_convs(module)
     return module.to(memory_format=torch.channels_last)
 
 
 class FastStem(nn.Module):
     """Inference-only twin of a `StemModel`: `Tensor[B x 1 x T]` → `Tensor[B x 1 x T]`."""
 
-    def __init__(self, stem: StemModel):
+    def __init__(self, stem: nn.Module):
         super().__init__()
         self.cfg = stem.cfg
         self.encoder = convs_to_2d(stem.encoder.level_blocks[0])
@@ -48,11 +52,10 @@ class FastStem(nn.Module):
         self.quantizer = stem.quantizer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, length = x.shape[0], x.shape[-1]
-        assert x.dim() == 3 and x.shape[1] == 1 and length % self.cfg.hop_length == 0, tuple(x.shape)
+        if x.dim() != 3 or x.shape[1] != 1 or x.shape[-1] % self.cfg.hop_length != 0:
+            raise ShapeError(f"expected mono audio [B x 1 x T] with T a multiple of {self.cfg.hop_length}, "
+                             f"got {tuple(x.shape)}")
         h = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # [B x 1 x 1 x T]
         z = self.encoder(h).squeeze(2)  # [B x W x F]
         z_q = self.quantizer.dequantize(self.quantizer.quantize(z)).to(z.dtype)
-        y = self.decoder(z_q.unsqueeze(2).contiguous(memory_format=torch.channels_last)).squeeze(2)
-        assert y.shape == (batch, 1, length), tuple(y.shape)
-        return y
+        return self.decoder(z_q.unsqueeze(2).contiguous(memory_format=torch.channels_last)).squeeze(2)

@@ -1,5 +1,6 @@
 """The paper's inference path, one `StemModel` per stem:
-mixture → stem's mixture encoder → nearest code of the stem's codebook → stem's decoder."""
+mixture → stem's mixture encoder → nearest code of the stem's codebook → stem's decoder.
+`SeparatorModel` runs every stem on every channel in one `forward`: `[B x C x T]` → `[B x S x C x T]`."""
 from __future__ import annotations
 
 import math
@@ -7,8 +8,10 @@ import math
 import torch
 from torch import nn
 
+from ..errors import CheckpointError, JukesepError, ShapeError
 from .bottleneck import BottleneckBlock
 from .config import VQVAEConfig
+from .fast import FastStem
 from .vqvae import VQVAE, Decoder, Encoder
 
 STEMS = ("vocals", "drums", "bass", "other")
@@ -25,7 +28,8 @@ class StemModel(nn.Module):
     @classmethod
     def from_parts(cls, vqvae: VQVAE, mixture_encoder: Encoder) -> "StemModel":
         """Assemble from a stage-1 VQ-VAE and a stage-2 mixture encoder of the same config."""
-        assert vqvae.cfg == mixture_encoder.cfg, "stage-1 and stage-2 configs differ"
+        if vqvae.cfg != mixture_encoder.cfg:
+            raise CheckpointError("the stage-1 VQ-VAE and the stage-2 encoder have different model configs")
         stem = cls(vqvae.cfg)
         stem.encoder.load_state_dict(mixture_encoder.state_dict())
         stem.quantizer.load_state_dict(vqvae.quantizer.state_dict())
@@ -39,16 +43,32 @@ class StemModel(nn.Module):
 
 
 class SeparatorModel(nn.Module):
-    """A bundle of stems; each may have its own config, all share one sample rate."""
+    """A bundle of stems; each may have its own config, all share one sample rate.
+
+    The model is mono: `forward` folds channels into the batch, runs every stem, and unfolds.
+    """
 
     def __init__(self, configs: dict[str, VQVAEConfig]):
         super().__init__()
-        assert configs, "a separator needs at least one stem"
-        rates = {cfg.sample_rate for cfg in configs.values()}
-        assert len(rates) == 1, f"stems disagree on the sample rate: {sorted(rates)}"
-        self.configs = dict(configs)
+        self._setup({name: StemModel(cfg) for name, cfg in configs.items()})
+
+    @classmethod
+    def from_stems(cls, stems: dict[str, nn.Module]) -> "SeparatorModel":
+        """A separator over existing stem modules (shared, not copied), e.g. a subset or fast twins."""
+        model = cls.__new__(cls)
+        nn.Module.__init__(model)
+        model._setup(stems)
+        return model
+
+    def _setup(self, stems: dict[str, nn.Module]) -> None:
+        if not stems:
+            raise CheckpointError("a separator needs at least one stem")
+        rates = {stem.cfg.sample_rate for stem in stems.values()}
+        if len(rates) != 1:
+            raise CheckpointError(f"stems disagree on the sample rate: {sorted(rates)}")
+        self.configs = {name: stem.cfg for name, stem in stems.items()}
         self.sample_rate = rates.pop()
-        self.stems = nn.ModuleDict({name: StemModel(cfg) for name, cfg in configs.items()})
+        self.stems = nn.ModuleDict(stems)
 
     @property
     def stem_names(self) -> list[str]:
@@ -59,3 +79,27 @@ class SeparatorModel(nn.Module):
 
     def hop_length(self) -> int:
         return math.lcm(*(cfg.hop_length for cfg in self.configs.values()))
+
+    def select(self, names: list[str]) -> "SeparatorModel":
+        """A separator computing only `names` (in that order), sharing this one's weights."""
+        unknown = [n for n in names if n not in self.stems]
+        if unknown or not names:
+            raise JukesepError(f"stem {', '.join(unknown) or '(none)'} not in this model "
+                             f"(it has {', '.join(self.stems)})")
+        return SeparatorModel.from_stems({n: self.stems[n] for n in names})
+
+    def fast(self) -> "SeparatorModel":
+        """The inference form: every stem as its channels-last 2-D twin (same weights, faster on CPU
+        and CUDA). For inference only; its state dict is not a checkpoint's."""
+        return SeparatorModel.from_stems({n: s if isinstance(s, FastStem) else FastStem(s)
+                                          for n, s in self.stems.items()}).eval()
+
+    def forward(self, mixture: torch.Tensor) -> torch.Tensor:
+        """`Tensor[B x C x T]` mixture (T a multiple of `hop_length()`) → `Tensor[B x S x C x T]` stems,
+        S in `stem_names` order."""
+        if mixture.dim() != 3 or mixture.shape[-1] % self.hop_length() != 0:
+            raise ShapeError(f"expected a mixture [B x C x T] with T a multiple of {self.hop_length()}, "
+                             f"got {tuple(mixture.shape)}")
+        batch, channels, length = mixture.shape
+        mono = mixture.reshape(batch * channels, 1, length)
+        return torch.stack([stem(mono).reshape(batch, channels, length) for stem in self.stems.values()], dim=1)

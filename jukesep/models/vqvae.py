@@ -6,17 +6,30 @@ state-dict keys of `VQVAE` equal those of an official `vqvae.pth.tar` (see level
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from ..errors import ShapeError
 from .bottleneck import Bottleneck
 from .config import VQVAEConfig
 
 
 def check_audio_batch(x: torch.Tensor, channels: int, multiple: int) -> None:
-    assert x.dim() == 3 and x.shape[1] == channels, f"expected [B x {channels} x T], got {tuple(x.shape)}"
-    assert x.shape[-1] % multiple == 0, f"length {x.shape[-1]} is not a multiple of the hop {multiple}"
+    """Raise ShapeError unless `x` is `Tensor[B x channels x T]` with T a multiple of `multiple`."""
+    if x.dim() != 3 or x.shape[1] != channels:
+        raise ShapeError(f"expected audio [B x {channels} x T], got {tuple(x.shape)}")
+    if x.shape[-1] % multiple != 0:
+        raise ShapeError(f"length {x.shape[-1]} is not a multiple of the hop {multiple}")
+
+
+class Reconstruction(NamedTuple):
+    """What `VQVAE.forward` returns."""
+    audio: torch.Tensor  # Tensor[B x 1 x T], the reconstruction
+    codes: torch.Tensor  # LongTensor[B x T/hop]
+    commit_loss: torch.Tensor  # scalar
+    metrics: dict  # the quantiser's metrics
 
 
 class ResConv1DBlock(nn.Module):
@@ -31,6 +44,8 @@ class ResConv1DBlock(nn.Module):
         self.res_scale = res_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.res_scale == 1.0:  # Jukebox 5b: skip a full-size multiply by one
+            return x + self.model(x)
         return x + self.res_scale * self.model(x)
 
 
@@ -88,9 +103,7 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_audio_batch(x, self.cfg.input_channels, self.cfg.hop_length)
-        z = self.level_blocks[0](x)
-        assert z.shape == (x.shape[0], self.cfg.emb_width, x.shape[-1] // self.cfg.hop_length)
-        return z
+        return self.level_blocks[0](x)
 
 
 class Decoder(nn.Module):
@@ -103,10 +116,9 @@ class Decoder(nn.Module):
         self.out = nn.Conv1d(cfg.emb_width, cfg.input_channels, 3, 1, 1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        assert z.dim() == 3 and z.shape[1] == self.cfg.emb_width, f"expected [B x emb x F], got {tuple(z.shape)}"
-        x = self.out(self.level_blocks[0](z))
-        assert x.shape == (z.shape[0], self.cfg.input_channels, z.shape[-1] * self.cfg.hop_length)
-        return x
+        if z.dim() != 3 or z.shape[1] != self.cfg.emb_width:
+            raise ShapeError(f"expected latents [B x {self.cfg.emb_width} x F], got {tuple(z.shape)}")
+        return self.out(self.level_blocks[0](z))
 
 
 class VQVAE(nn.Module):
@@ -139,8 +151,7 @@ class VQVAE(nn.Module):
         """codes `LongTensor[B x F]` → audio `Tensor[B x 1 x F*hop]`."""
         return self.decoder(self.quantizer.dequantize(codes))
 
-    def forward(self, x: torch.Tensor):
-        """`Tensor[B x 1 x T]` → (reconstruction `[B x 1 x T]`, codes `[B x T/hop]`, commit loss, metrics)."""
-        z = self.encoder(x)
-        codes, z_q, commit_loss, metrics = self.quantizer(z)
-        return self.decoder(z_q), codes, commit_loss, metrics
+    def forward(self, x: torch.Tensor) -> Reconstruction:
+        """`Tensor[B x 1 x T]` → `Reconstruction` (audio `[B x 1 x T]`, codes, commitment loss, metrics)."""
+        q = self.quantizer(self.encoder(x))
+        return Reconstruction(self.decoder(q.z_q), q.codes, q.commit_loss, q.metrics)
