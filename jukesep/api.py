@@ -1,25 +1,30 @@
-"""`Separator`: the one separation entry point. The CLI, the web app and the evaluator call it."""
+"""`Separator`: the one separation entry point. The CLI, the web worker, the evaluator and the
+benchmarks all call it. It is a thin audio shell around `SeparatorModel`:
+
+    decode → check → resample → chunk → model → refine → fit length
+"""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
-import soxr
 import torch
 
 from . import chunking
-from .audio import read_audio, validate_audio
+from .audio import check_audio, fit_length, read_audio, resample, to_float
 from .checkpoint import load_model
-from .errors import AudioError, CheckpointError, JukesepError
+from .errors import CheckpointError, InvalidAudioError, JukesepError, TooShortAudioError
 from .models import SeparatorModel
-from .models.fast import FastStem
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 DEFAULT_MODEL = "default"
 ProgressFn = Callable[[int, int], None]
 PRECISIONS = ("float32", "bfloat16")
+SEGMENT_RANGE = (0.01, 3600.0)  # seconds: tinier chunks would spend minutes recomputing context
+MAX_CONTEXT = 60.0  # seconds per side
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -56,15 +61,27 @@ def model_path(name_or_path: str | os.PathLike) -> Path:
     raise CheckpointError(f"{name_or_path}: no such model file or shipped model name")
 
 
+class Separation(NamedTuple):
+    """What `Separator.separate_file` returns."""
+    stems: dict[str, np.ndarray]  # name → `np.ndarray[C x T]` at `rate`, the mixture's shape
+    rate: int  # the file's sample rate
+    mixture: np.ndarray  # the decoded file, `np.ndarray[C x T]`
+
+
+def _check_number(name: str, value: float, low: float, high: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high):
+        raise JukesepError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
+
+
 class Separator:
-    """Separates audio into stems with a bundle of per-stem models.
+    """Separates audio into stems with a `SeparatorModel`.
 
     segment: seconds of output per chunk (memory grows with it, not with the song);
     context: seconds of input added on each side of a chunk (None = the model's full receptive
         field, which makes chunked output identical to whole-signal output);
     overlap: fraction of a segment cross-faded with the next one (useful when `context` is cut);
-    precision: "float32" or "bfloat16" (autocast; about 1.8x faster on CPUs with AVX512-BF16 and on
-        GPUs; code choice stays float32);
+    precision: "float32" or "bfloat16" (autocast; faster only on GPUs and CPUs with AVX512-BF16/AMX;
+        code choice stays float32);
     sum_to_mixture: add an equal share of (mixture − Σ stems) to every stem so they sum back to
         the mixture; off by default because that residual is other stems' bleed and model error.
     """
@@ -72,20 +89,17 @@ class Separator:
     def __init__(self, model: SeparatorModel, name: str = "custom", metadata: dict | None = None,
                  device: str | torch.device = "auto", segment: float = 10.0, context: float | None = None,
                  overlap: float = 0.0, precision: str = "float32", sum_to_mixture: bool = False):
-        if segment <= 0:
-            raise JukesepError(f"segment must be positive, got {segment}")
-        if context is not None and context < 0:
-            raise JukesepError(f"context must be non-negative, got {context}")
-        if not 0.0 <= overlap <= 0.5:
-            raise JukesepError(f"overlap must be between 0 and 0.5, got {overlap}")
+        _check_number("segment", segment, *SEGMENT_RANGE)
+        if context is not None:
+            _check_number("context", context, 0.0, MAX_CONTEXT)
+        _check_number("overlap", overlap, 0.0, 0.5)
         if precision not in PRECISIONS:
             raise JukesepError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.device = resolve_device(device)
         self.precision = precision
         self.model = model.to(self.device).eval()
-        # 2-D channels-last twins run the same weights much faster on CPU and CUDA (see models/fast.py)
-        fast = self.device.type in ("cpu", "cuda")
-        self.runners = {name: (FastStem(stem) if fast else stem).eval() for name, stem in self.model.stems.items()}
+        # The channels-last twin runs the same weights much faster on CPU and CUDA (models/fast.py).
+        self.runner = self.model.fast() if self.device.type in ("cpu", "cuda") else self.model
         self.name, self.metadata = name, dict(metadata or {})
         self.segment, self.context, self.overlap = segment, context, overlap
         self.sum_to_mixture = sum_to_mixture
@@ -104,93 +118,110 @@ class Separator:
     def sample_rate(self) -> int:
         return self.model.sample_rate
 
-    def separate_file(self, path, stems: list[str] | None = None,
-                      progress: ProgressFn | None = None) -> tuple[dict[str, np.ndarray], int]:
-        """Decode `path` and separate it. Returns ({stem: `np.ndarray[C x T]`}, sample rate of the file)."""
-        audio, rate = read_audio(path)
-        return self.separate(audio, rate, stems, progress), rate
+    # -- checks: each rule lives here once ---------------------------------------------------------
 
-    def separate(self, audio, sample_rate: int, stems: list[str] | None = None,
-                 progress: ProgressFn | None = None) -> dict:
-        """Separate `audio` (`[C x T]` or `[T]`, numpy or torch, any rate and channel count).
-
-        Returns {stem: audio} of the same type, shape and sample rate as the input.
-        `progress(done, total)` is called after every chunk of every stem.
-        """
-        is_torch = isinstance(audio, torch.Tensor)
-        array = audio.detach().cpu().float().numpy() if is_torch else np.asarray(audio, dtype=np.float32)
-        squeeze = array.ndim == 1
-        array = array[None] if squeeze else array
-        validate_audio(array, int(sample_rate))
-        stems = self.check_stems(stems)
-        result = self._separate_array(array, int(sample_rate), stems, progress)
-        if not is_torch:
-            return {name: a[0] if squeeze else a for name, a in result.items()}
-        return {name: torch.from_numpy(a[0] if squeeze else a).to(audio.device) for name, a in result.items()}
-
-    def check_stems(self, stems: list[str] | None) -> list[str]:
-        """The stems to compute (all when None); raises JukesepError for names the model lacks."""
+    def resolve_stems(self, stems: list[str] | None = None, two_stems: str | None = None) -> list[str]:
+        """The stems to compute: `stems` (all when None), or the one of `two_stems`.
+        Raises JukesepError for names the model lacks or combinations that cannot work."""
+        if two_stems is not None:
+            if stems is not None:
+                raise JukesepError("choose stems or two_stems, not both")
+            if self.sum_to_mixture:
+                raise JukesepError("two_stems already sums to the mixture; drop sum_to_mixture")
+            stems = [two_stems]
         if stems is None:
             return self.stems
         unknown = [s for s in stems if s not in self.stems]
         if unknown or not stems:
             raise JukesepError(f"stem {', '.join(unknown) or '(none)'} not in this model "
                                f"(it has {', '.join(self.stems)})")
+        if len(set(stems)) != len(stems):
+            raise JukesepError(f"stem names repeat: {', '.join(stems)}")
         if self.sum_to_mixture and set(stems) != set(self.stems):
             raise JukesepError("sum_to_mixture needs all stems; the residual would include the missing ones")
         return list(stems)
 
-    def _separate_array(self, audio: np.ndarray, rate: int, stems: list[str],
-                        progress: ProgressFn | None) -> dict[str, np.ndarray]:
-        channels, length = audio.shape
-        model_rate, hop = self.sample_rate, self.model.hop_length()
-        signal = resample(audio, rate, model_rate)
-        if signal.shape[1] < hop:
-            raise AudioError(f"audio too short: {length} samples at {rate} Hz; at least "
-                             f"{-(-hop * rate // model_rate)} are needed")
-        padded = torch.zeros(channels, -(-signal.shape[1] // hop) * hop)
-        padded[:, :signal.shape[1]] = torch.from_numpy(signal)
-        context = self.model.context_samples() if self.context is None else int(self.context * model_rate)
-        segment = int(self.segment * model_rate)
-        chunks = chunking.plan_chunks(padded.shape[1], segment, context, int(self.overlap * segment), hop)
-        outputs = {name: torch.zeros_like(padded) for name in stems}
-        total, done = len(chunks) * len(stems), 0
+    def min_samples(self, rate: int) -> int:
+        """The shortest input, in samples at `rate`, that holds one latent frame of the model."""
+        return -(-self.model.hop_length() * rate // self.sample_rate)
 
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
+    def check(self, audio: np.ndarray, rate: int, name: str = "audio") -> None:
+        """Raise an `AudioError` subclass for audio that cannot be separated (`np.ndarray[C x T]`)."""
+        check_audio(audio, rate, name)
+        if audio.shape[1] < self.min_samples(rate):
+            raise TooShortAudioError(f"{name}: too short to separate ({audio.shape[1]} samples at {rate} Hz; "
+                                     f"at least {self.min_samples(rate)} are needed)")
 
-        @torch.inference_mode()
-        def process(window: torch.Tensor):
-            nonlocal done
-            batch = window.to(self.device).unsqueeze(1)  # channels as a batch of mono signals
-            for name in stems:
-                with autocast:
-                    estimate = self.runners[name](batch)
-                yield name, estimate.squeeze(1).float().cpu()
-                done += 1
-                if progress is not None:
-                    progress(done, total)
+    # -- separation ----------------------------------------------------------------------------------
 
-        chunking.overlap_add(padded, chunks, process, outputs)
-        result = {}
-        for name in stems:
-            estimate = outputs.pop(name)[:, :signal.shape[1]].numpy()
-            result[name] = fit_length(resample(estimate, model_rate, rate), length)
-        if self.sum_to_mixture:
-            share = (audio - sum(result.values())) / len(result)
-            result = {name: est + share for name, est in result.items()}
+    def separate_file(self, path, stems: list[str] | None = None, two_stems: str | None = None,
+                      progress: ProgressFn | None = None) -> Separation:
+        """Decode `path`, check it and separate it at the file's own rate and length."""
+        stems = self.resolve_stems(stems, two_stems)
+        audio, rate = read_audio(path, check=False)
+        self.check(audio, rate, str(path))
+        return Separation(self._separate(audio, rate, stems, two_stems, progress), rate, audio)
+
+    def separate(self, audio, sample_rate: int, stems: list[str] | None = None, two_stems: str | None = None,
+                 progress: ProgressFn | None = None) -> dict:
+        """Separate `audio` (`[C x T]` or `[T]`, numpy or torch, any rate and channel count; integer
+        PCM is scaled to [-1, 1) as soundfile reads it).
+
+        Returns {stem: audio} as float32 of the input's type, shape and sample rate; with
+        `two_stems="vocals"`, {"vocals", "no_vocals"} where no_vocals = mixture − vocals.
+        `progress(done, total)` is called after every chunk.
+        """
+        stems = self.resolve_stems(stems, two_stems)
+        is_torch = isinstance(audio, torch.Tensor)
+        if is_torch:
+            audio_cpu = audio.detach().cpu()
+            array = to_float((audio_cpu.float() if audio_cpu.is_floating_point() else audio_cpu).numpy())
+        else:
+            array = to_float(audio)
+        squeeze = array.ndim == 1
+        array = array[None] if squeeze else array
+        if not isinstance(sample_rate, (int, np.integer)):
+            raise InvalidAudioError(f"sample rate must be an integer, got {sample_rate!r}")
+        self.check(array, int(sample_rate))
+        result = self._separate(array, int(sample_rate), stems, two_stems, progress)
+        result = {name: a[0] if squeeze else a for name, a in result.items()}
+        if is_torch:
+            return {name: torch.from_numpy(a).to(audio.device) for name, a in result.items()}
         return result
 
+    def _separate(self, audio: np.ndarray, rate: int, stems: list[str], two_stems: str | None,
+                  progress: ProgressFn | None) -> dict[str, np.ndarray]:
+        """Checked `np.ndarray[C x T]` at `rate` → {stem: `np.ndarray[C x T]`} at `rate`, refined."""
+        signal = resample(audio, rate, self.sample_rate)
+        estimates = self._run_model(torch.from_numpy(signal), stems, progress)
+        result = {name: fit_length(resample(estimates[i].numpy(), self.sample_rate, rate), audio.shape[1])
+                  for i, name in enumerate(stems)}
+        return self._refine(audio, result, two_stems)
 
-def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """`np.ndarray[C x T]` → `np.ndarray[C x T']` at `rate_out` (soxr, high quality)."""
-    if rate_in == rate_out:
-        return audio
-    out = soxr.resample(np.ascontiguousarray(audio.T), rate_in, rate_out, quality="HQ")
-    return np.ascontiguousarray(out.T, dtype=np.float32)
+    @torch.inference_mode()
+    def _run_model(self, signal: torch.Tensor, stems: list[str], progress: ProgressFn | None) -> torch.Tensor:
+        """`Tensor[C x T]` at the model's rate → `Tensor[S x C x T]`, chunk by chunk."""
+        hop, rate = self.model.hop_length(), self.sample_rate
+        length = signal.shape[1]
+        padded = torch.nn.functional.pad(signal, (0, -length % hop))
+        context = self.model.context_samples() if self.context is None else int(self.context * rate)
+        segment = int(self.segment * rate)
+        chunks = chunking.plan_chunks(padded.shape[1], segment, context, int(self.overlap * segment), hop)
+        model = self.runner.select(stems)
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
 
+        def process(window: torch.Tensor) -> torch.Tensor:
+            with autocast:
+                return model(window.to(self.device)[None])[0].float().cpu()
 
-def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
-    """Trim or zero-pad `np.ndarray[C x T]` to exactly `length` samples."""
-    if audio.shape[1] >= length:
-        return np.ascontiguousarray(audio[:, :length])
-    return np.pad(audio, ((0, 0), (0, length - audio.shape[1])))
+        out = torch.zeros(len(stems), *padded.shape)
+        chunking.overlap_add(padded, chunks, process, out, progress)
+        return out[..., :length]
+
+    def _refine(self, mixture: np.ndarray, stems: dict[str, np.ndarray], two_stems: str | None) -> dict:
+        if two_stems is not None:
+            return {two_stems: stems[two_stems], f"no_{two_stems}": mixture - stems[two_stems]}
+        if self.sum_to_mixture:
+            share = (mixture - sum(stems.values())) / len(stems)
+            return {name: est + share for name, est in stems.items()}
+        return stems

@@ -1,7 +1,9 @@
-"""Reading and writing audio. Audio in jukesep is `np.ndarray[C x T]` float32 in [-1, 1].
+"""Audio I/O, the one module that decodes, checks, resamples and writes audio files.
 
-soundfile reads wav/flac/ogg/aiff; anything else (mp3, m4a, video...) goes through ffmpeg.
-Writing converts to integers ourselves after an explicit clip policy, so nothing can wrap around.
+Audio in jukesep is `np.ndarray[C x T]` float32 in [-1, 1]. soundfile reads wav/flac/ogg/aiff;
+anything else (mp3, m4a, MUSDB18's .stem.mp4, video...) goes through ffmpeg. Writing converts to
+integers after an explicit clip policy, so nothing can wrap around, and every file is written
+atomically (`jukesep.atomic`).
 """
 from __future__ import annotations
 
@@ -9,95 +11,193 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import soundfile as sf
 
-from .errors import AudioError
+from .atomic import atomic_paths
+from .errors import AudioError, InvalidAudioError, SilentAudioError, UnreadableAudioError
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".mp3", ".m4a", ".mp4",
                     ".aac", ".wma", ".webm", ".mka", ".wv", ".ape"}
 FORMATS = ("wav", "flac", "mp3")
-WAV_BITS = (16, 24, 32)  # 32 = float
+BITS = {"wav": (16, 24, 32), "flac": (16, 24), "mp3": (16,)}  # 32 = float wav; mp3 has no bit depth
 CLIP_MODES = ("rescale", "clamp", "none")
 SILENCE_PEAK = 1e-6  # -120 dBFS: below this there is nothing to separate
 MAX_CHANNELS = 32
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 
 
+class AudioInfo(NamedTuple):
+    """What a file's header declares, read without decoding the audio."""
+    rate: int
+    channels: int
+    frames: int  # per channel (estimated from the duration for compressed formats)
+    streams: int  # audio streams in the container (5 in a MUSDB18 .stem.mp4)
+
+
+# -- decoding ------------------------------------------------------------------------------------
+
 def _ffmpeg(tool: str = "ffmpeg") -> str:
     exe = shutil.which(tool)
     if exe is None:
-        raise AudioError(f"{tool} is not installed; it is needed for this file type "
-                         "(Debian/Ubuntu: apt install ffmpeg; macOS: brew install ffmpeg)")
+        raise UnreadableAudioError(f"{tool} is not installed; it is needed for this file type "
+                                   "(Debian/Ubuntu: apt install ffmpeg; macOS: brew install ffmpeg)")
     return exe
 
 
-def read_audio(path: str | os.PathLike, check: bool = True) -> tuple[np.ndarray, int]:
-    """Decode any audio file. Returns (`np.ndarray[C x T]` float32, sample rate). With `check`,
-    it is validated (non-empty, finite, not silent) so callers can rely on it."""
-    path = Path(path)
+def _check_file(path: Path) -> None:
     if not path.exists():
-        raise AudioError(f"{path}: no such file")
+        raise UnreadableAudioError(f"{path}: no such file")
     if not path.is_file():
-        raise AudioError(f"{path}: not a file")
+        raise UnreadableAudioError(f"{path}: not a file")
     if path.stat().st_size == 0:
-        raise AudioError(f"{path}: empty file (0 bytes)")
+        raise UnreadableAudioError(f"{path}: empty file (0 bytes)")
+
+
+def probe(path: str | os.PathLike) -> AudioInfo:
+    """The rate, channels, length and stream count a file declares, without decoding it."""
+    path = Path(path)
+    _check_file(path)
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        info = sf.info(str(path))
+        return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames), 1)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
+        pass
+    probe = subprocess.run([_ffmpeg("ffprobe"), "-v", "error", "-select_streams", "a", "-show_entries",
+                            "stream=sample_rate,channels,duration:format=duration", "-of", "json", str(path)],
+                           capture_output=True, text=True)
+    data = json.loads(probe.stdout or "{}") if probe.returncode == 0 else {}
+    streams = data.get("streams") or []
+    if not streams:
+        raise UnreadableAudioError(f"{path}: not a readable audio file (no audio stream could be decoded)")
+    try:
+        rate, channels = int(streams[0]["sample_rate"]), int(streams[0]["channels"])
+        seconds = float(streams[0].get("duration") or data.get("format", {}).get("duration") or 0.0)
+    except (KeyError, TypeError, ValueError):
+        raise UnreadableAudioError(f"{path}: not a readable audio file (its header is malformed)") from None
+    return AudioInfo(rate, channels, int(round(seconds * rate)), len(streams))
+
+
+def read_audio(path: str | os.PathLike, check: bool = True, start: int = 0, frames: int | None = None,
+               stream: int = 0) -> tuple[np.ndarray, int]:
+    """Decode `frames` samples (all when None) from sample `start` of audio stream `stream`.
+
+    Returns (`np.ndarray[C x T]` float32, sample rate). With `check`, the audio is checked
+    (`check_audio`: non-empty, finite, not silent) so callers can rely on it.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        if stream != 0:
+            raise RuntimeError("soundfile reads one stream only")
+        data, rate = sf.read(str(path), start=start, frames=-1 if frames is None else frames,
+                             dtype="float32", always_2d=True)
         audio = np.ascontiguousarray(data.T)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
-        audio, rate = _read_ffmpeg(path)
+        audio, rate = _read_ffmpeg(path, start, frames, stream)
     if check:
-        validate_audio(audio, rate, str(path))
+        check_audio(audio, rate, str(path))
     return audio, int(rate)
 
 
-def _read_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
-    probe = subprocess.run([_ffmpeg("ffprobe"), "-v", "error", "-select_streams", "a:0", "-show_entries",
-                            "stream=sample_rate,channels", "-of", "json", str(path)],
-                           capture_output=True, text=True)
-    streams = json.loads(probe.stdout or "{}").get("streams") if probe.returncode == 0 else None
-    if not streams:
-        raise AudioError(f"{path}: not a readable audio file (no audio stream could be decoded)")
-    rate, channels = int(streams[0]["sample_rate"]), int(streams[0]["channels"])
-    decoded = subprocess.run([_ffmpeg(), "-v", "error", "-nostdin", "-i", str(path), "-map", "0:a:0",
-                              "-f", "f32le", "-acodec", "pcm_f32le", "-ac", str(channels), "-ar", str(rate),
+def _read_ffmpeg(path: Path, start: int, frames: int | None, stream: int) -> tuple[np.ndarray, int]:
+    info = probe(path)
+    if stream >= info.streams:
+        raise UnreadableAudioError(f"{path}: has {info.streams} audio streams, stream {stream} was asked for")
+    window = ["-ss", f"{start / info.rate:.6f}"] if start else []
+    if frames is not None:
+        window += ["-t", f"{frames / info.rate:.6f}"]
+    decoded = subprocess.run([_ffmpeg(), "-v", "error", "-nostdin", *window, "-i", str(path), "-map", f"0:a:{stream}",
+                              "-f", "f32le", "-acodec", "pcm_f32le", "-ac", str(info.channels), "-ar", str(info.rate),
                               "pipe:1"], capture_output=True)
     if decoded.returncode != 0:
         reason = decoded.stderr.decode(errors="replace").strip().splitlines()
-        raise AudioError(f"{path}: ffmpeg could not decode it ({reason[-1] if reason else 'unknown error'})")
+        raise UnreadableAudioError(f"{path}: ffmpeg could not decode it ({reason[-1] if reason else 'unknown error'})")
     samples = np.frombuffer(decoded.stdout, dtype="<f4")
-    usable = len(samples) - len(samples) % channels
-    return np.ascontiguousarray(samples[:usable].reshape(-1, channels).T), rate
+    usable = len(samples) - len(samples) % info.channels
+    audio = samples[:usable].reshape(-1, info.channels).T
+    return np.ascontiguousarray(audio if frames is None else audio[:, :frames]), info.rate
 
 
-def validate_audio(audio: np.ndarray, rate: int, name: str = "audio") -> None:
-    """Raise AudioError for audio nothing sensible can be done with."""
+def check_audio(audio: np.ndarray, rate: int, name: str = "audio") -> None:
+    """Raise an `AudioError` subclass for audio nothing sensible can be done with."""
     if audio.ndim != 2:
-        raise AudioError(f"{name}: expected [channels x samples], got shape {audio.shape}")
+        raise InvalidAudioError(f"{name}: expected [channels x samples], got shape {audio.shape}")
     channels, length = audio.shape
     if length == 0 or channels == 0:
-        raise AudioError(f"{name}: contains no audio samples")
+        raise InvalidAudioError(f"{name}: contains no audio samples")
     if channels > MAX_CHANNELS:
-        raise AudioError(f"{name}: {channels} channels is more than the {MAX_CHANNELS} supported "
-                         "(is the array transposed? expected [channels x samples])")
+        raise InvalidAudioError(f"{name}: {channels} channels is more than the {MAX_CHANNELS} supported "
+                                "(is the array transposed? expected [channels x samples])")
     if not 1000 <= rate <= 768000:
-        raise AudioError(f"{name}: implausible sample rate {rate} Hz")
+        raise InvalidAudioError(f"{name}: implausible sample rate {rate} Hz")
     if not np.isfinite(audio).all():
-        raise AudioError(f"{name}: contains NaN or infinite samples")
+        raise InvalidAudioError(f"{name}: contains NaN or infinite samples")
     if float(np.abs(audio).max()) < SILENCE_PEAK:
-        raise AudioError(f"{name}: is silent (peak below -120 dBFS); there is nothing to separate")
+        raise SilentAudioError(f"{name}: is silent (peak below -120 dBFS); there is nothing to separate")
+
+
+def to_float(audio) -> np.ndarray:
+    """Any numeric array → float32, integer PCM scaled to [-1, 1) as soundfile reads it."""
+    array = np.asarray(audio)
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        raise InvalidAudioError(f"audio must be real numbers, got dtype {array.dtype}")
+    if np.issubdtype(array.dtype, np.unsignedinteger):
+        half = 2.0 ** (8 * array.dtype.itemsize - 1)
+        return ((array.astype(np.float64) - half) / half).astype(np.float32)
+    if np.issubdtype(array.dtype, np.integer):
+        return (array / 2.0 ** (8 * array.dtype.itemsize - 1)).astype(np.float32)
+    return array.astype(np.float32, copy=False)
+
+
+def list_audio_files(folder: Path) -> list[Path]:
+    """Audio files (by extension) under `folder`, recursively, sorted."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+                  and not p.name.startswith("."))
+
+
+# -- sample rate and length ----------------------------------------------------------------------
+
+def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """`np.ndarray[C x T]` (or `[T]`) → the same at `rate_out` (soxr, high quality)."""
+    if rate_in == rate_out:
+        return audio
+    import soxr
+    out = soxr.resample(np.ascontiguousarray(audio.T), rate_in, rate_out, quality="HQ")
+    return np.ascontiguousarray(out.T, dtype=np.float32)
+
+
+def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
+    """Trim or zero-pad `np.ndarray[... x T]` to exactly `length` samples."""
+    if audio.shape[-1] >= length:
+        return np.ascontiguousarray(audio[..., :length])
+    return np.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(0, length - audio.shape[-1])])
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+def check_output(fmt: str, bits: int, clip: str, channels: int | None = None) -> None:
+    """Raise AudioError for an output setting that cannot be honoured, before any work is done."""
+    if fmt not in FORMATS:
+        raise AudioError(f"unknown output format {fmt!r} (choose from {', '.join(FORMATS)})")
+    if clip not in CLIP_MODES:
+        raise AudioError(f"unknown clip mode {clip!r} (choose from {', '.join(CLIP_MODES)})")
+    if fmt != "mp3" and bits not in BITS[fmt]:
+        raise AudioError(f"{fmt} output takes {', '.join(map(str, BITS[fmt]))} bits, not {bits}"
+                         + (" (32 = float is wav only)" if bits == 32 else ""))
+    if clip == "none" and not (fmt == "wav" and bits == 32):
+        raise AudioError("clip mode 'none' only works with float wav output (--bits 32)")
+    if fmt == "mp3" and channels is not None and channels > 2:
+        raise AudioError(f"mp3 holds at most 2 channels, this audio has {channels}; use wav or flac")
 
 
 def prepare_for_pcm(audio: np.ndarray, clip: str) -> np.ndarray:
     """Apply the clip policy: 'rescale' divides the whole signal by its peak if it exceeds 1
     (no distortion, quieter), 'clamp' clips samples to [-1, 1], 'none' leaves values as they are
     (only valid for float output)."""
-    if clip not in CLIP_MODES:
-        raise AudioError(f"unknown clip mode {clip!r} (choose from {', '.join(CLIP_MODES)})")
     peak = float(np.abs(audio).max()) if audio.size else 0.0
     if clip == "rescale" and peak > 1.0:
         return audio / peak
@@ -115,25 +215,16 @@ def _to_int(audio: np.ndarray, bits: int) -> np.ndarray:
 
 
 def _write_file(path: Path, audio: np.ndarray, rate: int, fmt: str, bits: int, clip: str) -> None:
-    if fmt not in FORMATS:
-        raise AudioError(f"unknown output format {fmt!r} (choose from {', '.join(FORMATS)})")
-    if fmt == "wav" and bits not in WAV_BITS:
-        raise AudioError(f"wav output takes 16, 24 or 32 (float) bits, not {bits}")
-    if clip == "none" and not (fmt == "wav" and bits == 32):
-        raise AudioError("clip mode 'none' only works with float wav output (--bits 32)")
     audio = prepare_for_pcm(np.asarray(audio, dtype=np.float32), clip)
     if fmt == "mp3":
         _write_mp3(path, audio, rate)
     elif fmt == "wav" and bits == 32:
         sf.write(str(path), audio.T, rate, format="WAV", subtype="FLOAT")
     else:
-        bits = 16 if (fmt == "flac" and bits == 32) else bits
         sf.write(str(path), _to_int(audio, bits).T, rate, format=fmt.upper(), subtype=f"PCM_{bits}")
 
 
 def _write_mp3(path: Path, audio: np.ndarray, rate: int) -> None:
-    if audio.shape[0] > 2:
-        raise AudioError(f"mp3 holds at most 2 channels, this audio has {audio.shape[0]}; use wav or flac")
     # MP3 knows only rates up to 48 kHz; ffmpeg resamples anything else to the nearest it can hold.
     out_rate = rate if rate in MP3_RATES else min(MP3_RATES, key=lambda r: (abs(r - rate), -r))
     result = subprocess.run([_ffmpeg(), "-v", "error", "-nostdin", "-y", "-f", "f32le", "-ar", str(rate),
@@ -147,24 +238,19 @@ def _write_mp3(path: Path, audio: np.ndarray, rate: int) -> None:
 
 def write_stems(paths_audio: dict[Path, np.ndarray], rate: int, fmt: str = "wav", bits: int = 16,
                 clip: str = "rescale") -> None:
-    """Write several files all-or-nothing: each goes to a temporary name beside its target, and
-    only when every one is complete are they renamed into place. Existing files are replaced
-    whole, never left half-written."""
-    temps: dict[Path, Path] = {}
+    """Write several files all-or-nothing: only when every one is complete are they renamed into
+    place. Existing files are replaced whole, never left half-written."""
+    for audio in paths_audio.values():
+        check_output(fmt, bits, clip, np.shape(audio)[0])
+    paths = [Path(p) for p in paths_audio]
     try:
-        for path, audio in paths_audio.items():
-            path = Path(path)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".{fmt}.part", dir=path.parent)
-            os.close(fd)
-            temps[path] = Path(tmp)
-            _write_file(Path(tmp), audio, rate, fmt, bits, clip)
-        for path, tmp in temps.items():
-            os.replace(tmp, path)
+        with atomic_paths(paths) as temps:
+            for tmp, audio in zip(temps, paths_audio.values()):
+                _write_file(tmp, audio, rate, fmt, bits, clip)
+    except sf.LibsndfileError as exc:
+        raise AudioError(f"cannot write {paths[0].parent}: {exc}") from None
     except OSError as exc:
-        raise AudioError(f"cannot write {exc.filename or 'output'}: {exc.strerror or exc}") from None
-    finally:
-        for tmp in temps.values():
-            tmp.unlink(missing_ok=True)
+        raise AudioError(f"cannot write {exc.filename or paths[0].parent}: {exc.strerror or exc}") from None
 
 
 def write_audio(path, audio: np.ndarray, rate: int, fmt: str | None = None, bits: int = 16,
@@ -172,9 +258,3 @@ def write_audio(path, audio: np.ndarray, rate: int, fmt: str | None = None, bits
     """Write one file atomically; the format defaults to the file's extension."""
     fmt = fmt or Path(path).suffix.lstrip(".").lower()
     write_stems({Path(path): audio}, rate, fmt, bits, clip)
-
-
-def list_audio_files(folder: Path) -> list[Path]:
-    """Audio files (by extension) under `folder`, recursively, sorted."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
-                  and not p.name.startswith("."))

@@ -8,15 +8,13 @@ from its own config, without the training code.
 """
 from __future__ import annotations
 
-import io
-import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .atomic import atomic_torch_save, atomic_write_bytes  # noqa: F401  (TEMP re-export until train/ moves)
 from .errors import CheckpointError
 from .models import VQVAE, Encoder, SeparatorModel, VQVAEConfig
 
@@ -25,31 +23,10 @@ FORMAT_VERSION = 1
 KINDS = ("vqvae", "encoder", "separator")
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and a rename, so a
-    reader (or a crash) never sees a half-written file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_torch_save(obj, path: str | os.PathLike) -> None:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def save_model(path, kind: str, model: nn.Module, metadata: dict | None = None) -> None:
     """Save a VQVAE, Encoder or SeparatorModel with its config and metadata, atomically."""
-    assert kind in KINDS, kind
+    if kind not in KINDS:
+        raise CheckpointError(f"unknown model kind {kind!r} (one of {', '.join(KINDS)})")
     if kind == "separator":
         config = {"stems": {name: cfg.to_dict() for name, cfg in model.configs.items()}}
     else:

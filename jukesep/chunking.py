@@ -9,9 +9,11 @@ context is cut short for speed. Memory depends on the segment, not on the song's
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
+
+from .errors import ShapeError
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,8 @@ class Chunk:
 def plan_chunks(length: int, segment: int, context: int, overlap: int, align: int) -> list[Chunk]:
     """Cut `length` samples into chunks. All positions are multiples of `align` (the model's hop)
     so every chunk sees the same down-sampling grid as the whole signal."""
-    assert length % align == 0 and length > 0, (length, align)
+    if length <= 0 or align <= 0 or length % align != 0:
+        raise ShapeError(f"cannot chunk {length} samples on a grid of {align}")
     segment = max(align, segment - segment % align)
     context = -(-context // align) * align
     overlap = min(overlap - overlap % align, segment // 2 - (segment // 2) % align)
@@ -53,18 +56,24 @@ def fade_weights(chunk: Chunk, dtype=torch.float32) -> torch.Tensor:
     return w
 
 
-def overlap_add(signal: torch.Tensor, chunks: list[Chunk], process: Callable[[torch.Tensor], Iterator],
-                outputs: dict[str, torch.Tensor]) -> None:
-    """Run `process` on every chunk's window and cross-fade its results into `outputs`.
+def overlap_add(signal: torch.Tensor, chunks: list[Chunk], process: Callable[[torch.Tensor], torch.Tensor],
+                out: torch.Tensor, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Run `process` on every chunk's window and cross-fade its results into `out`.
 
-    signal: `Tensor[B x T]`; outputs: name → `Tensor[B x T]` (zeros, filled in place);
-    process(window `Tensor[B x W]`) yields (name, `Tensor[B x W]`) for each output.
+    signal: `Tensor[C x T]`; process: window `Tensor[C x W]` → `Tensor[... x C x W]`;
+    out: `Tensor[... x C x T]` of zeros, filled in place and returned.
+    `progress(done, total)` is called after every chunk.
     """
-    assert signal.dim() == 2, f"expected [B x T], got {tuple(signal.shape)}"
-    for chunk in chunks:
+    if signal.dim() != 2 or out.shape[-2:] != signal.shape:
+        raise ShapeError(f"expected signal [C x T] and out [... x C x T], got {tuple(signal.shape)} "
+                         f"and {tuple(out.shape)}")
+    for done, chunk in enumerate(chunks, 1):
         window = signal[:, chunk.window_start:chunk.window_stop]
-        weights = fade_weights(chunk).to(signal.device)
+        estimate = process(window)
+        if estimate.shape[-2:] != window.shape:
+            raise ShapeError(f"process returned {tuple(estimate.shape)} for a window of {tuple(window.shape)}")
         lo, hi = chunk.start - chunk.window_start, chunk.stop - chunk.window_start
-        for name, estimate in process(window):
-            assert estimate.shape == window.shape, (name, tuple(estimate.shape), tuple(window.shape))
-            outputs[name][:, chunk.start:chunk.stop] += estimate[:, lo:hi] * weights
+        out[..., chunk.start:chunk.stop] += estimate[..., lo:hi].to(out) * fade_weights(chunk).to(out.device)
+        if progress is not None:
+            progress(done, len(chunks))
+    return out

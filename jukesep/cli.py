@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from . import __version__, distrib
 from .api import DEFAULT_MODEL, Separator
-from .audio import CLIP_MODES, FORMATS, list_audio_files, read_audio, write_stems
+from .audio import CLIP_MODES, FORMATS, check_output, list_audio_files, write_stems
 from .checkpoint import import_jukebox, read_checkpoint
 from .corpus import cli as corpus_cli
 from .errors import JukesepError
@@ -94,22 +94,17 @@ def ensure_writable(folder: Path) -> None:
 
 
 def cmd_separate(args) -> int:
+    check_output(args.format, args.bits, args.clip)  # before any work
+    if args.jobs < 1:
+        raise JukesepError("--jobs must be at least 1")
     files, problems = collect_inputs(args.inputs)
     for problem in problems:
         tqdm.write(f"jukesep: skipped {problem}", file=sys.stderr)
     separator = Separator.from_pretrained(args.model, device=args.device, segment=args.segment,
                                           context=args.context, overlap=args.overlap, precision=args.precision,
                                           sum_to_mixture=args.sum_to_mixture)
-    stems = None
-    if args.two_stems:
-        stems = [args.two_stems]
-    elif args.stems:
-        stems = [s.strip() for s in args.stems.split(",") if s.strip()]
-    separator.check_stems(stems)  # fail before any work on a bad stem name
-    if args.two_stems and args.sum_to_mixture:
-        raise JukesepError("--two-stems already sums to the mixture; drop --sum-to-mixture")
-    if args.jobs < 1:
-        raise JukesepError("--jobs must be at least 1")
+    stems = [s.strip() for s in args.stems.split(",") if s.strip()] if args.stems else None
+    separator.resolve_stems(stems, args.two_stems)  # fail before any work on a bad stem name
     root = args.out / separator.name
     ensure_writable(root)
     if args.jobs > 1:  # share the cores between parallel songs instead of oversubscribing
@@ -141,11 +136,15 @@ def cmd_separate(args) -> int:
             overall.update(1)
 
     failures = len(problems)
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for path, error in zip(files, pool.map(run, files)):
-            if error:
-                failures += 1
-                tqdm.write(f"jukesep: skipped {error}", file=sys.stderr)
+    if args.jobs == 1:  # in the main thread: Ctrl-C reaches the separation directly
+        errors = map(run, files)
+    else:
+        pool = ThreadPoolExecutor(max_workers=args.jobs)
+        errors = pool.map(run, files)
+    for path, error in zip(files, errors):
+        if error:
+            failures += 1
+            tqdm.write(f"jukesep: skipped {error}", file=sys.stderr)
     overall.close()
     done = len(files) - (failures - len(problems))
     print(f"separated {done} of {len(files) + len(problems)} inputs into {root}", file=sys.stderr)
@@ -153,17 +152,14 @@ def cmd_separate(args) -> int:
 
 
 def separate_one(separator: Separator, path: Path, root: Path, stems, args, progress) -> None:
-    audio, rate = read_audio(path)
-    result = separator.separate(audio, rate, stems, progress)
-    if args.two_stems:
-        result[f"no_{args.two_stems}"] = audio - result[args.two_stems]
+    result = separator.separate_file(path, stems, args.two_stems, progress)
     song_dir = root / path.stem
     try:
         song_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise JukesepError(f"cannot create {song_dir} ({exc.strerror or exc})") from None
-    write_stems({song_dir / f"{name}.{args.format}": est for name, est in result.items()},
-                rate, args.format, args.bits, args.clip)
+    write_stems({song_dir / f"{name}.{args.format}": est for name, est in result.stems.items()},
+                result.rate, args.format, args.bits, args.clip)
 
 
 def cmd_info(args) -> int:

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from ..errors import JukesepError
+from ..audio import probe, read_audio
+from ..errors import AudioError, JukesepError
 from ..models.separator import STEMS
 
 SOURCES = ("mixture",) + STEMS
@@ -42,22 +42,31 @@ class Track:
     def is_stem_mp4(self) -> bool:
         return self.path.suffix == ".mp4"
 
+    @property
+    def mixture_file(self) -> Path:
+        """The file whose (first) audio stream is the mixture."""
+        return self.path if self.is_stem_mp4 else self.path / "mixture.wav"
+
     def read(self, source: str, start: int = 0, frames: int | None = None) -> np.ndarray:
         """Audio of `source` ('mixture' or a stem) from `start`: `np.ndarray[2 x frames]` float32."""
         frames = self.length - start if frames is None else frames
         if self.is_stem_mp4:
-            import stempeg  # optional: only MUSDB18 .mp4 users need it
-
-            audio, _ = stempeg.read_stems(str(self.path), stem_id=STEM_MP4_STREAMS[source], start=start / self.rate,
-                                          duration=frames / self.rate, dtype=np.float32, sample_rate=self.rate)
-            audio = audio.T
+            path, stream = self.path, STEM_MP4_STREAMS[source]
         else:
-            audio, _ = sf.read(str(self.path / f"{source}.wav"), start=start, frames=frames, dtype="float32",
-                               always_2d=True)
-            audio = audio.T
+            path, stream = self.path / f"{source}.wav", 0
+        try:
+            audio, _ = read_audio(path, check=False, start=start, frames=frames, stream=stream)
+        except AudioError as exc:
+            raise DataError(str(exc)) from None
+        return self.conform(audio, frames)
+
+    def conform(self, audio: np.ndarray, frames: int | None = None) -> np.ndarray:
+        """`np.ndarray[C x T]` → `[2 x frames]` (default: the song's length): mono doubled, extra
+        channels dropped, and zero-padded where a decoder stopped a few samples short."""
+        frames = self.length if frames is None else frames
         if audio.shape[0] == 1:
             audio = np.repeat(audio, 2, axis=0)
-        if audio.shape[1] < frames:  # decoders may stop a few samples short
+        if audio.shape[1] < frames:
             audio = np.pad(audio, ((0, 0), (0, frames - audio.shape[1])))
         return np.ascontiguousarray(audio[:2, :frames])
 
@@ -69,34 +78,29 @@ def _wav_track(folder: Path, split: str) -> Track:
         if not path.is_file():
             raise DataError(f"{path}: missing stem file")
         try:
-            infos[source] = sf.info(str(path))
-        except (sf.LibsndfileError, RuntimeError) as exc:
+            infos[source] = probe(path)
+        except AudioError as exc:
             raise DataError(f"{path}: unreadable ({exc})") from None
     ref = infos["mixture"]
     for source, info in infos.items():
-        if info.samplerate != ref.samplerate:
-            raise DataError(f"{folder / (source + '.wav')}: sample rate {info.samplerate} differs from the "
-                            f"mixture's {ref.samplerate}")
+        if info.rate != ref.rate:
+            raise DataError(f"{folder / (source + '.wav')}: sample rate {info.rate} differs from the "
+                            f"mixture's {ref.rate}")
         if info.frames != ref.frames:
             raise DataError(f"{folder / (source + '.wav')}: {info.frames} samples, the mixture has {ref.frames}")
         if info.channels > 2:
             raise DataError(f"{folder / (source + '.wav')}: {info.channels} channels (mono or stereo expected)")
-    return Track(folder.name, split, folder, ref.frames, ref.samplerate)
+    return Track(folder.name, split, folder, ref.frames, ref.rate)
 
 
 def _mp4_track(path: Path, split: str) -> Track:
     try:
-        import stempeg
-    except ImportError:
-        raise DataError("reading MUSDB18 .stem.mp4 files needs stempeg: pip install stempeg") from None
-    try:
-        info = stempeg.Info(str(path))
-    except Exception as exc:  # ffprobe failures surface as various exception types
-        raise DataError(f"{path}: unreadable stem file ({str(exc).splitlines()[0] if str(exc) else exc})") from None
-    if info.nb_audio_streams < 5:
-        raise DataError(f"{path}: {info.nb_audio_streams} audio streams, a MUSDB18 stem file has 5")
-    rate = int(info.sample_rate(0))
-    return Track(path.name.removesuffix(".stem.mp4"), split, path, int(info.duration(0) * rate), rate)
+        info = probe(path)
+    except AudioError as exc:
+        raise DataError(f"{path}: unreadable stem file ({exc})") from None
+    if info.streams < 5:
+        raise DataError(f"{path}: {info.streams} audio streams, a MUSDB18 stem file has 5")
+    return Track(path.name.removesuffix(".stem.mp4"), split, path, info.frames, info.rate)
 
 
 def find_tracks(root, split: str) -> list[Track]:

@@ -28,10 +28,9 @@ def estimator_for(args):
     from .baselines import BUILTIN
     if args.model:
         from ..api import Separator, model_path
-        from .run import separator_estimator
         separator = Separator.from_pretrained(args.model, device=args.device, precision=args.precision)
         stems = [s for s in STEMS if s in separator.stems]
-        return model_path(args.model).stem, stems, separator_estimator(separator)
+        return model_path(args.model).stem, stems, separator
     kind, _, path = args.baseline.partition(":")
     if kind in BUILTIN and not path:
         return kind, list(STEMS), BUILTIN[kind]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import atomic_write_bytes
+from ..atomic import atomic_write_bytes
 
 METRICS = (("mdx_sdr_mean", "MDX SDR mean"), ("mdx_sdr_median", "MDX SDR median"), ("SDR_median", "BSS SDR"),
            ("SIR_median", "SIR"), ("ISR_median", "ISR"), ("SAR_median", "SAR"))

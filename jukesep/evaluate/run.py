@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..checkpoint import atomic_write_bytes
+from ..api import Separator
+from ..atomic import atomic_write_bytes
 from ..data import find_tracks
 from ..data.tracks import Track
 from ..models.separator import STEMS
@@ -19,16 +20,17 @@ from .baselines import Estimator
 from .metrics import bss_eval, mdx_sdr
 
 
-def separator_estimator(separator) -> Estimator:
-    """The jukesep model through the one separation function."""
-    def estimate(mixture: np.ndarray, rate: int, references: dict) -> dict:
-        return separator.separate(mixture, rate, stems=list(references))
-    return estimate
+def _separate_track(separator: Separator, track: Track, stems) -> tuple[np.ndarray, dict]:
+    """(mixture `[2 x T]`, {stem: estimate `[2 x T]`}) of one song, through the one separation
+    path: the separator decodes the song's mixture file (a .stem.mp4's first stream) itself."""
+    result = separator.separate_file(track.mixture_file, stems=list(stems))
+    return track.conform(result.mixture), {s: track.conform(a) for s, a in result.stems.items()}
 
 
-def evaluate(system: str, estimator: Estimator, data, out, split: str = "test", stems=STEMS, jobs: int = 1,
-             mono: bool = False, bss: bool = True, progress: bool = True) -> dict:
-    """Score `estimator` on every song of `split`; returns the summary (also written to `out`)."""
+def evaluate(system: str, estimator: Estimator | Separator, data, out, split: str = "test", stems=STEMS,
+             jobs: int = 1, mono: bool = False, bss: bool = True, progress: bool = True) -> dict:
+    """Score `estimator` (a jukesep `Separator`, or a baseline `Estimator`) on every song of
+    `split`; returns the summary (also written to `out`)."""
     out = Path(out)
     (out / "songs").mkdir(parents=True, exist_ok=True)
     tracks = find_tracks(data, split)
@@ -42,9 +44,12 @@ def evaluate(system: str, estimator: Estimator, data, out, split: str = "test", 
             if saved.get("settings") == settings:
                 return saved
         started = time.monotonic()
-        mixture = track.read("mixture")
         references = {s: track.read(s) for s in stems}
-        estimates = estimator(mixture, track.rate, references)
+        if isinstance(estimator, Separator):
+            mixture, estimates = _separate_track(estimator, track, stems)
+        else:
+            mixture = track.read("mixture")
+            estimates = estimator(mixture, track.rate, references)
         seconds = time.monotonic() - started
         if track is tracks[0]:
             example.update(mixture=mixture, references=references, estimates=estimates, rate=track.rate,
