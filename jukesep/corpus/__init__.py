@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write_text
+from ..audio import read_audio
 from ..errors import JukesepError
 from .compose import STEMS, chorale_paths, material_split
 from .render import RATE, Tools, render_song, song_complete
@@ -91,7 +93,7 @@ def _check_config(out: Path, config: dict) -> None:
                                    "use another folder or the same settings")
     else:
         out.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(config, indent=1))
+        atomic_write_text(path, json.dumps(config, indent=1))
 
 
 def render_corpus(out_dir, minutes: float, seed: int = 0, jobs: int = 1, song_seconds: float = 60.0,
@@ -142,7 +144,6 @@ def render_corpus(out_dir, minutes: float, seed: int = 0, jobs: int = 1, song_se
 def corpus_stats(corpus_dir, silence_db: float = -60.0) -> dict:
     """Minutes per split, per-stem loudness (dBFS RMS over the whole split) and silence ratio
     (share of 100 ms frames below `silence_db`), and the largest |mixture − Σ stems|."""
-    import soundfile as sf
     root = Path(corpus_dir)
     if not root.is_dir():
         raise JukesepError(f"{root}: no such folder")
@@ -160,8 +161,8 @@ def corpus_stats(corpus_dir, silence_db: float = -60.0) -> dict:
                 continue
             data = {}
             for s in STEMS + ("mixture",):
-                audio, rate = sf.read(str(song / f"{s}.wav"), dtype="float32", always_2d=True)
-                data[s] = audio.T.astype(np.float64)
+                audio, rate = read_audio(song / f"{s}.wav", check=False)
+                data[s] = audio.astype(np.float64)
             err = float(np.max(np.abs(data["mixture"] - sum(data[s] for s in STEMS)))) if data["mixture"].size else 0.0
             result["max_mixture_error"] = max(result["max_mixture_error"], err)
             length = data["mixture"].shape[1]

@@ -3,17 +3,17 @@ installed), light effects with pedalboard, levels, and an atomic write of the so
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import types
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_dir
+from ..audio import fit_length, read_audio, resample
 from ..errors import JukesepError
 from . import compose
 from .compose import MIN_NOTE_SECONDS, STEMS, Song, Track
@@ -58,9 +58,6 @@ class Tools:
         self.kits = sorted(n for n in found if SOUNDFONTS[n][1] == "drumkit")
         self.paths = found
         self.singer = pysinsy_available()
-
-    def describe(self) -> dict:
-        return {"fluidsynth": self.fluidsynth, "soundfonts": self.paths, "singer": "pysinsy" if self.singer else None}
 
 
 # ---------------------------------------------------------------- pysinsy
@@ -178,7 +175,6 @@ def despike(wav: np.ndarray, sr: int, limit: float = 4.0) -> tuple[np.ndarray, i
 def sing(track: Track, song: Song, n: int, tmp: Path, rng: np.random.Generator, tries: int = 3):
     """Mono float32 of length n at 44.1 kHz sung by pysinsy, or None when every try glitched.
     A glitchy take is sung again with other (random) syllables."""
-    import soxr
     pysinsy = _import_pysinsy()
     path = tmp / "vocals.xml"
     for attempt in range(tries):
@@ -191,8 +187,8 @@ def sing(track: Track, song: Song, n: int, tmp: Path, rng: np.random.Generator, 
         wav = wav[int(round(song.seconds(4) * sr)):]  # the leading bar of rest
         if np.all(np.isfinite(wav)) and np.max(np.abs(wav), initial=0.0) < 2.0:  # else: blown up, sing again
             wav, touched = despike(wav, sr)
-            out = soxr.resample(wav, sr, RATE, quality="HQ").astype(np.float32)
-            return _fit(out, n), attempt + 1, touched
+            out = resample(wav.astype(np.float32), sr, RATE)
+            return fit_length(out, n), attempt + 1, touched
     return None, tries, 0
 
 
@@ -231,7 +227,6 @@ def write_midi(path: Path, tracks: list[Track], tempo: float, drum_channel: int 
 
 
 def fluidsynth(tools: Tools, soundfont: str, midi: Path, wav: Path, n: int, timeout: float) -> np.ndarray:
-    import soundfile as sf
     cmd = [tools.fluidsynth, "-ni", "-q", "-R", "0", "-C", "0", "-g", "0.5", "-O", "float", "-T", "wav",
            "-o", "synth.dynamic-sample-loading=1", "-o", "synth.cpu-cores=1",
            "-F", str(wav), "-r", str(RATE), tools.paths[soundfont], str(midi)]
@@ -241,17 +236,10 @@ def fluidsynth(tools: Tools, soundfont: str, midi: Path, wav: Path, n: int, time
         raise JukesepError(f"fluidsynth took more than {timeout:.0f} s on {midi.name}; stopped") from None
     if proc.returncode != 0 or not wav.exists():
         raise JukesepError(f"fluidsynth failed on {midi.name}: {(proc.stderr or proc.stdout).strip()[-200:]}")
-    data, rate = sf.read(str(wav), dtype="float32", always_2d=True)
+    data, rate = read_audio(wav, check=False)
     if rate != RATE:
         raise JukesepError(f"fluidsynth wrote {rate} Hz instead of {RATE}")
-    return _fit(np.ascontiguousarray(data.T), n)
-
-
-def _fit(audio: np.ndarray, n: int) -> np.ndarray:
-    if audio.shape[-1] >= n:
-        return audio[..., :n]
-    pad = [(0, 0)] * (audio.ndim - 1) + [(0, n - audio.shape[-1])]
-    return np.pad(audio, pad)
+    return fit_length(data, n)
 
 
 # ---------------------------------------------------------------- effects and levels
@@ -342,9 +330,7 @@ def render_song(job: dict) -> dict:
         song = compose.procedural_song(rng, seconds, material)
 
     stems, meta_stems = {}, {}
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-", dir=folder.parent))
-    try:
+    with atomic_dir(folder) as tmp:
         work = tmp / "work"
         work.mkdir()
         for stem in STEMS:
@@ -423,10 +409,4 @@ def render_song(job: dict) -> dict:
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False), encoding="utf-8")
         shutil.rmtree(work)
-        if folder.exists():
-            shutil.rmtree(folder)  # an incomplete leftover
-        os.rename(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return meta
