@@ -2,7 +2,8 @@
 
     python benchmarks/separation_memory.py [--model PATH] [--device cpu|cuda] [--minutes 1 10] [--json out.json]
 
-Each length runs in a fresh process; it reports peak RSS (and CUDA max allocated on a GPU) and the
+Each length is written to a float wav first, then separated in a fresh process through
+`Separator.separate_file` (decoding included, as `jukesep separate` does); it reports peak RSS (and CUDA max allocated on a GPU) and the
 separation speed. Without --model, a 4-stem separator of the default model's size with random
 weights is used (the cost is the same as trained weights).
 """
@@ -13,15 +14,20 @@ import json
 import platform
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
 
 CHILD = r"""
 import json, resource, sys, time
 import numpy as np, torch
 from jukesep import Separator
 from jukesep.models import SeparatorModel, VQVAEConfig
-model_path, device = sys.argv[1], sys.argv[2]
-minutes, width, depth = float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+model_path, device, song = sys.argv[1], sys.argv[2], sys.argv[3]
+minutes, width, depth = float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 if model_path:
     sep = Separator.from_pretrained(model_path, device=device)
 else:
@@ -29,18 +35,23 @@ else:
     for stem in model.stems.values():
         stem.quantizer.k.normal_(0, 0.05)
     sep = Separator(model, device=device)
-n = int(minutes * 60 * 44100)
-t = np.arange(n, dtype=np.float32) / 44100
-audio = np.stack([0.3 * np.sin(2 * np.pi * 220 * t), 0.3 * np.sin(2 * np.pi * 330 * t)]).astype(np.float32)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
-out = sep.separate(audio, 44100)
+out = sep.separate_file(song).stems
 seconds = time.perf_counter() - start
 cuda = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
 print(json.dumps({"minutes": minutes, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "rss_before_mib": before / 1024, "cuda_max_allocated_mib": cuda,
                   "x_real_time": minutes * 60 / seconds, "stems": len(out)}))
 """
+
+
+def write_test_song(path: Path, minutes: float, rate: int = 44100) -> None:
+    """Two tones, stereo float wav, written a minute at a time (the parent never holds the song)."""
+    with sf.SoundFile(str(path), "w", rate, 2, subtype="FLOAT") as f:
+        for start in range(0, int(minutes * 60 * rate), 60 * rate):
+            t = np.arange(start, min(start + 60 * rate, int(minutes * 60 * rate))) / rate
+            f.write(np.stack([0.3 * np.sin(2 * np.pi * 220 * t), 0.3 * np.sin(2 * np.pi * 330 * t)], 1))
 
 
 def main() -> None:
@@ -53,10 +64,14 @@ def main() -> None:
     parser.add_argument("--json")
     args = parser.parse_args()
     rows = []
-    for minutes in args.minutes:
-        run = subprocess.run([sys.executable, "-c", CHILD, args.model, args.device, str(minutes), str(args.width),
-                              str(args.depth)], capture_output=True, text=True, check=True)
-        rows.append(json.loads(run.stdout.strip().splitlines()[-1]))
+    with tempfile.TemporaryDirectory(prefix="jukesep-memory-") as folder:
+        for minutes in args.minutes:
+            song = Path(folder) / f"{minutes:g}min.wav"
+            write_test_song(song, minutes)
+            run = subprocess.run([sys.executable, "-c", CHILD, args.model, args.device, str(song), str(minutes),
+                                  str(args.width), str(args.depth)], capture_output=True, text=True, check=True)
+            rows.append(json.loads(run.stdout.strip().splitlines()[-1]))
+            song.unlink()
     print(f"{'song':>8}{'peak RSS MiB':>14}{'CUDA max MiB':>14}{'x real time':>13}")
     for r in rows:
         cuda = "–" if r["cuda_max_allocated_mib"] is None else f"{r['cuda_max_allocated_mib']:.0f}"
