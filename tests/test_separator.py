@@ -170,3 +170,49 @@ def test_fast_stem_equals_stem_model(cfg):
     x = torch.from_numpy(music(0.2, channels=1))[None][..., :8000]
     with torch.inference_mode():
         np.testing.assert_allclose(FastStem(model.stems["drums"])(x), model.stems["drums"](x), atol=1e-5)
+
+
+def test_two_stems_is_stem_and_the_rest_of_the_mixture():
+    sep = Separator(random_separator(), device="cpu")
+    audio = music(0.5)
+    out = sep.separate(audio, RATE, two_stems="vocals")
+    assert list(out) == ["vocals", "no_vocals"]
+    np.testing.assert_allclose(out["vocals"], sep.separate(audio, RATE, stems=["vocals"])["vocals"])
+    np.testing.assert_allclose(out["vocals"] + out["no_vocals"], audio, atol=1e-6)
+    with pytest.raises(JukesepError, match="not both"):
+        sep.separate(audio, RATE, stems=["bass"], two_stems="vocals")
+
+
+def test_separate_file_returns_stems_rate_and_mixture(song):
+    result = Separator(random_separator(), device="cpu").separate_file(song, two_stems="drums")
+    assert result.rate == RATE and result.mixture.shape == (2, int(1.5 * RATE))
+    assert set(result.stems) == {"drums", "no_drums"}
+    assert all(a.shape == result.mixture.shape for a in result.stems.values())
+
+
+def test_integer_pcm_is_scaled_like_soundfile():
+    sep = Separator(random_separator(("vocals",)), device="cpu")
+    audio = music(0.3)
+    as_int16 = np.round(audio * 32767).astype(np.int16)
+    np.testing.assert_allclose(sep.separate(as_int16, RATE)["vocals"], sep.separate(audio, RATE)["vocals"],
+                               atol=2e-3)
+    with pytest.raises(AudioError, match="real numbers"):
+        sep.separate(audio > 0, RATE)
+
+
+@pytest.mark.parametrize("audio,error", [(np.zeros((2, 4410), np.float32), "SilentAudioError"),
+                                         (np.full((2, 3), 0.5, np.float32), "TooShortAudioError"),
+                                         (np.full((2, 4410), np.nan, np.float32), "InvalidAudioError"),
+                                         (np.zeros((2, 0), np.float32), "InvalidAudioError")])
+def test_bad_audio_raises_typed_errors(audio, error):
+    from jukesep import errors
+    with pytest.raises(getattr(errors, error)):
+        Separator(random_separator(("vocals",)), device="cpu").separate(audio, RATE)
+
+
+@pytest.mark.parametrize("option,value", [("segment", float("nan")), ("segment", float("inf")),
+                                          ("segment", 0.00001), ("context", float("nan")),
+                                          ("context", -1.0), ("overlap", 0.9)])
+def test_bad_numbers_are_refused_up_front(option, value):
+    with pytest.raises(JukesepError, match=option):
+        Separator(random_separator(("vocals",)), device="cpu", **{option: value})
