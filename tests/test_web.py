@@ -25,9 +25,10 @@ with warnings.catch_warnings():  # Starlette >= 1.x suggests httpx2; httpx works
 
 from jukesep.api import Separator  # noqa: E402
 from jukesep.checkpoint import save_model  # noqa: E402
-from jukesep.errors import CheckpointError, JukesepError  # noqa: E402
+from jukesep.errors import CheckpointError, JukesepError, TooShortAudioError, UnreadableAudioError  # noqa: E402
 from jukesep.web import create_app  # noqa: E402
 from jukesep.web.cli import main as serve_main  # noqa: E402
+from jukesep.web.jobs import user_message  # noqa: E402
 from jukesep.web.store import JobStore  # noqa: E402
 from tests.conftest import RATE, music, random_separator  # noqa: E402
 
@@ -49,18 +50,24 @@ def separator(model_file):
 
 
 class SlowSeparator:
-    """The real separator, slowed down per chunk so tests can watch queue and progress."""
+    """The real separator, slowed down per chunk so tests can watch queue and progress. The worker
+    only calls `separate_file` (the one door); everything else is the real separator's."""
 
     def __init__(self, inner, delay=0.05):
         self.inner, self.delay = inner, delay
-        self.stems, self.sample_rate, self.model, self.name = inner.stems, inner.sample_rate, inner.model, inner.name
+        self.paths = []  # what the worker asked to separate
 
-    def separate(self, audio, rate, stems=None, progress=None):
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def separate_file(self, path, stems=None, two_stems=None, progress=None):
+        self.paths.append(path)
+
         def slow(done, total):
             time.sleep(self.delay)
             if progress:
                 progress(done, total)
-        return self.inner.separate(audio, rate, stems, slow)
+        return self.inner.separate_file(path, stems, two_stems, slow)
 
 
 class GatedSeparator(SlowSeparator):
@@ -70,9 +77,15 @@ class GatedSeparator(SlowSeparator):
         super().__init__(inner, delay)
         self.gate = threading.Event()
 
-    def separate(self, audio, rate, stems=None, progress=None):
+    def separate_file(self, path, stems=None, two_stems=None, progress=None):
         assert self.gate.wait(30)
-        return super().separate(audio, rate, stems, progress)
+        return super().separate_file(path, stems, two_stems, progress)
+
+
+def silent_wav(seconds=0.25):
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros((int(RATE * seconds), 2), np.float32), RATE, format="WAV")
+    return buf.getvalue()
 
 
 def wav_bytes(seconds, channels=2, seed=0, subtype="PCM_16", rate=RATE):
@@ -142,6 +155,7 @@ def test_upload_progress_result_download(tmp_path, separator):
 
         r = client.get(job["zip"])
         assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+        assert "My%20Song%20-%20stems.zip" in r.headers["content-disposition"]
         with zipfile.ZipFile(io.BytesIO(r.content)) as archive:
             assert sorted(archive.namelist()) == sorted(f"My Song/{s}.wav" for s in STEMS)
             for name in archive.namelist():
@@ -168,10 +182,9 @@ def test_rejections_have_clear_json_errors_and_leave_nothing(tmp_path, separator
             (b"<html>hello</html>" * 100, "page.wav", 422, "not an audio file"),
             (b"", "empty.flac", 422, "empty"),
             (np.zeros((RATE // 4, 2), np.int16).tobytes(), "raw.wav", 422, "not an audio file"),
+            (wav_bytes(5 / RATE, channels=1), "blip.wav", 422, "too short to separate"),  # < one hop of 8
+            (wav_bytes(0.01, channels=33), "many.wav", 422, "33 channels is more than"),
         ]
-        buf = io.BytesIO()
-        sf.write(buf, np.zeros((RATE // 4, 2), np.float32), RATE, format="WAV")
-        cases.append((buf.getvalue(), "silence.wav", 422, "silent"))
         for data, name, status, message in cases:
             for how in ("multipart", "raw"):
                 if how == "multipart":
@@ -197,6 +210,70 @@ def test_rejections_have_clear_json_errors_and_leave_nothing(tmp_path, separator
         assert client.get(f"/api/jobs/{r.json()['id']}/audio/..%2Fpeaks.json").status_code == 404
         assert client.get(f"/api/jobs/{r.json()['id']}/audio/guitar.wav").status_code == 404
         assert client.get("/api/jobs/nope").json() == {"error": "no such job (it may have expired)"}
+
+
+class DecodeCounter:
+    """Counts every decode in this process (read_audio decodes wav through soundfile.read)."""
+
+    def __init__(self, monkeypatch):
+        self.calls = []
+        real = sf.read
+
+        def counted(file, *args, **kwargs):
+            self.calls.append(str(file))
+            return real(file, *args, **kwargs)
+        monkeypatch.setattr(sf, "read", counted)
+
+
+def test_a_song_is_decoded_once_by_the_worker_through_separate_file(tmp_path, separator, monkeypatch):
+    gated = GatedSeparator(separator)  # holds the worker before it decodes
+    decodes = DecodeCounter(monkeypatch)
+    with TestClient(create_app(gated, tmp_path / "data")) as client:
+        r = upload(client, wav_bytes(0.5), "once.wav")
+        assert r.status_code == 201, r.text
+        assert decodes.calls == []  # the upload handler reads the header only
+        gated.gate.set()
+        job = wait(client, r.json()["id"])
+        assert job["status"] == "done", job
+        assert len(gated.paths) == 1 and decodes.calls == [str(gated.paths[0])]
+
+
+def test_non_audio_and_too_long_uploads_are_refused_from_the_header(tmp_path, separator, monkeypatch):
+    decodes = DecodeCounter(monkeypatch)
+    with TestClient(create_app(separator, tmp_path / "data", max_minutes=0.01)) as client:
+        for data, name, message in [(b"GIF89a" + bytes(5000), "picture.wav", "not an audio file"),
+                                    (wav_bytes(2.0), "long.wav", "the limit is 0.01 minutes")]:
+            r = client.post("/api/jobs", content=data, headers={"X-Filename": name})
+            assert r.status_code == 422 and message in r.json()["error"], (name, r.text)
+    assert decodes.calls == []
+    assert list((tmp_path / "data" / "jobs").iterdir()) == []
+
+
+def test_content_problems_fail_the_job_with_a_clear_reason(tmp_path, separator):
+    # silence and NaN show only when the whole song is decoded: the worker does that, the job says why
+    nan = io.BytesIO()
+    audio = music(0.5, RATE, 2, 0).T.copy()
+    audio[100] = np.nan
+    sf.write(nan, audio, RATE, format="WAV", subtype="FLOAT")
+    with TestClient(create_app(separator, tmp_path / "data")) as client:
+        for data, name, message in [(silent_wav(), "quiet.wav", "silent"), (nan.getvalue(), "nan.wav", "NaN")]:
+            r = upload(client, data, name)
+            assert r.status_code == 201, r.text
+            job = wait(client, r.json()["id"])
+            assert job["status"] == "failed" and message in job["error"], job
+            assert job["error"].startswith(f"{name}: ") and str(tmp_path) not in job["error"]
+            assert client.get(f"/api/jobs/{job['id']}/zip").status_code == 409
+        # the worker goes on with the next song
+        r = upload(client, wav_bytes(0.3), "fine.wav")
+        assert wait(client, r.json()["id"])["status"] == "done"
+
+
+def test_job_errors_are_told_by_type_and_never_show_server_paths(tmp_path):
+    path = tmp_path / "jobs" / "abc" / "input.mp3"
+    broken = UnreadableAudioError(f"{path}: ffmpeg could not decode it (Invalid data found)")
+    assert user_message(broken, path, "song.mp3") == "song.mp3: this is not an audio file that can be decoded"
+    short = TooShortAudioError(f"{path}: too short to separate (3 samples at 44100 Hz; at least 8 are needed)")
+    assert user_message(short, path, "song.mp3").startswith("song.mp3: too short to separate (3 samples")
 
 
 def test_audio_is_recognised_by_content_not_extension(tmp_path, separator):
@@ -329,11 +406,13 @@ def test_retention_deletes_old_jobs_files_and_rows(tmp_path, separator):
         fresh_id = upload(client, wav_bytes(0.3), "new.wav").json()["id"]
         assert wait(client, fresh_id)["status"] == "done"
         manager = app.state.manager
-        manager.store.set_times(job_id, finished=time.time() - 2 * 3600)
+        # an hour after the first job finished but not yet the second (the clock is cleanup's `now`)
+        finished = [client.get(f"/api/jobs/{i}").json()["finished"] for i in (job_id, fresh_id)]
+        now = sum(finished) / 2 + 3600
         orphan = tmp_path / "data" / "jobs" / "orphan-upload-0000000"
         orphan.mkdir()
-        os.utime(orphan, (time.time() - 7200, time.time() - 7200))
-        assert manager.cleanup() == [job_id]
+        os.utime(orphan, (now - 7200, now - 7200))
+        assert manager.cleanup(now=now) == [job_id]
         assert client.get(f"/api/jobs/{job_id}").status_code == 404
         assert not (tmp_path / "data" / "jobs" / job_id).exists() and not orphan.exists()
         assert client.get(f"/api/jobs/{fresh_id}").json()["status"] == "done"

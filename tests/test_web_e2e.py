@@ -1,7 +1,8 @@
 """End to end: the real page in headless Chromium against a real `jukesep serve` on loopback.
 
 Needs Debian's chromium (/usr/bin/chromium) and Playwright for Python (no downloaded browsers).
-Writes docs/web/result.png, a screenshot of the result view.
+Takes screenshots of the home and result views into the test's temporary folder; to refresh the
+README's pictures, name the result one: JUKESEP_SCREENSHOT=docs/web/result.png (home.png goes beside it).
 """
 import os
 import subprocess
@@ -22,7 +23,6 @@ except ImportError:
 
 pytestmark = pytest.mark.skipif(sync_playwright is None or not os.path.exists(CHROMIUM),
                                 reason="needs /usr/bin/chromium and playwright")
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "web" / "result.png"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--autoplay-policy=no-user-gesture-required"]
@@ -45,6 +45,7 @@ def server(tmp_path):
 
 
 def test_page_separates_plays_and_shows_stems(server, tmp_path):
+    screenshot = Path(os.environ.get("JUKESEP_SCREENSHOT") or tmp_path / "screens" / "result.png")
     song = tmp_path / "Demo Song.wav"
     sf.write(song, music(3.0).T, RATE)
     not_audio = tmp_path / "notes.mp3"
@@ -55,11 +56,11 @@ def test_page_separates_plays_and_shows_stems(server, tmp_path):
             page = browser.new_page(viewport={"width": 1200, "height": 860}, device_scale_factor=1)
             errors = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.goto(server)
             page.wait_for_selector("#dropzone")
             assert "up to 20 MB" in page.inner_text("#limits")
-            page.screenshot(path=str(SCREENSHOT.with_name("home.png")))
+            page.screenshot(path=str(screenshot.with_name("home.png")))
 
             # a file that does not decode: the server's JSON error is shown on the page
             page.set_input_files("#file-input", str(not_audio))
@@ -92,7 +93,7 @@ def test_page_separates_plays_and_shows_stems(server, tmp_path):
             page.click(".track[data-name='drums'] .mute")
             assert not errors, errors
             page.mouse.move(0, 0)
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            page.screenshot(path=str(screenshot), full_page=True)
 
             # back home, the song is listed as ready
             page.click("#new-song-link")

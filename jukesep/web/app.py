@@ -2,7 +2,10 @@
 
     POST   /api/jobs                      upload a song (multipart field `file`, or the raw bytes with
                                           the name in the X-Filename header); 201 + the job, or a JSON
-                                          error: 413 too big, 422 not audio / empty / too long, 503 queue full
+                                          error: 413 too big, 422 not audio / empty / too long / too short
+                                          (from the header: uploads are not decoded here), 503 queue full.
+                                          What only decoding finds (silence, NaN) fails the job, with the
+                                          reason in its `error`
     GET    /api/jobs/{id}                 state, queue position, progress, result links
     DELETE /api/jobs/{id}                 cancel or delete
     GET    /api/jobs/{id}/audio/{t}.wav   a stem or the mixture (?download=1 names it for saving)
@@ -19,15 +22,12 @@ import os
 import re
 import secrets
 import shutil
-import subprocess
-import threading
-import time
 import unicodedata
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-import soundfile as sf
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -38,9 +38,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
-from ..audio import read_audio
+from ..audio import AudioInfo, probe
 from ..errors import AudioError, JukesepError
-from .jobs import MIXTURE, JobManager
+from .jobs import MIXTURE, JobManager, user_message
 from .store import JobStore
 
 log = logging.getLogger("jukesep.web")
@@ -50,8 +50,6 @@ JOB_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 SAFE_EXT = re.compile(r"^\.[a-z0-9]{1,10}$")
 MULTIPART_SLACK = 64 * 1024  # form boundaries and headers around the file
 CHUNK = 1 << 20
-MAX_DECODES = 2  # uploads decoded at the same time (each holds a whole song in memory)
-LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1"]
 
 
 class _TooLarge(Exception):
@@ -81,28 +79,19 @@ def safe_ext(name: str) -> str:
     return ext if SAFE_EXT.match(ext) else ""
 
 
-def download_name(job: dict, track: str) -> str:
+def attachment(job: dict, what: str) -> str:
+    """A Content-Disposition that saves a result as `<song> - <what>`."""
     base = re.sub(r'[\\/:*?"<>|]+', "_", Path(job["name"]).stem).strip() or "song"
-    return f"{base} - {track}.wav"
+    return f"attachment; filename*=UTF-8''{quote(f'{base} - {what}')}"
 
 
-def _probe_seconds(path: Path) -> float | None:
-    """The duration a container declares, without decoding it (None when unknown)."""
-    try:
-        info = sf.info(str(path))
-        return info.frames / info.samplerate if info.samplerate else None
-    except Exception:
-        pass
-    ffprobe = shutil.which("ffprobe")
-    if ffprobe is None:
-        return None
-    try:
-        out = subprocess.run([ffprobe, "-v", "error", "-show_entries", "format=duration", "-of",
-                              "default=noprint_wrappers=1:nokey=1", str(path)],
-                             capture_output=True, text=True, timeout=30)
-        return float(out.stdout.strip().splitlines()[0])
-    except (subprocess.SubprocessError, ValueError, IndexError, OSError):
-        return None
+def check_header(separator, info: AudioInfo, name: str) -> None:
+    """Run the separator's own checks on a stand-in of the header's shape (its channels and rate,
+    at most `min_samples` long), so what a header can decide (channels, rate, too short) is ruled in
+    one place without decoding. Content (silence, NaN) is checked when the worker decodes."""
+    needed = separator.min_samples(info.rate) if info.rate > 0 else 1
+    # a read-only view of one value: no memory, whatever channel count a broken header claims
+    separator.check(np.broadcast_to(np.float32(1), (info.channels, min(info.frames, needed))), info.rate, name)
 
 
 class _HostCheck:
@@ -149,7 +138,7 @@ def _load_separator(source, device: str):
     from ..api import Separator
     if isinstance(source, (str, os.PathLike)):
         return Separator.from_pretrained(source, device=device)
-    if hasattr(source, "separate"):
+    if hasattr(source, "separate_file"):
         return source
     if callable(source):
         return source()
@@ -179,7 +168,6 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
     manager = JobManager(store, separator, data_dir, workers=workers, retention_hours=retention_hours)
     limit_bytes = int(max_upload_mb * 2**20)
     max_seconds = max_minutes * 60.0
-    decode_slots = threading.BoundedSemaphore(MAX_DECODES)
     too_big = f"the file is larger than the {max_upload_mb:g} MB upload limit"
 
     @asynccontextmanager
@@ -220,14 +208,7 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
         if job["status"] == "queued":
             out["queue_ahead"] = store.queue_ahead(job_id)
         if job["status"] == "running":
-            live = manager.live(job_id) or {"phase": "starting", "done": 0, "total": 0}
-            fraction = live["done"] / live["total"] if live.get("total") else 0.0
-            eta = None
-            if live.get("sep_started") and fraction > 0:
-                elapsed = time.time() - live["sep_started"]
-                eta = elapsed * (1 - fraction) / fraction
-            out["progress"] = {"phase": live["phase"], "done": live["done"], "total": live["total"],
-                               "fraction": round(fraction, 4), "eta": eta}
+            out["progress"] = manager.progress(job_id)
         if job["status"] == "done":
             base = f"/api/jobs/{job_id}"
             out["stems"] = [{"name": s, "url": f"{base}/audio/{s}.wav",
@@ -239,30 +220,16 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
         return out
 
     def inspect(path: Path, name: str) -> tuple[float, int, int]:
-        """Decode the upload (whatever its extension) and check it; raises _Rejected."""
-        declared = _probe_seconds(path)
-        if declared is not None and declared > max_seconds:
-            raise _Rejected(422, f"this song is {declared / 60:.1f} minutes long; the limit is {max_minutes:g} minutes")
-        with decode_slots:
-            try:
-                audio, rate = read_audio(path)
-            except AudioError as exc:
-                message = str(exc).replace(str(path), name)
-                if "no audio stream" in message or "could not decode" in message or "not installed" in message:
-                    message = f"{name}: this is not an audio file that can be decoded"
-                raise _Rejected(422, message) from None
-            channels, length = audio.shape
-            del audio
-        seconds = length / rate
+        """Check the upload from its header only (any extension); raises _Rejected."""
+        try:
+            info = probe(path)
+            check_header(separator, info, name)
+        except AudioError as exc:
+            raise _Rejected(422, user_message(exc, path, name)) from None
+        seconds = info.frames / info.rate
         if seconds > max_seconds:
             raise _Rejected(422, f"this song is {seconds / 60:.1f} minutes long; the limit is {max_minutes:g} minutes")
-        try:
-            needed = -(-separator.model.hop_length() * rate // separator.sample_rate)
-        except AttributeError:
-            needed = 1
-        if length < needed:
-            raise _Rejected(422, f"{name}: too short to separate ({length} samples; at least {needed} are needed)")
-        return seconds, rate, channels
+        return seconds, info.rate, info.channels
 
     async def receive_raw(request: Request, target: Path) -> int:
         size = 0
@@ -369,7 +336,7 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
         path = finished_file(job, manager.stem_path(job["id"], name))
         headers = {"Cache-Control": "private, max-age=86400"}
         if download:
-            headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(download_name(job, name))}"
+            headers["Content-Disposition"] = attachment(job, f"{name}.wav")
         return FileResponse(path, media_type="audio/wav", headers=headers)
 
     @app.get("/api/jobs/{job_id}/peaks")
@@ -382,9 +349,8 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
     def read_zip(job_id: str):
         job = get_job(job_id)
         path = finished_file(job, manager.zip_path(job["id"]))
-        base = re.sub(r'[\\/:*?"<>|]+', "_", Path(job["name"]).stem).strip() or "song"
-        return FileResponse(path, media_type="application/zip", headers={
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(base + ' - stems.zip')}"})
+        return FileResponse(path, media_type="application/zip",
+                            headers={"Content-Disposition": attachment(job, "stems.zip")})
 
     @app.get("/api/config")
     def read_config():

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import read_audio, write_stems
-from ..errors import JukesepError
+from ..atomic import atomic_path, atomic_write_text
+from ..audio import write_stems
+from ..errors import JukesepError, UnreadableAudioError
 from .store import JobStore
 
 log = logging.getLogger("jukesep.web")
@@ -30,6 +31,13 @@ CLEANUP_EVERY_S = 3600.0
 
 class _Stop(Exception):
     """Raised from the progress callback to abandon a separation (shutdown or cancel)."""
+
+
+def user_message(exc: JukesepError, path: Path, name: str) -> str:
+    """The one line a user sees for `exc`: it names the upload, never the server's path."""
+    if isinstance(exc, UnreadableAudioError):
+        return f"{name}: this is not an audio file that can be decoded"
+    return str(exc).replace(str(path), name)
 
 
 def compute_peaks(audio: np.ndarray, bins: int = PEAK_BINS) -> list[list[float]]:
@@ -108,10 +116,18 @@ class JobManager:
             self._wake.notify()
 
     # ----- state for the API -----
-    def live(self, job_id: str) -> dict | None:
+    def progress(self, job_id: str) -> dict:
+        """A running job's phase, chunks done of total, fraction and seconds left (None until known)."""
         with self._live_lock:
-            state = self._live.get(job_id)
-            return dict(state) if state else None
+            live = dict(self._live.get(job_id) or {"phase": "starting", "done": 0, "total": 0})
+        fraction = live["done"] / live["total"] if live["total"] else 0.0
+        eta = None
+        if live.get("clock") and live["done"] > live["clock"][1]:
+            # timed from the first finished chunk: decoding before it says nothing about the model's pace
+            started, first = live["clock"]
+            eta = (time.time() - started) * (live["total"] - live["done"]) / (live["done"] - first)
+        return {"phase": live["phase"], "done": live["done"], "total": live["total"],
+                "fraction": round(fraction, 4), "eta": eta}
 
     def cancel(self, job_id: str) -> None:
         """Forget a job: a queued one is removed, a running one stops at its next chunk."""
@@ -145,7 +161,7 @@ class JobManager:
 
     def _run(self, job: dict) -> None:
         job_id = job["id"]
-        self._set_live(job_id, phase="decoding", done=0, total=0, started=time.time(), sep_started=None)
+        self._set_live(job_id, phase="decoding", done=0, total=0, clock=None)
         try:
             self._separate(job)
         except _Stop:
@@ -156,7 +172,7 @@ class JobManager:
                 self.store.requeue(job_id, "the server was stopped while this song was being separated; "
                                            "it was put back in the queue", count_attempt=False)
         except JukesepError as exc:
-            self._fail(job_id, str(exc).replace(str(self.input_path(job)), job["name"]))
+            self._fail(job_id, user_message(exc, self.input_path(job), job["name"]))
         except MemoryError:
             self._fail(job_id, "the server ran out of memory separating this song; try a shorter one")
         except Exception as exc:  # never let one song kill a worker
@@ -177,41 +193,40 @@ class JobManager:
         if self._stop.is_set() or job_id in self._cancel:
             raise _Stop()
 
-    def _separate(self, job: dict) -> None:
-        job_id, folder = job["id"], self.job_dir(job["id"])
-        audio, rate = read_audio(self.input_path(job))
+    def _on_chunk(self, job_id: str, done: int, total: int) -> None:
+        """Progress callback: the first chunk ends decoding; raising _Stop abandons the separation."""
+        with self._live_lock:
+            live = self._live[job_id]
+            if live["clock"] is None:
+                live.update(phase="separating", clock=(time.time(), done))
+            live.update(done=done, total=total)
         self._check_stop(job_id)
-        self._set_live(job_id, phase="separating", sep_started=time.time())
 
-        def progress(done: int, total: int) -> None:
-            self._set_live(job_id, done=done, total=total)
-            self._check_stop(job_id)
-
-        stems = self.separator.separate(audio, rate, progress=progress)
+    def _separate(self, job: dict) -> None:
+        job_id = job["id"]
+        result = self.separator.separate_file(self.input_path(job),
+                                              progress=lambda done, total: self._on_chunk(job_id, done, total))
         self._check_stop(job_id)
         self._set_live(job_id, phase="writing")
-        out = folder / "stems"
+        tracks = {MIXTURE: result.mixture, **result.stems}
+        out = self.job_dir(job_id) / "stems"
         out.mkdir(exist_ok=True)
-        tracks = {MIXTURE: audio, **stems}
-        write_stems({out / f"{name}.wav": track for name, track in tracks.items()}, rate, "wav", 16, "rescale")
-        peaks = {"duration": audio.shape[1] / rate,
+        write_stems({out / f"{name}.wav": track for name, track in tracks.items()}, result.rate, "wav", 16, "rescale")
+        peaks = {"duration": result.mixture.shape[1] / result.rate,
                  "tracks": {name: compute_peaks(track) for name, track in tracks.items()}}
-        tmp = self.peaks_path(job_id).with_suffix(".json.part")
-        tmp.write_text(json.dumps(peaks, separators=(",", ":")))
-        tmp.replace(self.peaks_path(job_id))
-        self._write_zip(job, list(stems))
+        atomic_write_text(self.peaks_path(job_id), json.dumps(peaks, separators=(",", ":")))
+        self._write_zip(job, list(result.stems))
         self._check_stop(job_id)
-        self.store.finish(job_id, list(stems))
+        self.store.finish(job_id, list(result.stems))
         log.info("job %s done: %s", job_id, job["name"])
         self.input_path(job).unlink(missing_ok=True)  # the decoded mixture.wav stays for listening
 
     def _write_zip(self, job: dict, stems: list[str]) -> None:
         base = Path(job["name"]).stem or "song"
-        tmp = self.zip_path(job["id"]).with_suffix(".zip.part")
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
-            for stem in stems:
-                archive.write(self.stem_path(job["id"], stem), f"{base}/{stem}.wav")
-        tmp.replace(self.zip_path(job["id"]))
+        with atomic_path(self.zip_path(job["id"])) as tmp:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
+                for stem in stems:
+                    archive.write(self.stem_path(job["id"], stem), f"{base}/{stem}.wav")
 
     # ----- retention -----
     def _janitor(self) -> None:

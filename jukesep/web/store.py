@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 SCHEMA_VERSION = 1
-STATUSES = ("queued", "running", "done", "failed")
 MAX_ATTEMPTS = 2  # a job interrupted this many times while running is failed instead of re-queued
 
 _SCHEMA = """
@@ -164,10 +163,3 @@ class JobStore:
     def all_ids(self) -> set[str]:
         with self._lock:
             return {r[0] for r in self._db.execute("SELECT id FROM jobs").fetchall()}
-
-    def set_times(self, job_id: str, **times: float) -> None:
-        """Test and maintenance helper: overwrite created/started/finished."""
-        allowed = {k: v for k, v in times.items() if k in ("created", "started", "finished")}
-        with self._lock:
-            for key, value in allowed.items():
-                self._db.execute(f"UPDATE jobs SET {key} = ? WHERE id = ?", (value, job_id))
