@@ -41,10 +41,7 @@ def read_checkpoint(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such model file")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated/garbage files
-        raise CheckpointError(f"{path}: not a readable model file ({_first_line(exc)})") from None
+    data = safe_load(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         hint = " (an official Jukebox file? convert it with `jukesep import-jukebox`)" if (
             isinstance(data, dict) and "model" in data) else ""
@@ -103,48 +100,40 @@ def load_state_strict(model: nn.Module, state: dict, where: str) -> None:
 # -- official Jukebox checkpoints ----------------------------------------------------------------
 
 _LEVEL0_PREFIXES = ("encoders.0.", "decoders.0.", "bottleneck.level_blocks.0.")
-_SAFE_MODULE_PREFIXES = ("torch", "collections", "numpy", "_codecs")
-_SAFE_BUILTINS = {"dict", "list", "tuple", "set", "frozenset", "int", "float", "bool", "str", "bytes",
-                  "complex", "slice", "range", "object", "bytearray"}
 
 
-class _Placeholder(dict):
-    """Stands in for classes of the original code (e.g. jukebox.hparams.Hyperparams)."""
-
-    def __setstate__(self, state):
-        if isinstance(state, dict):
-            self.update(state)
-
-
-class _TolerantUnpickler(pickle.Unpickler):
-    """Loads tensors and containers; replaces foreign classes by a placeholder instead of importing
-    (and running) code from them."""
-
-    def find_class(self, module, name):
-        if module.split(".")[0] in _SAFE_MODULE_PREFIXES:
-            return super().find_class(module, name)
-        if module == "builtins" and name in _SAFE_BUILTINS:
-            return super().find_class(module, name)
-        return _Placeholder
+def _jukebox_globals() -> list:
+    """The only non-tensor types an official Jukebox file may hold, for `torch.load(weights_only=True)`:
+    its hyper-parameter object (a dict subclass, read as a plain dict — no Jukebox code is imported)
+    and numpy scalars in its metrics. Anything else is refused."""
+    import numpy as np
+    core = getattr(np, "_core", None) or np.core
+    scalar = core.multiarray.scalar
+    allowed = [(dict, "jukebox.hparams.Hyperparams"), (scalar, "numpy.core.multiarray.scalar"),
+               (scalar, "numpy._core.multiarray.scalar"), np.dtype]
+    dtypes = getattr(np, "dtypes", None)
+    if dtypes is not None:
+        allowed += [getattr(dtypes, name) for name in ("Float32DType", "Float64DType", "Int64DType", "Int32DType")]
+    return allowed
 
 
-class _tolerant_pickle:  # a "pickle module" for torch.load
-    Unpickler = _TolerantUnpickler
-    load = staticmethod(pickle.load)
-    __name__ = "jukesep_tolerant_pickle"
-
-
-def _load_foreign(path: Path) -> dict:
+def safe_load(path: Path, allowed: list | None = None):
+    """`torch.load(weights_only=True)`: tensors and plain data only, plus the `allowed` globals.
+    Any other object is refused with a one-line CheckpointError; no pickled code ever runs."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        pass  # not pure weights: retry with placeholders for unknown classes
+        with torch.serialization.safe_globals(allowed or []):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's message is paragraphs of advice around one line that says what was found
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not line.startswith(
+            ("Weights only load failed", "Please file an issue", "Check the documentation", "In PyTorch"))]
+        refusal = [line for line in lines if "global" in line.lower() or line.startswith("Can only")]
+        if not refusal:
+            raise CheckpointError(f"{path}: not a readable model file ({lines[-1][:160] if lines else exc})") from None
+        raise CheckpointError(f"{path}: refused: it holds objects other than tensors and plain data, and "
+                              f"loading them could run code ({refusal[0][:160]})") from None
     except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(exc)})") from None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_tolerant_pickle)
-    except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(exc)})") from None
+        raise CheckpointError(f"{path}: not a readable model file ({_first_line(exc)})") from None
 
 
 def import_jukebox(path, out_path=None, metadata: dict | None = None) -> VQVAE:
@@ -153,7 +142,7 @@ def import_jukebox(path, out_path=None, metadata: dict | None = None) -> VQVAE:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
-    data = _load_foreign(path)
+    data = safe_load(path, _jukebox_globals())
     state = data.get("model") if isinstance(data, dict) else None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: no 'model' state dict inside; is this a Jukebox checkpoint?")

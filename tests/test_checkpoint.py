@@ -35,9 +35,10 @@ def test_import_official_checkpoint(tmp_path, prefix, legacy):
     assert torch.equal(loaded.quantizer.k, state[prefix + "bottleneck.level_blocks.0.k"])
 
 
-def test_import_tolerates_foreign_classes_without_running_them(tmp_path, monkeypatch):
-    # Official files pickle jukebox.hparams.Hyperparams; we have no jukebox package.
-    module = types.ModuleType("jukebox_fake_hparams")
+@pytest.mark.parametrize("legacy", [False, True])
+def test_import_reads_jukebox_hyperparams_as_plain_data(tmp_path, monkeypatch, legacy):
+    # Official files pickle jukebox.hparams.Hyperparams (a dict subclass); we have no jukebox package.
+    module = types.ModuleType("jukebox.hparams")
 
     class Hyperparams(dict):
         pass
@@ -45,10 +46,13 @@ def test_import_tolerates_foreign_classes_without_running_them(tmp_path, monkeyp
     Hyperparams.__module__ = module.__name__
     Hyperparams.__qualname__ = "Hyperparams"
     module.Hyperparams = Hyperparams
+    monkeypatch.setitem(sys.modules, "jukebox", types.ModuleType("jukebox"))
     monkeypatch.setitem(sys.modules, module.__name__, module)
     src = tmp_path / "vqvae.pth.tar"
-    torch.save({"hps": Hyperparams(sr=44100), "model": official_state()}, src)
+    torch.save({"hps": Hyperparams(sr=44100), "model": official_state(), "step": 3}, src,
+               _use_new_zipfile_serialization=not legacy)
     monkeypatch.delitem(sys.modules, module.__name__)
+    monkeypatch.delitem(sys.modules, "jukebox")
     model = import_jukebox(src)
     assert model.quantizer.k.shape == (2048, 64)
 
@@ -138,3 +142,38 @@ def test_unknown_config_field(tmp_path):
     torch.save(data, tmp_path / "m.pt")
     with pytest.raises(CheckpointError, match="unknown model config fields: colour"):
         load_model(tmp_path / "m.pt")
+
+
+class _RunsCode:
+    """A pickle that calls os.system when loaded by an unrestricted unpickler."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+@pytest.mark.parametrize("where", ["hps", "model"])
+def test_crafted_checkpoints_run_no_code(tmp_path, legacy, where, song, capsys):
+    marker = tmp_path / "pwned"
+    payload = {"model": official_state(), "hps": {}}
+    payload[where] = _RunsCode(marker)
+    evil = tmp_path / "evil.pth.tar"
+    torch.save(payload, evil, _use_new_zipfile_serialization=not legacy)
+    assert main(["import-jukebox", str(evil), str(tmp_path / "out.pt")]) == 1
+    assert main(["info", str(evil)]) == 1
+    assert main(["separate", str(song), "--model", str(evil), "-o", str(tmp_path / "sep")]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3 and all("refused" in line for line in err), err
+    assert not marker.exists() and not (tmp_path / "out.pt").exists()
+
+
+def test_other_foreign_classes_are_refused(tmp_path):
+    import decimal
+    evil = tmp_path / "odd.pth.tar"
+    torch.save({"model": official_state(), "extra": decimal.Decimal("1.5")}, evil)
+    with pytest.raises(CheckpointError, match="refused"):
+        import_jukebox(evil)
