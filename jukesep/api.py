@@ -169,7 +169,7 @@ class Separator:
 
         Returns {stem: audio} as float32 of the input's type, shape and sample rate; with
         `two_stems="vocals"`, {"vocals", "no_vocals"} where no_vocals = mixture − vocals.
-        `progress(done, total)` is called after every chunk.
+        `progress(done, total)` is called when the model starts (0 done) and after every chunk.
         """
         stems = self.resolve_stems(stems, two_stems)
         is_torch = isinstance(audio, torch.Tensor)

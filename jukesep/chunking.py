@@ -62,11 +62,13 @@ def overlap_add(signal: torch.Tensor, chunks: list[Chunk], process: Callable[[to
 
     signal: `Tensor[C x T]`; process: window `Tensor[C x W]` → `Tensor[... x C x W]`;
     out: `Tensor[... x C x T]` of zeros, filled in place and returned.
-    `progress(done, total)` is called after every chunk.
+    `progress(done, total)` is called once before the first chunk (0 done) and after every chunk.
     """
     if signal.dim() != 2 or out.shape[-2:] != signal.shape:
         raise ShapeError(f"expected signal [C x T] and out [... x C x T], got {tuple(signal.shape)} "
                          f"and {tuple(out.shape)}")
+    if progress is not None:
+        progress(0, len(chunks))
     for done, chunk in enumerate(chunks, 1):
         window = signal[:, chunk.window_start:chunk.window_stop]
         estimate = process(window)
