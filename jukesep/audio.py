@@ -119,7 +119,18 @@ def _read_ffmpeg(path: Path, start: int, frames: int | None, stream: int) -> tup
     samples = np.frombuffer(decoded.stdout, dtype="<f4")
     usable = len(samples) - len(samples) % info.channels
     audio = samples[:usable].reshape(-1, info.channels).T
+    if frames is None and not start:
+        _check_complete(path, audio.shape[1], info)
     return np.ascontiguousarray(audio if frames is None else audio[:, :frames]), info.rate
+
+
+def _check_complete(path: Path, decoded: int, info: AudioInfo) -> None:
+    """A file that decodes to much less than its header declares is damaged (e.g. cut short);
+    separating what remains would silently give short stems."""
+    missing = info.frames - decoded
+    if missing > 0.1 * info.rate + 0.01 * info.frames:
+        raise UnreadableAudioError(f"{path}: damaged or truncated: it declares {info.frames / info.rate:.2f} s "
+                                   f"but only {decoded / info.rate:.2f} s decode")
 
 
 def check_audio(audio: np.ndarray, rate: int, name: str = "audio") -> None:
@@ -194,13 +205,20 @@ def check_output(fmt: str, bits: int, clip: str, channels: int | None = None) ->
         raise AudioError(f"mp3 holds at most 2 channels, this audio has {channels}; use wav or flac")
 
 
-def prepare_for_pcm(audio: np.ndarray, clip: str) -> np.ndarray:
-    """Apply the clip policy: 'rescale' divides the whole signal by its peak if it exceeds 1
-    (no distortion, quieter), 'clamp' clips samples to [-1, 1], 'none' leaves values as they are
-    (only valid for float output)."""
-    peak = float(np.abs(audio).max()) if audio.size else 0.0
-    if clip == "rescale" and peak > 1.0:
-        return audio / peak
+def pcm_gain(tracks, clip: str) -> float:
+    """The gain the clip policy applies: with 'rescale', one gain for all `tracks` of a song (so
+    stems keep their balance and still add up) that brings the loudest peak to full scale; else 1."""
+    if clip != "rescale":
+        return 1.0
+    peak = max((float(np.abs(a).max()) for a in tracks if np.size(a)), default=0.0)
+    return 1.0 / peak if peak > 1.0 else 1.0
+
+
+def prepare_for_pcm(audio: np.ndarray, clip: str, gain: float = 1.0) -> np.ndarray:
+    """Apply the clip policy: 'rescale' multiplies by `gain` (`pcm_gain`: no distortion, quieter),
+    'clamp' clips samples to [-1, 1], 'none' leaves values as they are (only valid for float output)."""
+    if clip == "rescale" and gain != 1.0:
+        return audio * np.float32(gain)
     if clip == "clamp":
         return np.clip(audio, -1.0, 1.0)
     return audio
@@ -214,8 +232,8 @@ def _to_int(audio: np.ndarray, bits: int) -> np.ndarray:
     return ints << 8  # soundfile reads int32 as left-justified 32-bit PCM; PCM_24 keeps the top 24
 
 
-def _write_file(path: Path, audio: np.ndarray, rate: int, fmt: str, bits: int, clip: str) -> None:
-    audio = prepare_for_pcm(np.asarray(audio, dtype=np.float32), clip)
+def _write_file(path: Path, audio: np.ndarray, rate: int, fmt: str, bits: int, clip: str, gain: float) -> None:
+    audio = prepare_for_pcm(np.asarray(audio, dtype=np.float32), clip, gain)
     if fmt == "mp3":
         _write_mp3(path, audio, rate)
     elif fmt == "wav" and bits == 32:
@@ -237,24 +255,27 @@ def _write_mp3(path: Path, audio: np.ndarray, rate: int) -> None:
 
 
 def write_stems(paths_audio: dict[Path, np.ndarray], rate: int, fmt: str = "wav", bits: int = 16,
-                clip: str = "rescale") -> None:
+                clip: str = "rescale") -> float:
     """Write several files all-or-nothing: only when every one is complete are they renamed into
-    place. Existing files are replaced whole, never left half-written."""
+    place. Existing files are replaced whole, never left half-written. Returns the gain that the
+    clip policy applied to all of them (1.0 when nothing was too loud)."""
     for audio in paths_audio.values():
         check_output(fmt, bits, clip, np.shape(audio)[0])
     paths = [Path(p) for p in paths_audio]
+    gain = pcm_gain(paths_audio.values(), clip)
     try:
         with atomic_paths(paths) as temps:
             for tmp, audio in zip(temps, paths_audio.values()):
-                _write_file(tmp, audio, rate, fmt, bits, clip)
+                _write_file(tmp, audio, rate, fmt, bits, clip, gain)
     except sf.LibsndfileError as exc:
         raise AudioError(f"cannot write {paths[0].parent}: {exc}") from None
     except OSError as exc:
         raise AudioError(f"cannot write {exc.filename or paths[0].parent}: {exc.strerror or exc}") from None
+    return gain
 
 
 def write_audio(path, audio: np.ndarray, rate: int, fmt: str | None = None, bits: int = 16,
-                clip: str = "rescale") -> None:
-    """Write one file atomically; the format defaults to the file's extension."""
+                clip: str = "rescale") -> float:
+    """Write one file atomically; the format defaults to the file's extension. Returns the clip gain."""
     fmt = fmt or Path(path).suffix.lstrip(".").lower()
-    write_stems({Path(path): audio}, rate, fmt, bits, clip)
+    return write_stems({Path(path): audio}, rate, fmt, bits, clip)

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import signal
 import sys
 import tempfile
 import threading
@@ -36,10 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--stems", help="comma-separated stems to compute (default: all of the model's)")
     group.add_argument("--two-stems", metavar="STEM", help="write STEM and no_STEM (= mixture − STEM)")
     sep.add_argument("--format", choices=FORMATS, default="wav")
-    sep.add_argument("--bits", type=int, choices=(16, 24, 32), default=16,
-                     help="wav/flac sample size; 32 = float wav (default 16)")
+    sep.add_argument("--bits", type=int, choices=(16, 24, 32), default=None,
+                     help="wav/flac sample size; 32 = float wav (default 16; mp3 has none)")
     sep.add_argument("--clip", choices=CLIP_MODES, default="rescale",
-                     help="values beyond full scale: rescale the stem (default), clamp, or none (float wav only)")
+                     help="values beyond full scale: rescale all of a song's stems by one gain (default), "
+                          "clamp, or none (float wav only)")
     sep.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     sep.add_argument("--segment", type=float, default=10.0, help="seconds per chunk (memory use grows with it)")
     sep.add_argument("--context", type=float, default=None,
@@ -93,8 +97,19 @@ def ensure_writable(folder: Path) -> None:
         raise JukesepError(f"output folder {folder} is not writable ({exc.strerror or exc})") from None
 
 
+class _Stopped(Exception):
+    """Raised from a worker's progress callback once Ctrl-C has asked every song to stop."""
+
+
+def output_bits(fmt: str, bits: int | None) -> int:
+    if fmt == "mp3" and bits is not None:
+        raise JukesepError("--bits does not apply to mp3 (it has no sample size); drop it")
+    return 16 if bits is None else bits
+
+
 def cmd_separate(args) -> int:
-    check_output(args.format, args.bits, args.clip)  # before any work
+    args.bits = output_bits(args.format, args.bits)
+    check_output(args.format, args.bits, args.clip)  # every option is checked before any work
     if args.jobs < 1:
         raise JukesepError("--jobs must be at least 1")
     files, problems = collect_inputs(args.inputs)
@@ -104,51 +119,81 @@ def cmd_separate(args) -> int:
                                           context=args.context, overlap=args.overlap, precision=args.precision,
                                           sum_to_mixture=args.sum_to_mixture)
     stems = [s.strip() for s in args.stems.split(",") if s.strip()] if args.stems else None
-    separator.resolve_stems(stems, args.two_stems)  # fail before any work on a bad stem name
+    separator.resolve_stems(stems, args.two_stems)
     root = args.out / separator.name
     ensure_writable(root)
     if args.jobs > 1:  # share the cores between parallel songs instead of oversubscribing
         torch.set_num_threads(max(1, torch.get_num_threads() // args.jobs))
 
-    slots = list(range(1, args.jobs + 1))
-    lock = threading.Lock()
+    slots, lock, stop = list(range(1, args.jobs + 1)), threading.Lock(), threading.Event()
     overall = tqdm(total=len(files), desc="songs", unit="song", position=0, disable=None)
 
     def run(path: Path) -> str | None:
         with lock:
             slot = slots.pop()
         bar = tqdm(total=1, desc=path.name[:30], unit="chunk", position=slot, leave=False, disable=None)
+
+        def progress(done, total):
+            if stop.is_set():
+                raise _Stopped()
+            bar.total, bar.n = total, done
+            bar.refresh()
+
         try:
-            def progress(done, total):
-                bar.total = total
-                bar.n = done
-                bar.refresh()
             separate_one(separator, path, root, stems, args, progress)
+            overall.update(1)
             return None
         except JukesepError as exc:
+            overall.update(1)
             return str(exc)
         except MemoryError:
+            overall.update(1)
             return f"{path}: out of memory; try a smaller --segment"
         finally:
             bar.close()
             with lock:
                 slots.append(slot)
-            overall.update(1)
 
-    failures = len(problems)
-    if args.jobs == 1:  # in the main thread: Ctrl-C reaches the separation directly
-        errors = map(run, files)
-    else:
-        pool = ThreadPoolExecutor(max_workers=args.jobs)
-        errors = pool.map(run, files)
-    for path, error in zip(files, errors):
-        if error:
-            failures += 1
-            tqdm.write(f"jukesep: skipped {error}", file=sys.stderr)
+    errors: list[str | None] = []
+    try:
+        if args.jobs == 1:  # in the main thread, so Ctrl-C stops the separation between two operations
+            for path in files:
+                errors.append(run(path))
+                report(errors[-1])
+        else:
+            run_parallel(run, files, args.jobs, stop, errors)
+    except (KeyboardInterrupt, _Stopped):
+        overall.close()
+        done = errors.count(None)
+        print(f"jukesep: interrupted; {done} of {len(files) + len(problems)} inputs were separated into {root}, "
+              "the song in progress was not written", file=sys.stderr)
+        return 130
     overall.close()
-    done = len(files) - (failures - len(problems))
-    print(f"separated {done} of {len(files) + len(problems)} inputs into {root}", file=sys.stderr)
+    failures = len(problems) + sum(e is not None for e in errors)
+    print(f"separated {errors.count(None)} of {len(files) + len(problems)} inputs into {root}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def report(error: str | None) -> None:
+    if error:
+        tqdm.write(f"jukesep: skipped {error}", file=sys.stderr)
+
+
+def run_parallel(run, files: list[Path], jobs: int, stop: threading.Event, errors: list) -> None:
+    """Songs on `jobs` threads. On Ctrl-C every song stops at its next chunk and nothing of it is
+    written; a second Ctrl-C quits at once."""
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        for error in pool.map(run, files):
+            errors.append(error)
+            report(error)
+    except KeyboardInterrupt:
+        stop.set()
+        signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+        print("jukesep: stopping (Ctrl-C again to quit at once)", file=sys.stderr)
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def separate_one(separator: Separator, path: Path, root: Path, stems, args, progress) -> None:
@@ -158,8 +203,11 @@ def separate_one(separator: Separator, path: Path, root: Path, stems, args, prog
         song_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise JukesepError(f"cannot create {song_dir} ({exc.strerror or exc})") from None
-    write_stems({song_dir / f"{name}.{args.format}": est for name, est in result.stems.items()},
-                result.rate, args.format, args.bits, args.clip)
+    gain = write_stems({song_dir / f"{name}.{args.format}": est for name, est in result.stems.items()},
+                       result.rate, args.format, args.bits, args.clip)
+    if gain < 1.0:
+        tqdm.write(f"jukesep: {path.name}: the stems exceed full scale; all were lowered by "
+                   f"{-20 * math.log10(gain):.1f} dB to fit (--bits 32 --clip none keeps their level)", file=sys.stderr)
 
 
 def cmd_info(args) -> int:

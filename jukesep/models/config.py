@@ -7,6 +7,14 @@ from dataclasses import dataclass
 from ..errors import CheckpointError
 
 
+LIMITS = {"width": 2048, "depth": 64, "down_t": 12, "stride_t": 16, "emb_width": 2048, "codebook_size": 65536,
+          "dilation_growth_rate": 16, "input_channels": 8, "sample_rate": 768000}
+MAX_M_CONV = 16.0
+MAX_HOP = 1 << 16
+MAX_PARAMETERS = 200_000_000  # an encoder + decoder; Jukebox's level 0 has 0.9 M
+MAX_CONTEXT_SAMPLES = 60 * 768000  # one minute at the highest rate
+
+
 @dataclass(frozen=True)
 class VQVAEConfig:
     width: int = 64  # channels of every conv inside encoder/decoder
@@ -25,18 +33,38 @@ class VQVAEConfig:
     revival_threshold: float = 1.0  # codes with less EMA usage than this are re-seeded from data
 
     def __post_init__(self):
-        for name in ("width", "depth", "down_t", "stride_t", "emb_width", "codebook_size",
-                     "dilation_growth_rate", "input_channels", "sample_rate"):
+        # Upper bounds keep a hostile or mistyped config (e.g. in a downloaded checkpoint) from
+        # asking for gigabytes: each is far above any sensible model.
+        for name, high in LIMITS.items():
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"VQVAEConfig.{name} must be a positive integer, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
+                raise ValueError(f"VQVAEConfig.{name} must be an integer from 1 to {high}, got {value!r}")
+        if self.dilation_cycle is not None and (not isinstance(self.dilation_cycle, int)
+                                                or not 1 <= self.dilation_cycle <= LIMITS["depth"]):
+            raise ValueError(f"VQVAEConfig.dilation_cycle must be None or 1..{LIMITS['depth']}, "
+                             f"got {self.dilation_cycle!r}")
+        if not (isinstance(self.m_conv, (int, float)) and 0.0 < self.m_conv <= MAX_M_CONV):
+            raise ValueError(f"VQVAEConfig.m_conv must be in (0, {MAX_M_CONV}], got {self.m_conv!r}")
         if not 0.0 < self.ema_decay < 1.0:
             raise ValueError(f"VQVAEConfig.ema_decay must be in (0, 1), got {self.ema_decay}")
+        if self.approx_parameters() > MAX_PARAMETERS:
+            raise ValueError(f"VQVAEConfig: about {self.approx_parameters():,} parameters is more than the "
+                             f"{MAX_PARAMETERS:,} jukesep accepts")
+        if self.hop_length > MAX_HOP or self.context_samples() > MAX_CONTEXT_SAMPLES:
+            raise ValueError(f"VQVAEConfig: hop {self.hop_length} or receptive field {self.context_samples()} "
+                             f"samples is beyond what any chunk could hold")
 
     @property
     def hop_length(self) -> int:
         """Audio samples per latent frame."""
         return self.stride_t ** self.down_t
+
+    def approx_parameters(self) -> int:
+        """Encoder + decoder weights, roughly (the residual convs dominate)."""
+        inner = int(self.m_conv * self.width)
+        per_block = 3 * self.width * inner + inner * self.width
+        return 2 * self.down_t * (self.depth * per_block + 2 * self.stride_t * self.width * self.width) \
+            + self.codebook_size * self.emb_width
 
     def dilations(self) -> list[int]:
         """Dilations of the residual blocks of one encoder down-sampling step."""
