@@ -3,8 +3,9 @@
     python benchmarks/train_speed.py [--device cuda] [--bf16] [--compile] [--steps 5] [--json out.json]
 
 Prints steps/s and seconds of audio per second for the paper-size VQ-VAE with the paper's loss
-(lmix + multi-resolution STFT + commitment, EMA codebook), Adam, grad clipping and parameter EMA,
-as `jukesep train vqvae` runs them. Synthetic batches: data loading is not measured.
+(lmix + multi-resolution STFT + commitment, EMA codebook), Adam with warm-up, grad clipping and
+parameter EMA, through the training step `jukesep train vqvae` runs (`jukesep.train.step`).
+Synthetic batches: data loading is not measured.
 """
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ import time
 import torch
 
 from jukesep.api import resolve_device
-from jukesep.models import VQVAE, VQVAEConfig
+from jukesep.models import VQVAEConfig
 from jukesep.train.config import TrainConfig
-from jukesep.train.loop import ParamEMA
+from jukesep.train.step import ParamEMA, adam_with_warmup, train_step
 from jukesep.train.tasks import AutoencoderTask
 
 
@@ -35,23 +36,18 @@ def main() -> None:
     args = parser.parse_args()
 
     device = resolve_device(args.device)
-    cfg = TrainConfig(data="-", stem="drums", batch_size=args.batch, excerpt=args.excerpt, width=args.width)
+    cfg = TrainConfig(data="-", stem="drums", batch_size=args.batch, excerpt=args.excerpt,
+                      model=VQVAEConfig(width=args.width))
     task = AutoencoderTask(cfg)
     model = task.model.to(device).train()
-    assert isinstance(model, VQVAE) and model.cfg == VQVAEConfig(width=args.width)
     net = torch.compile(model) if args.compile else model
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer, schedule = adam_with_warmup(model.parameters(), cfg.lr, cfg.warmup)
     ema = ParamEMA(model, cfg.param_ema)
     batch = {"target": 0.1 * torch.randn(args.batch, 1, args.excerpt, device=device)}
 
     def step() -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
-            loss, _ = task.loss(net, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        optimizer.step()
-        ema.update(model)
+        train_step(model, optimizer, lambda: task.loss(net, batch), bf16=args.bf16, clip=cfg.clip,
+                   schedule=schedule, ema=ema)
 
     def sync() -> None:
         if device.type == "cuda":

@@ -2,10 +2,12 @@
 import importlib.util
 
 import pytest
+import torch
 
 from jukesep.cli import main
-from jukesep.evaluate import evaluate
+from jukesep.evaluate import evaluate, peers
 from jukesep.evaluate.peers import load, train_peer
+from jukesep.train.step import train_step
 from tests.conftest import write_corpus
 
 needs = {k: pytest.mark.skipif(importlib.util.find_spec(k) is None, reason=f"{k} not installed")
@@ -21,10 +23,20 @@ def corpus(tmp_path_factory):
     pytest.param("openunmix", {"hidden": 16, "n_fft": 1024, "hop": 256, "max_bin": 400}, marks=needs["openunmix"]),
     pytest.param("demucs", {"segment": 1.0, "channels": 8, "depth": 2, "t_layers": 1}, marks=needs["demucs"]),
 ])
-def test_peer_trains_and_is_scored(corpus, tmp_path, kind, config):
+def test_peer_trains_and_is_scored(corpus, tmp_path, kind, config, monkeypatch):
+    steps = []
+
+    def spy(model, optimizer, loss_fn, **options):  # the shared training step does the work
+        before = [p.detach().clone() for p in model.parameters()]
+        result = train_step(model, optimizer, loss_fn, **options)
+        steps.append(any(not torch.equal(a, p) for a, p in zip(before, model.parameters())))
+        return result
+
+    monkeypatch.setattr(peers, "train_step", spy)
     result = train_peer(kind, corpus, tmp_path / f"{kind}.pt", steps=3, batch=2, excerpt=0.5, config=config,
                         progress=False)
     assert result["steps"] == 3 and all(loss == loss for loss in result["losses"])
+    assert steps == [True] * 3  # three shared steps, each moved the weights
     summary = evaluate(kind, load(kind, tmp_path / f"{kind}.pt"), corpus, tmp_path / "rep", bss=False,
                        progress=False)
     assert summary["songs"] == 1 and summary["table"]["average"]["mdx_sdr_mean"] is not None

@@ -11,9 +11,12 @@ import torch
 
 from jukesep.checkpoint import load_model
 from jukesep.cli import main
-from jukesep.errors import JukesepError
+from jukesep.errors import JukesepError, ShapeError
+from jukesep.models.vqvae import Reconstruction
 from jukesep.train import TrainConfig, train
+from jukesep.train.config import from_flat, load_saved
 from jukesep.train.losses import Bandwidth, lmix, multi_resolution_stft_loss, sdr
+from jukesep.train.step import ParamEMA, adam_with_warmup, train_step
 from jukesep.train.tasks import AutoencoderTask
 from tests.conftest import write_corpus
 
@@ -31,7 +34,7 @@ def tiny(corpus, out, **kw) -> TrainConfig:
     values = dict(TINY, data=str(corpus), out=str(out), stage="vqvae", stem="drums", steps=30, val_every=30,
                   ckpt_every=30)
     values.update(kw)
-    return TrainConfig(**values)
+    return from_flat(values)
 
 
 def test_losses_by_hand():
@@ -44,6 +47,10 @@ def test_losses_by_hand():
     assert torch.allclose(sdr(0.5 * s, s), torch.full((3,), 10 * torch.log10(torch.tensor(4.0))), atol=1e-4)
     assert sdr(s, s).min() > 60
     assert torch.allclose(sdr(torch.zeros(1, 10), torch.zeros(1, 10)), torch.zeros(1))  # 1e-7 guards
+    with pytest.raises(ShapeError, match="differ in shape"):
+        lmix(x, x[..., :100])
+    with pytest.raises(ShapeError, match=r"\[B x 1 x T\]"):
+        Bandwidth.measure(torch.zeros(2, 2, 100))
 
 
 def test_bandwidth_makes_the_stage1_loss_level_independent(corpus):
@@ -54,7 +61,8 @@ def test_bandwidth_makes_the_stage1_loss_level_independent(corpus):
     task = AutoencoderTask(tiny(corpus, "unused"))
     bandwidth = task.calibrate([{"target": a} for a in 0.05 * x])
     assert bandwidth.l2 == pytest.approx(0.0025, rel=0.05)
-    _, terms = task.loss(lambda y: (torch.zeros_like(y), None, torch.tensor(0.0), {}), {"target": 0.05 * x})
+    silent = lambda y: Reconstruction(torch.zeros_like(y), None, torch.tensor(0.0), {})  # noqa: E731
+    _, terms = task.loss(silent, {"target": 0.05 * x})
     # A silent estimate of typical audio costs about 1 (+ the linf share) in each term, whatever its level.
     assert 0.9 < terms["recon"] < 2 and 0.9 < terms["stft"] < 1.1, terms
 
@@ -146,8 +154,6 @@ def test_resume_needs_only_the_run_folder_even_after_a_move(corpus, tmp_path, ca
 
 
 def test_parameter_ema_ramps_up_its_decay():
-    from jukesep.train.loop import ParamEMA
-
     model = torch.nn.Linear(2, 2, bias=False)
     ema = ParamEMA(model, decay=0.999)
     with torch.no_grad():
@@ -156,3 +162,77 @@ def test_parameter_ema_ramps_up_its_decay():
         ema.update(model)
     # a fixed 0.999 would still be 90% the initial weights after 100 steps; the ramp follows the model
     assert torch.allclose(ema.params["weight"], model.weight, atol=1e-3)
+
+
+def test_train_step_clips_steps_schedules_and_averages():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer, schedule = adam_with_warmup(model.parameters(), lr=0.1, warmup=4)
+    ema = ParamEMA(model, decay=0.5)
+    x = torch.randn(8, 4)
+
+    def loss():
+        value = 1000 * model(x).pow(2).mean()
+        return value, {"half": value / 2}
+
+    result = train_step(model, optimizer, loss, clip=1.0, schedule=schedule, ema=ema)
+    assert not result.loss.requires_grad and result.logs["half"].item() == pytest.approx(result.loss.item() / 2)
+    assert result.grad_norm > 1.0  # measured before clipping
+    total = torch.cat([p.grad.flatten() for p in model.parameters()]).norm()
+    assert total == pytest.approx(1.0, rel=1e-4)  # ... and clipped to 1
+    assert schedule.get_last_lr()[0] == pytest.approx(0.1 * 2 / 4)  # warm-up: second step's rate
+    assert ema.updates == 1 and not torch.equal(ema.params["weight"], before["weight"])
+    unclipped = train_step(model, optimizer, loss)  # no clip, schedule or EMA
+    total = torch.cat([p.grad.flatten() for p in model.parameters()]).norm()
+    assert unclipped.grad_norm == pytest.approx(total.item()) and ema.updates == 1
+
+
+def test_architecture_flags_reach_the_saved_model(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "vqvae", "--data", str(corpus), "--out", str(out), "--stem", "drums", "--steps", "2",
+                 "--val-every", "2", "--ckpt-every", "2", "--down-t", "2", "--stride-t", "4",
+                 "--dilation-cycle", "1", *TINY_FLAGS]) == 0
+    model, _ = load_model(out / "best.pt", expect_kind="vqvae")
+    assert (model.cfg.down_t, model.cfg.stride_t, model.cfg.hop_length, model.cfg.dilation_cycle) == (2, 4, 16, 1)
+    assert (model.cfg.width, model.cfg.codebook_size) == (TINY["width"], TINY["codebook_size"])
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model"]["down_t"] == 2 and saved["model"]["stride_t"] == 4 and "width" not in saved
+    assert load_saved(out / "config.json").model == model.cfg  # config.json round-trips
+    # a pretrained init brings its own architecture: an architecture flag is refused, not ignored
+    assert main(["train", "vqvae", "--data", str(corpus), "--out", str(tmp_path / "t"), "--stem", "drums",
+                 "--init", f"foundation:{out / 'best.pt'}", "--width", "16"]) == 1
+    assert "--width set the architecture of a scratch model" in capsys.readouterr().err
+
+
+def test_resume_refuses_changed_flags_and_reads_old_configs(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    flags = ["--data", str(corpus), "--out", str(out), "--stem", "drums", "--val-every", "2", "--ckpt-every", "2",
+             *TINY_FLAGS]
+    assert main(["train", "vqvae", "--steps", "2", *flags]) == 0
+    capsys.readouterr()
+    assert main(["train", "vqvae", "--resume", "--steps", "4", *flags, "--lr", "0.5", "--depth", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "only --steps and --minutes may change" in err and "--lr 0.5 (the run has 0.003)" in err
+    assert "--depth 2 (the run has 1)" in err and json.loads((out / "val_history.json").read_text())[-1]["step"] == 2
+    assert main(["train", "encoder", "--resume", "--out", str(out), "--steps", "4"]) == 1  # another stage
+    assert "--stage 'encoder' (the run has 'vqvae')" in capsys.readouterr().err
+    # a run saved by older versions: flat model fields beside the training ones
+    saved = json.loads((out / "config.json").read_text())
+    old = {k: v for k, v in saved.items() if k != "model"}
+    old.update({k: saved["model"][k] for k in ("width", "depth", "emb_width", "codebook_size")})
+    (out / "config.json").write_text(json.dumps(old))
+    assert main(["train", "vqvae", "--resume", "--out", str(out), "--steps", "4", "--minutes", "5"]) == 0
+    assert "trained 4 steps" in capsys.readouterr().out
+
+
+def test_help_shows_field_comments_and_the_presets_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "vqvae", "--help"])
+    paper = " ".join(capsys.readouterr().out.split())
+    assert "--excerpt INT samples per example (8.9 s at 44.1 kHz) (default: 393216)" in paper
+    assert "--down-t INT down-sampling steps (default: 3)" in paper
+    with pytest.raises(SystemExit):
+        main(["train", "all", "--preset", "small", "--help"])
+    small = " ".join(capsys.readouterr().out.split())
+    assert "(default: 16384)" in small and "(default: 393216)" not in small and "(default: runs/all)" in small

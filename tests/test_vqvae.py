@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from jukesep.errors import ShapeError
 from jukesep.models import VQVAE, VQVAEConfig
 from jukesep.models.bottleneck import BottleneckBlock
 from tests.conftest import tiny_config
@@ -28,11 +29,11 @@ def test_default_config_matches_official_level0_layout():
 def test_shapes(cfg):
     model = VQVAE(cfg)
     x = torch.randn(3, 1, cfg.hop_length * 50)
-    recon, codes, commit, metrics = model.train()(x)
-    assert recon.shape == x.shape
-    assert codes.shape == (3, 50) and codes.dtype == torch.long
-    assert commit.dim() == 0 and "perplexity" in metrics
-    with pytest.raises(AssertionError):
+    out = model.train()(x)
+    assert out.audio.shape == x.shape
+    assert out.codes.shape == (3, 50) and out.codes.dtype == torch.long
+    assert out.commit_loss.dim() == 0 and "perplexity" in out.metrics
+    with pytest.raises(ShapeError, match="not a multiple of the hop"):
         model.encoder(torch.randn(1, 1, cfg.hop_length * 5 + 1))
 
 
@@ -68,7 +69,7 @@ def test_loaded_codebook_is_kept_and_ema_moves_it():
     block.k.normal_()
     before = block.k.clone()
     z = torch.randn(4, 8, 256)
-    _, _, _, metrics = block(z)
+    metrics = block(z).metrics
     assert not torch.equal(block.k, before)
     assert metrics["codebook_change"] > 0
     # EMA with decay 0.99: used codes move 1% of the way towards the batch mean of their rows

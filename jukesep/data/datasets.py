@@ -3,7 +3,7 @@
 Every item is mono, as the model is: `Tensor[1 x L]` per source. Augmentations (training only):
 the paper's random shift (random excerpt start) and random left/right mono blend, plus
 Demucs-style remixing (each stem from a random song), random gain and channel swap. Excerpts whose
-target stem is silent are redrawn. Items are a pure function of (seed, epoch, index), so runs are
+target stem is silent are redrawn. Items are a pure function of (seed, index), so runs are
 reproducible and a resumed run sees the same data.
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import ShapeError
 from ..models.separator import STEMS
 from .tracks import DataError, Track
 
@@ -31,7 +32,8 @@ class Augment:
 
 def to_mono(audio: np.ndarray, weight: float | None = 0.5) -> np.ndarray:
     """`[2 x L]` → `[1 x L]`: weight·left + (1 − weight)·right; weight None keeps `[2 x L]`."""
-    assert audio.ndim == 2 and audio.shape[0] == 2, audio.shape
+    if audio.ndim != 2 or audio.shape[0] != 2:
+        raise ShapeError(f"expected stereo audio [2 x L], got {audio.shape}")
     if weight is None:
         return np.ascontiguousarray(audio, dtype=np.float32)
     return (weight * audio[0] + (1.0 - weight) * audio[1])[None].astype(np.float32)
@@ -55,16 +57,13 @@ class ExcerptDataset(torch.utils.data.Dataset):
             raise DataError(f"no song is at least {length} samples long")
         self.tracks, self.length, self.target = usable, length, target
         self.with_mixture, self.items_per_epoch = with_mixture, items_per_epoch
-        self.seed, self.augment, self.epoch = seed, augment, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self.seed, self.augment = seed, augment
 
     def __len__(self) -> int:
         return self.items_per_epoch
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = np.random.default_rng([self.seed, 0, index])  # the 0 keeps the draws of earlier versions
         for _ in range(MAX_DRAWS):
             item = self._draw(rng)
             if np.sqrt(np.mean(item["target"] ** 2)) > SILENT_RMS:

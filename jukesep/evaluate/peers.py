@@ -18,12 +18,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
-from ..checkpoint import atomic_torch_save
+from ..api import resolve_device
+from ..atomic import atomic_torch_save
 from ..data import Augment, ExcerptDataset, find_tracks
 from ..errors import CheckpointError, JukesepError
 from ..models.separator import STEMS
+from ..train.step import train_step
 
 INSTALL = "pip install --no-deps openunmix==1.3.0 demucs==4.1.0 einops julius"
 RATE = 44100
@@ -82,51 +85,33 @@ def train_peer(kind: str, data, out: Path, steps: int, minutes: float = 0.0, bat
                excerpt: float = 4.0, lr: float = 1e-3, seed: int = 0, config: dict | None = None,
                device: str = "cpu", progress: bool = True) -> dict:
     """Train Open-Unmix (one model per stem, jointly stepped) or HT-Demucs on `data`'s train split
-    for `steps` steps or `minutes` of wall time, whichever comes first; saves `out`."""
+    for `steps` steps or `minutes` of wall time, whichever comes first; saves `out`.
+    excerpt: seconds per example (Open-Unmix; HT-Demucs trains on its config's `segment`)."""
     torch.manual_seed(seed)
     tracks = find_tracks(data, "train")
-    length = int(excerpt * RATE)
+    dev = resolve_device(device)
     if kind == "openunmix":
         config = {**OPENUNMIX_DEFAULT, **(config or {})}
-        models = build_openunmix(config)
-        params = [p for m in models.values() for p in m.parameters()]
-        datasets = {t: ExcerptDataset(tracks, length, t, True, seed=seed, augment=Augment(stereo=True))
-                    for t in config["targets"]}
+        model, length = nn.ModuleDict(build_openunmix(config)), int(excerpt * RATE)
+        batch_loss = _openunmix_loss(model, config, tracks, length, batch, seed, dev)
     elif kind == "demucs":
         config = {**DEMUCS_DEFAULT, **(config or {})}
-        length = int(config["segment"] * RATE)
-        model = build_demucs(config)
-        params = list(model.parameters())
-        datasets = {"all": ExcerptDataset(tracks, length, None, False, seed=seed, augment=Augment(stereo=True))}
+        model, length = build_demucs(config), int(config["segment"] * RATE)
+        batch_loss = _demucs_loss(model, tracks, length, batch, seed, dev)
     else:
         raise JukesepError(f"unknown baseline kind {kind!r} (openunmix or demucs)")
-    optimizer = torch.optim.Adam(params, lr=lr)
-    window = torch.hann_window(config.get("n_fft", 4096))
+    model.to(dev).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     started, step, losses = time.monotonic(), 0, []
     bar = tqdm(total=steps, desc=f"train {kind}", unit="step", disable=not progress or None)
     while step < steps and not (minutes and time.monotonic() - started > 60 * minutes):
-        if kind == "openunmix":
-            loss = 0.0
-            for target, ds in datasets.items():
-                items = [ds[step * batch + i] for i in range(batch)]
-                mix = torch.stack([it["mixture"] for it in items])
-                tgt = torch.stack([it["target"] for it in items])
-                spec = lambda x: torch.stft(x.reshape(-1, x.shape[-1]), config["n_fft"], config["hop"],  # noqa: E731
-                                            window=window, return_complex=True).abs().reshape(
-                    x.shape[0], x.shape[1], config["n_fft"] // 2 + 1, -1)
-                loss = loss + torch.nn.functional.mse_loss(models[target](spec(mix)), spec(tgt))
-        else:
-            stems = [_stereo_stems(tracks, length, seed, step * batch + i) for i in range(batch)]
-            sources = torch.stack(stems)  # [B x S x 2 x L]
-            loss = torch.nn.functional.l1_loss(model(sources.sum(1)), sources)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        result = train_step(model, optimizer, lambda: batch_loss(step))
         step += 1
-        losses.append(float(loss.detach()))
+        losses.append(float(result.loss))
         bar.update(1)
     bar.close()
-    state = {t: m.state_dict() for t, m in models.items()} if kind == "openunmix" else model.state_dict()
+    model.cpu()
+    state = {t: m.state_dict() for t, m in model.items()} if kind == "openunmix" else model.state_dict()
     meta = {"steps": step, "minutes": round((time.monotonic() - started) / 60, 2), "data": str(data),
             "batch": batch, "excerpt_seconds": length / RATE, "lr": lr}
     atomic_torch_save({"format": "jukesep-baseline", "kind": kind, "config": config, "state": state,
@@ -134,11 +119,43 @@ def train_peer(kind: str, data, out: Path, steps: int, minutes: float = 0.0, bat
     return {**meta, "losses": losses}
 
 
-def _stereo_stems(tracks, length: int, seed: int, index: int) -> torch.Tensor:
+def _openunmix_loss(models: nn.ModuleDict, config: dict, tracks, length: int, batch: int, seed: int, device):
+    """step → (MSE of each target's estimated magnitude spectrogram, summed over targets, {target: MSE})."""
+    datasets = {t: ExcerptDataset(tracks, length, t, True, seed=seed, augment=Augment(stereo=True))
+                for t in config["targets"]}
+    window = torch.hann_window(config["n_fft"], device=device)
+
+    def magnitude(x: torch.Tensor) -> torch.Tensor:
+        """`Tensor[B x C x T]` → `Tensor[B x C x F x frames]`."""
+        spec = torch.stft(x.reshape(-1, x.shape[-1]), config["n_fft"], config["hop"], window=window,
+                          return_complex=True).abs()
+        return spec.reshape(x.shape[0], x.shape[1], *spec.shape[-2:])
+
+    def loss(step: int) -> tuple[torch.Tensor, dict]:
+        terms = {}
+        for target, ds in datasets.items():
+            items = [ds[step * batch + i] for i in range(batch)]
+            mix, tgt = (torch.stack([it[k] for it in items]).to(device) for k in ("mixture", "target"))
+            terms[target] = torch.nn.functional.mse_loss(models[target](magnitude(mix)), magnitude(tgt))
+        return sum(terms.values()), terms
+    return loss
+
+
+def _demucs_loss(model: nn.Module, tracks, length: int, batch: int, seed: int, device):
+    """step → (L1 between the estimated and true stems of a batch of remixed excerpts, {})."""
+    stems = ExcerptDataset(tracks, length, "vocals", True, seed=seed, augment=Augment(stereo=True))
+
+    def loss(step: int) -> tuple[torch.Tensor, dict]:
+        sources = torch.stack([_stereo_stems(stems, seed, step * batch + i) for i in range(batch)]).to(device)
+        return torch.nn.functional.l1_loss(model(sources.sum(1)), sources), {}  # sources: [B x S x 2 x L]
+    return loss
+
+
+def _stereo_stems(dataset: ExcerptDataset, seed: int, index: int) -> torch.Tensor:
     """`[S x 2 x L]`: the four stems of one remixed excerpt (same augmentation as jukesep stage 2)."""
     rng = np.random.default_rng([seed, 1, index])
-    ds = ExcerptDataset(tracks, length, "vocals", True, seed=seed, augment=Augment(stereo=True))
-    return torch.from_numpy(np.stack([ds._read(rng, s, int(rng.integers(len(tracks)))) for s in STEMS]))
+    songs = len(dataset.tracks)
+    return torch.from_numpy(np.stack([dataset._read(rng, s, int(rng.integers(songs))) for s in STEMS]))
 
 
 # -- inference -----------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ from pathlib import Path
 from .. import distrib
 from ..errors import JukesepError
 from ..models.separator import STEMS
-from . import config as train_config
+from . import flags
 from .bundle import bundle, parts_from_run
+from .config import TrainConfig, load_saved, resume_config
 from .loop import STATE_FILE, train
 
 
@@ -17,13 +18,13 @@ def register(sub) -> None:
     for stage, text in (("foundation", "pretrain a level-0 VQ-VAE on all audio (mixtures and stems)"),
                         ("vqvae", "stage 1: fine-tune a VQ-VAE on one stem"),
                         ("encoder", "stage 2: train a mixture encoder for one stem")):
-        p = stages.add_parser(stage, help=text)
-        train_config.add_arguments(p, skip=("stage",))
+        p = stages.add_parser(stage, help=text, add_help=False)
+        flags.add_arguments(p, skip=("stage",))
         p.set_defaults(func=cmd_train_stage, fixed_stage=stage)
-    p = stages.add_parser("all", help="stage 1 and 2 for every stem, then bundle RUN/separator.pt")
+    p = stages.add_parser("all", help="stage 1 and 2 for every stem, then bundle RUN/separator.pt", add_help=False)
+    flags.add_arguments(p, skip=("stage", "stem", "vqvae"))
     p.add_argument("--stems", default=",".join(STEMS), help="comma-separated stems (default: all four)")
-    train_config.add_arguments(p, skip=("stage", "stem", "vqvae"))
-    p.set_defaults(func=cmd_train_all)
+    p.set_defaults(func=cmd_train_all, out="runs/all")
 
     b = sub.add_parser("bundle", help="assemble trained stems into one separator file")
     b.add_argument("out", type=Path, help="separator file to write")
@@ -33,13 +34,16 @@ def register(sub) -> None:
     b.set_defaults(func=cmd_bundle)
 
 
-def _config(args, **fixed) -> tuple[train_config.TrainConfig, bool]:
-    out = fixed.get("out") or args.out
-    saved = Path(out) / "config.json" if out else None
-    if args.resume and saved is not None and saved.exists():
-        # The run's own config wins (only the budget may change); the folder is where it now lies.
-        return train_config.load_saved(saved, steps=args.steps, minutes=args.minutes, out=str(out)), True
-    return train_config.from_arguments(args, **fixed), args.resume
+def _config(args, **fixed) -> tuple[TrainConfig, bool]:
+    """The run's config and whether to resume. `fixed`: values set by the command, not by flags."""
+    out = fixed.get("out") or getattr(args, "out", TrainConfig.out)
+    saved = Path(out) / "config.json"
+    if args.resume and saved.exists():
+        # The run's own config wins (only the budget may change); its files are where they now lie.
+        moved = {"out": str(out), **({"vqvae": fixed["vqvae"]} if "vqvae" in fixed else {})}
+        wanted = {k: v for k, v in {**flags.given_values(args), **fixed}.items() if k not in moved}
+        return resume_config(load_saved(saved), wanted, moved), True
+    return flags.from_arguments(args, **fixed), args.resume
 
 
 def _report(result: dict) -> None:
@@ -60,7 +64,7 @@ def cmd_train_all(args) -> int:
     unknown = [s for s in stems if s not in STEMS]
     if unknown:
         raise JukesepError(f"unknown stem {unknown[0]!r} (choose from {', '.join(STEMS)})")
-    root = Path(args.out or "runs/all")
+    root = Path(args.out)
     for stem in stems:
         for stage in ("vqvae", "encoder"):
             out = root / f"{stage}-{stem}"

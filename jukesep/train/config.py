@@ -1,16 +1,25 @@
-"""Training configuration: one frozen dataclass, two presets, every field a command-line flag."""
+"""Training configuration: one frozen dataclass holding the model's `VQVAEConfig`, two presets, and
+its JSON form (`RUN/config.json`). The command-line flags are generated from both dataclasses
+(`flags.py`), so every field, the architecture's included, is a flag.
+
+Flags, presets and `resume_config` use the *flat* view of a config: the training fields and the
+model fields side by side ({"lr": ..., "width": ..., "down_t": ...}); no name occurs in both.
+"""
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import atomic_write_text
 from ..errors import JukesepError
 from ..models import VQVAEConfig
 
 STAGES = ("foundation", "vqvae", "encoder")
+MODEL_FIXED = ("input_channels", "sample_rate")  # set by the data (mono, 44.1 kHz), not by flags
+RESUME_MAY_CHANGE = ("steps", "minutes")  # the budget; everything else belongs to the run
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -20,36 +29,34 @@ class TrainConfig:
     stem: str = ""  # vqvae/encoder: the stem to learn
     init: str = "scratch"  # scratch | jukebox:PATH (official vqvae.pth.tar) | foundation:PATH (jukesep VQ-VAE file)
     vqvae: str = ""  # encoder stage: the stem's stage-1 VQ-VAE file
-    # model size, used when init=scratch (a pretrained init brings its own config)
-    width: int = 64
-    depth: int = 8
-    emb_width: int = 64
-    codebook_size: int = 2048
+    # The architecture of a scratch model. A pretrained --init, or the encoder stage's --vqvae,
+    # brings its own; the run's config.json records the architecture actually trained.
+    model: VQVAEConfig = field(default_factory=VQVAEConfig)
     # optimisation (paper: batch 4 x 393,216, Adam 3e-4, 100 warm-up steps, clip 1.0, parameter EMA)
-    steps: int = 80000
-    minutes: float = 0.0  # stop (and checkpoint) after this much wall time; 0 = no limit
-    batch_size: int = 4
+    steps: int = 80000  # optimisation steps in all, earlier ones of a resumed run included
+    minutes: float = 0.0  # stop (and checkpoint) after this many minutes of wall time; 0 = no limit
+    batch_size: int = 4  # examples per step (per process under torchrun)
     excerpt: int = 393216  # samples per example (8.9 s at 44.1 kHz)
-    lr: float = 3e-4
-    warmup: int = 100
-    clip: float = 1.0
-    param_ema: float = 0.999  # decay of the parameter EMA that is validated and saved
+    lr: float = 3e-4  # Adam learning rate after the warm-up
+    warmup: int = 100  # steps of linear learning-rate warm-up
+    clip: float = 1.0  # max total gradient norm; 0 = no clipping
+    param_ema: float = 0.999  # decay per step of the parameter EMA that is validated and saved
     # loss weights (paper)
-    stft_weight: float = 1.0
-    commit_weight: float = 0.02
-    linf_weight: float = 0.02
-    linf_k: int = 2048
+    stft_weight: float = 1.0  # weight of the multi-resolution STFT loss (foundation, vqvae)
+    commit_weight: float = 0.02  # weight of the commitment loss (foundation, vqvae)
+    linf_weight: float = 0.02  # weight of lmix's mean of the linf_k largest squared errors
+    linf_k: int = 2048  # lmix: largest squared errors (samples or embedding values) per example
     # data
     remix: bool = True  # Demucs-style remixing of stems across songs (stage 2), gain, channel swap
-    workers: int = 2
-    val_split: str = "valid"
+    workers: int = 2  # data-loading processes
+    val_split: str = "valid"  # split of --data for validation and best-checkpoint selection
     val_excerpts: int = 4  # fixed excerpts per validation song
     # bookkeeping
-    log_every: int = 10
-    val_every: int = 1000
-    ckpt_every: int = 1000
-    seed: int = 0
-    device: str = "auto"
+    log_every: int = 10  # steps between TensorBoard logs of the training loss
+    val_every: int = 1000  # steps between validations (each also saves train_state.pt)
+    ckpt_every: int = 1000  # steps between saves of train_state.pt (each also validates)
+    seed: int = 0  # seed of the initialisation and of the data
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun: each rank's local GPU)
     bf16: bool = False  # bfloat16 autocast (GPU)
     compile: bool = False  # torch.compile the model (GPU)
 
@@ -64,48 +71,82 @@ class TrainConfig:
             raise JukesepError("--data is required")
         if self.init != "scratch" and not self.init.startswith(("jukebox:", "foundation:")):
             raise JukesepError(f"--init must be scratch, jukebox:PATH or foundation:PATH, not {self.init!r}")
-        for name in ("steps", "batch_size", "excerpt", "log_every", "val_every", "ckpt_every"):
+        for name in ("steps", "batch_size", "excerpt", "warmup", "log_every", "val_every", "ckpt_every"):
             if getattr(self, name) < 1:
-                raise JukesepError(f"--{name.replace('_', '-')} must be at least 1")
+                raise JukesepError(f"--{flag_name(name)} must be at least 1")
+        if not isinstance(self.model, VQVAEConfig):
+            raise JukesepError(f"TrainConfig.model must be a VQVAEConfig, not {type(self.model).__name__}")
 
-    def model_config(self) -> VQVAEConfig:
-        return VQVAEConfig(width=self.width, depth=self.depth, emb_width=self.emb_width,
-                           codebook_size=self.codebook_size)
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        """Inverse of `to_dict`; also reads the flat form that older runs saved (width, depth,
+        emb_width, codebook_size beside the training fields)."""
+        data = dict(data)
+        nested = data.pop("model", None) or {}
+        return from_flat({**data, **nested})
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
-PRESETS: dict[str, dict] = {
+
+TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "model")
+MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(VQVAEConfig))
+
+PRESETS: dict[str, dict] = {  # flat values
     "paper": {},  # the dataclass defaults are the paper's values
     # Short excerpts and frequent evaluation: a CPU run that shows learning within minutes.
     "small": dict(excerpt=16384, batch_size=4, steps=2000, warmup=50, log_every=5, val_every=100,
                   ckpt_every=100, val_excerpts=2, workers=1, linf_k=512),
 }
+DEFAULT_PRESET = "paper"
 
-def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """One flag per TrainConfig field (default None = take the preset's value)."""
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in skip:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        if f.type == "bool":
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
-        else:
-            kind = {"int": int, "float": float}.get(f.type, str)
-            parser.add_argument(flag, type=kind, default=None, help=f"default {f.default!r}")
 
-def from_arguments(args: argparse.Namespace, **fixed) -> TrainConfig:
-    values = dict(PRESETS[args.preset])
-    for f in dataclasses.fields(TrainConfig):
-        given = getattr(args, f.name, None)
-        if given is not None:
-            values[f.name] = given
-    values.update(fixed)
-    return TrainConfig(**values)
+def flag_name(name: str) -> str:
+    return name.replace("_", "-")
 
-def load_saved(path: Path, **changes) -> TrainConfig:
-    data = json.loads(path.read_text())
-    data.update({k: v for k, v in changes.items() if v is not None})
-    return TrainConfig(**data)
+
+def flat(cfg: TrainConfig) -> dict:
+    """{training field: value} and {model field: value} in one mapping."""
+    return {**{name: getattr(cfg, name) for name in TRAIN_FIELDS}, **cfg.model.to_dict()}
+
+
+def from_flat(values: dict) -> TrainConfig:
+    """A TrainConfig from flat values (missing ones take the defaults)."""
+    unknown = sorted(set(values) - set(TRAIN_FIELDS) - set(MODEL_FIELDS))
+    if unknown:
+        raise JukesepError(f"unknown training config fields: {', '.join(unknown)}")
+    try:
+        model = VQVAEConfig(**{k: v for k, v in values.items() if k in MODEL_FIELDS})
+    except ValueError as exc:  # the model config's own range checks
+        raise JukesepError(str(exc)) from None
+    return TrainConfig(model=model, **{k: v for k, v in values.items() if k in TRAIN_FIELDS})
+
+
+def load_saved(path: Path) -> TrainConfig:
+    """The config.json of a run (either format)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise JukesepError(f"{path}: cannot read the run's config ({exc})") from None
+    return TrainConfig.from_dict(data)
+
+
+def resume_config(saved: TrainConfig, wanted: dict, moved: dict) -> TrainConfig:
+    """The saved run's config with a new budget (`steps`, `minutes` in `wanted`) and the run's new
+    location (`moved`: out, and the stage-1 file of a `train all` run).
+
+    Any other flat value in `wanted` that differs from the run's is refused: a resumed run goes on
+    as it was configured, and silently ignoring a flag would hide that.
+    """
+    old = flat(saved)
+    differ = [f"--{flag_name(k)} {v!r} (the run has {old[k]!r})" for k, v in wanted.items()
+              if k not in RESUME_MAY_CHANGE and k in old and v != old[k]]
+    if differ:
+        raise JukesepError(f"--resume continues {moved.get('out', saved.out)} as it was "
+                           f"configured; only --steps and --minutes may change, but {'; '.join(differ)}. "
+                           "Start a new run (another --out) to change them.")
+    budget = {k: wanted[k] for k in RESUME_MAY_CHANGE if k in wanted}
+    return from_flat({**old, **budget, **moved})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -14,13 +15,16 @@ from tqdm import tqdm
 
 from .. import distrib
 from ..api import resolve_device
-from ..checkpoint import atomic_torch_save, atomic_write_bytes, save_model
+from ..atomic import atomic_torch_save, atomic_write_text
+from ..checkpoint import save_model
 from ..data import Augment, ExcerptDataset, find_tracks, validation_excerpts
 from ..errors import JukesepError
 from .config import TrainConfig
+from .step import ParamEMA, StepResult, adam_with_warmup, train_step
 from .tasks import build_task, validate
 
 STATE_FILE = "train_state.pt"
+HISTORY_FILE = "val_history.json"
 
 
 class StepBatches(torch.utils.data.Sampler):
@@ -36,32 +40,6 @@ class StepBatches(torch.utils.data.Sampler):
             first = (step * self.world + self.rank) * self.batch_size
             yield list(range(first, first + self.batch_size))
             step += 1
-
-
-class ParamEMA:
-    """Exponential moving average of the parameters; buffers (the codebook) are taken live.
-
-    The decay ramps up as min(decay, (1 + n) / (10 + n)) over the n updates so far: with a fixed
-    0.999, a 400-step run would save weights that are still two thirds its initialisation.
-    """
-
-    def __init__(self, model: torch.nn.Module, decay: float):
-        self.decay, self.updates = decay, 0
-        self.params = {n: p.detach().clone() for n, p in model.named_parameters()}
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        self.updates += 1
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for name, p in model.named_parameters():
-            self.params[name].lerp_(p.detach(), 1.0 - decay)
-
-    @torch.no_grad()
-    def copy_to(self, model: torch.nn.Module, target: torch.nn.Module) -> torch.nn.Module:
-        target.load_state_dict(model.state_dict())
-        for name, p in target.named_parameters():
-            p.copy_(self.params[name])
-        return target
 
 
 def training_device(cfg: TrainConfig) -> torch.device:
@@ -86,12 +64,12 @@ def _train(cfg: TrainConfig, resume: bool) -> dict:
     device = training_device(cfg)
     torch.manual_seed(cfg.seed)
     task = build_task(cfg)
+    cfg = dataclasses.replace(cfg, model=task.model.cfg)  # config.json records the architecture trained
     model = task.model.to(device).train()
     for frozen in task.frozen:
         frozen.to(device).eval()
     ema = ParamEMA(model, cfg.param_ema)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / cfg.warmup))
+    optimizer, schedule = adam_with_warmup(model.parameters(), cfg.lr, cfg.warmup)
     step, best = 0, -math.inf
     if resume:
         step, best = load_state(state_path, model, ema, optimizer, schedule, device)
@@ -99,22 +77,12 @@ def _train(cfg: TrainConfig, resume: bool) -> dict:
         run.mkdir(parents=True, exist_ok=True)
         cfg.save(run / "config.json")
 
-    target = None if cfg.stage == "foundation" else cfg.stem
-    tracks = find_tracks(cfg.data, "train")
-    val_items = validation_excerpts(find_tracks(cfg.data, cfg.val_split), cfg.excerpt, cfg.val_excerpts,
-                                    target, with_mixture=cfg.stage == "encoder")
-    dataset = ExcerptDataset(tracks, cfg.excerpt, target, with_mixture=cfg.stage == "encoder", seed=cfg.seed,
-                             augment=Augment(remix=cfg.remix and cfg.stage == "encoder"))
+    dataset, val_items = training_data(cfg)
     bandwidth = task.calibrate(dataset)
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=StepBatches(cfg.batch_size, step, distrib.rank(), distrib.world_size()),
         num_workers=cfg.workers, pin_memory=device.type == "cuda")
-    net = model
-    if distrib.is_distributed():  # codebook buffers are kept in sync by the bottleneck itself
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                      broadcast_buffers=False)
-    if cfg.compile:
-        net = torch.compile(net)
+    net = wrap(model, cfg, device)
     writer = None
     if main:
         from torch.utils.tensorboard import SummaryWriter
@@ -122,12 +90,10 @@ def _train(cfg: TrainConfig, resume: bool) -> dict:
         if bandwidth is not None:
             writer.add_text("loss/bandwidth", f"l2 {bandwidth.l2:.3g}, spec {bandwidth.spec:.3g}", step)
     eval_model = copy.deepcopy(model).eval()
-    rate = model.cfg.sample_rate
     bar = tqdm(total=cfg.steps, initial=step, desc=f"{cfg.stage} {cfg.stem}".strip(), unit="step",
                disable=not main or None)
     started, result, losses = time.monotonic(), {"val_sdr": None}, []
-    previous_minutes = json.loads((run / "val_history.json").read_text())[-1]["minutes"] if (
-        resume and (run / "val_history.json").exists()) else 0.0
+    previous_minutes = last_history_minutes(run) if resume else 0.0
 
     def elapsed() -> float:  # training wall time in minutes, across resumes
         return previous_minutes + (time.monotonic() - started) / 60
@@ -140,23 +106,17 @@ def _train(cfg: TrainConfig, resume: bool) -> dict:
             return
         ema.copy_to(model, eval_model)
         metrics = validate(task, eval_model, val_items, device)
-        writer.add_scalar("val/sdr", metrics["sdr"], step)
-        if metrics["example"] is not None:
-            for name, audio in zip(("estimate", "reference"), metrics["example"]):
-                writer.add_audio(f"val/{name}", audio.clamp(-1, 1).unsqueeze(0), step, sample_rate=rate)
+        log_validation(writer, metrics, step, model.cfg.sample_rate)
         result["val_sdr"] = metrics["sdr"]
-        history = json.loads((run / "val_history.json").read_text()) if (run / "val_history.json").exists() else []
-        history = [h for h in history if h["step"] < step] + [{"step": step, "sdr": metrics["sdr"],
-                                                              "minutes": round(elapsed(), 2)}]
-        atomic_write_bytes(run / "val_history.json", json.dumps(history).encode())
+        append_history(run, step, metrics["sdr"], elapsed())
         meta = {"stage": cfg.stage, "stem": cfg.stem or None, "init": cfg.init, "data": str(cfg.data),
                 "steps": step, "val_sdr": metrics["sdr"], "batch": f"{cfg.batch_size} x {cfg.excerpt}",
                 "device": str(device), "train_minutes": round(elapsed(), 2)}
         if metrics["sdr"] > best or not (run / "best.pt").exists():
             best = max(best, metrics["sdr"])
-            save_model(run / "best.pt", task.kind, task.export(eval_model), meta)
+            save_model(run / "best.pt", task.kind, eval_model, meta)
         if final:
-            save_model(run / "last.pt", task.kind, task.export(eval_model), meta)
+            save_model(run / "last.pt", task.kind, eval_model, meta)
         save_state(state_path, step, best, model, ema, optimizer, schedule)
         bar.set_postfix(val_sdr=f"{metrics['sdr']:.2f}")
 
@@ -165,24 +125,14 @@ def _train(cfg: TrainConfig, resume: bool) -> dict:
             if step >= cfg.steps or (cfg.minutes and time.monotonic() - started > 60 * cfg.minutes):
                 break
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                loss, logs = task.loss(net, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-            optimizer.step()
-            schedule.step()
-            ema.update(model)
+            out = train_step(model, optimizer, lambda: task.loss(net, batch), bf16=cfg.bf16, clip=cfg.clip,
+                             schedule=schedule, ema=ema)
             step += 1
-            losses.append(loss.item())
+            losses.append(out.loss.item())
             bar.update(1)
             if writer is not None and step % cfg.log_every == 0:
-                writer.add_scalar("train/loss", loss.item(), step)
-                writer.add_scalar("train/grad_norm", grad_norm.item(), step)
-                writer.add_scalar("train/lr", schedule.get_last_lr()[0], step)
-                for name, value in logs.items():
-                    writer.add_scalar(f"train/{name}", float(value.detach()), step)
-                bar.set_postfix(loss=f"{loss.item():.4g}")
+                log_step(writer, step, out, schedule.get_last_lr()[0])
+                bar.set_postfix(loss=f"{losses[-1]:.4g}")
             if step % cfg.val_every == 0 or step % cfg.ckpt_every == 0:
                 checkpoint()
             distrib.barrier()
@@ -200,6 +150,58 @@ def _train(cfg: TrainConfig, resume: bool) -> dict:
         print(f"codebook identical on all {distrib.world_size()} ranks")
     return {"best": run / "best.pt", "last": run / "last.pt", "steps": step, "val_sdr": result["val_sdr"],
             "best_sdr": best, "losses": losses}
+
+
+def training_data(cfg: TrainConfig) -> tuple[ExcerptDataset, list[dict]]:
+    """The stage's training excerpts and its fixed validation excerpts."""
+    target = None if cfg.stage == "foundation" else cfg.stem
+    with_mixture = cfg.stage == "encoder"
+    val_items = validation_excerpts(find_tracks(cfg.data, cfg.val_split), cfg.excerpt, cfg.val_excerpts, target,
+                                    with_mixture=with_mixture)
+    dataset = ExcerptDataset(find_tracks(cfg.data, "train"), cfg.excerpt, target, with_mixture=with_mixture,
+                             seed=cfg.seed, augment=Augment(remix=cfg.remix and with_mixture))
+    return dataset, val_items
+
+
+def wrap(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.nn.Module:
+    """The module the loss calls: DDP under torchrun, compiled with --compile."""
+    net = model
+    if distrib.is_distributed():  # codebook buffers are kept in sync by the bottleneck itself
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                      broadcast_buffers=False)
+    return torch.compile(net) if cfg.compile else net
+
+
+def log_step(writer, step: int, out: StepResult, lr: float) -> None:
+    writer.add_scalar("train/loss", out.loss.item(), step)
+    writer.add_scalar("train/grad_norm", out.grad_norm.item(), step)
+    writer.add_scalar("train/lr", lr, step)
+    for name, value in out.logs.items():
+        writer.add_scalar(f"train/{name}", float(value.detach()), step)
+
+
+def log_validation(writer, metrics: dict, step: int, rate: int) -> None:
+    writer.add_scalar("val/sdr", metrics["sdr"], step)
+    if metrics["example"] is not None:
+        for name, audio in zip(("estimate", "reference"), metrics["example"]):
+            writer.add_audio(f"val/{name}", audio.clamp(-1, 1).unsqueeze(0), step, sample_rate=rate)
+
+
+def read_history(run: Path) -> list[dict]:
+    path = run / HISTORY_FILE
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def last_history_minutes(run: Path) -> float:
+    history = read_history(run)
+    return history[-1]["minutes"] if history else 0.0
+
+
+def append_history(run: Path, step: int, sdr: float, minutes: float) -> None:
+    """Add a validation to RUN/val_history.json, dropping entries of later steps (from before a resume)."""
+    history = [h for h in read_history(run) if h["step"] < step]
+    history.append({"step": step, "sdr": sdr, "minutes": round(minutes, 2)})
+    atomic_write_text(run / HISTORY_FILE, json.dumps(history))
 
 
 def save_state(path: Path, step: int, best: float, model, ema: ParamEMA, optimizer, schedule) -> None:

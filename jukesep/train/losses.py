@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import ShapeError
+
 STFT_RESOLUTIONS = ((2048, 240, 1200), (1024, 120, 600), (512, 50, 240))  # (n_fft, hop, window)
 
 
@@ -13,10 +15,20 @@ def lmix(estimate: torch.Tensor, target: torch.Tensor, linf_weight: float = 0.02
 
     estimate, target: `Tensor[B x ...]` of equal shape → scalar.
     """
-    assert estimate.shape == target.shape, (tuple(estimate.shape), tuple(target.shape))
+    _same_shape(estimate, target)
     squared = (estimate.float() - target.float()).pow(2).reshape(estimate.shape[0], -1)
     top = squared.topk(min(linf_k, squared.shape[1]), dim=-1).values
     return squared.mean() + linf_weight * top.mean()
+
+
+def _same_shape(estimate: torch.Tensor, target: torch.Tensor) -> None:
+    if estimate.shape != target.shape:
+        raise ShapeError(f"estimate {tuple(estimate.shape)} and target {tuple(target.shape)} differ in shape")
+
+
+def _mono_batch(x: torch.Tensor) -> None:
+    if x.dim() != 3 or x.shape[1] != 1:
+        raise ShapeError(f"expected mono audio [B x 1 x T], got {tuple(x.shape)}")
 
 
 def _magnitude(x: torch.Tensor, n_fft: int, hop: int, window: int) -> torch.Tensor:
@@ -36,7 +48,7 @@ class Bandwidth:
     @classmethod
     def measure(cls, examples: torch.Tensor) -> "Bandwidth":
         """examples: `Tensor[N x 1 x T]` of training audio."""
-        assert examples.dim() == 3 and examples.shape[1] == 1, tuple(examples.shape)
+        _mono_batch(examples)
         # The spectral loss of a silent estimate is the mean spectrogram norm.
         spec = multi_resolution_stft_loss(torch.zeros_like(examples), examples)
         return cls(l2=float(examples.float().pow(2).mean()), spec=float(spec))
@@ -46,7 +58,8 @@ def multi_resolution_stft_loss(estimate: torch.Tensor, target: torch.Tensor,
                                resolutions=STFT_RESOLUTIONS) -> torch.Tensor:
     """Jukebox's spectral loss: per example, the L2 norm of the magnitude-spectrogram difference,
     averaged over resolutions and examples. `Tensor[B x 1 x T]` pair → scalar."""
-    assert estimate.shape == target.shape and estimate.dim() == 3 and estimate.shape[1] == 1
+    _same_shape(estimate, target)
+    _mono_batch(estimate)
     est, tgt = estimate.float().squeeze(1), target.float().squeeze(1)
     losses = []
     for n_fft, hop, window in resolutions:
@@ -60,7 +73,7 @@ def sdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-7) -> t
 
     `Tensor[B x ...]` pair → `Tensor[B]`.
     """
-    assert estimate.shape == reference.shape
+    _same_shape(estimate, reference)
     ref = reference.double().reshape(reference.shape[0], -1)
     err = (ref - estimate.double().reshape(ref.shape)).pow(2).sum(-1)
     return (10 * torch.log10((ref.pow(2).sum(-1) + eps) / (err + eps))).float()

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..checkpoint import import_jukebox, load_model
 from ..errors import JukesepError
-from ..models import VQVAE, Encoder
+from ..models import VQVAE, Encoder, VQVAEConfig
 from .config import TrainConfig
 from .losses import Bandwidth, lmix, multi_resolution_stft_loss, sdr
 
@@ -38,7 +38,7 @@ class AutoencoderTask:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         base = pretrained_vqvae(cfg.init)
-        self.model = VQVAE(base.cfg if base else cfg.model_config())
+        self.model = VQVAE(base.cfg if base else cfg.model)
         if base is not None:
             self.model.load_state_dict(base.state_dict())
         self.frozen: list[nn.Module] = []
@@ -52,21 +52,19 @@ class AutoencoderTask:
         return self.bandwidth
 
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
+        """batch["target"]: `Tensor[B x 1 x T]` → (scalar loss, {term name: scalar})."""
         x = batch["target"]
-        recon, _, commit, metrics = model(x)
-        recon_loss = lmix(recon, x, self.cfg.linf_weight, self.cfg.linf_k) / self.bandwidth.l2
-        spec_loss = multi_resolution_stft_loss(recon, x) / self.bandwidth.spec
-        loss = recon_loss + self.cfg.stft_weight * spec_loss + self.cfg.commit_weight * commit
-        return loss, {"recon": recon_loss, "stft": spec_loss, "commit": commit, **metrics}
+        out = model(x)
+        recon_loss = lmix(out.audio, x, self.cfg.linf_weight, self.cfg.linf_k) / self.bandwidth.l2
+        spec_loss = multi_resolution_stft_loss(out.audio, x) / self.bandwidth.spec
+        loss = recon_loss + self.cfg.stft_weight * spec_loss + self.cfg.commit_weight * out.commit_loss
+        return loss, {"recon": recon_loss, "stft": spec_loss, "commit": out.commit_loss, **out.metrics}
 
     @torch.no_grad()
     def estimate(self, model: VQVAE, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         x = batch["target"]
         x = x[..., : x.shape[-1] - x.shape[-1] % model.cfg.hop_length]
         return model.decode(model.encode(x)), x
-
-    def export(self, model: VQVAE) -> VQVAE:
-        return model
 
 
 class EncoderTask:
@@ -79,6 +77,9 @@ class EncoderTask:
         base = pretrained_vqvae(cfg.init)
         if base is not None and base.cfg != self.teacher.cfg:
             raise JukesepError(f"--init model's config differs from the stage-1 VQ-VAE's ({cfg.vqvae})")
+        if cfg.model not in (VQVAEConfig(), self.teacher.cfg):  # an architecture was asked for: not this one
+            raise JukesepError(f"the model flags ask for {cfg.model}, but the stage-1 VQ-VAE {cfg.vqvae} "
+                               f"is {self.teacher.cfg}; the encoder takes the stage-1 architecture")
         self.model = Encoder(self.teacher.cfg)
         if base is not None:
             self.model.load_state_dict(base.encoder.state_dict())
@@ -88,6 +89,7 @@ class EncoderTask:
         """The embedding loss needs no normaliser."""
 
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
+        """batch["mixture"], batch["target"]: `Tensor[B x 1 x T]` → (scalar loss, {"embedding": loss})."""
         with torch.no_grad():
             target = self.teacher.encoder(batch["target"])
         loss = lmix(model(batch["mixture"]), target, self.cfg.linf_weight, self.cfg.linf_k)
@@ -99,9 +101,6 @@ class EncoderTask:
         mix, stem = (batch[k][..., : batch[k].shape[-1] - batch[k].shape[-1] % hop] for k in ("mixture", "target"))
         codes = self.teacher.quantizer.quantize(model(mix))
         return self.teacher.decode(codes), stem
-
-    def export(self, model: Encoder) -> Encoder:
-        return model
 
 
 def build_task(cfg: TrainConfig):
