@@ -1,16 +1,15 @@
 """Audio I/O, the one module that decodes, checks, resamples and writes audio files.
 
-Audio in jukesep is `np.ndarray[C x T]` float32 in [-1, 1]. soundfile reads wav/flac/ogg/aiff;
-anything else (mp3, m4a, MUSDB18's .stem.mp4, video...) goes through ffmpeg. Writing converts to
+Audio in jukesep is `np.ndarray[C x T]` float32 in [-1, 1]. soundfile reads and writes
+wav/flac/ogg/aiff; PyAV (FFmpeg's libraries, shipped in its wheel: no system ffmpeg) decodes
+everything else (mp3, m4a/aac, opus, MUSDB18's .stem.mp4, video) and encodes mp3. Writing converts to
 integers after an explicit clip policy, so nothing can wrap around, and every file is written
 atomically (`jukesep.atomic`).
 """
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,6 +27,10 @@ CLIP_MODES = ("rescale", "clamp", "none")
 SILENCE_PEAK = 1e-6  # -120 dBFS: below this there is nothing to separate
 MAX_CHANNELS = 32
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+MP3_BITRATES = (96, 128, 160, 192, 224, 256, 320)  # kbit/s
+SEEK_PREROLL = 0.5  # seconds decoded and dropped before a seek target (MDCT overlap)
+MP3_BLOCK = 1152 * 64  # samples handed to the encoder at a time
+SOUNDFILE_EXTENSIONS = {".wav", ".wave", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64"}
 
 
 class AudioInfo(NamedTuple):
@@ -39,14 +42,6 @@ class AudioInfo(NamedTuple):
 
 
 # -- decoding ------------------------------------------------------------------------------------
-
-def _ffmpeg(tool: str = "ffmpeg") -> str:
-    exe = shutil.which(tool)
-    if exe is None:
-        raise UnreadableAudioError(f"{tool} is not installed; it is needed for this file type "
-                                   "(Debian/Ubuntu: apt install ffmpeg; macOS: brew install ffmpeg)")
-    return exe
-
 
 def _check_file(path: Path) -> None:
     if not path.exists():
@@ -61,24 +56,52 @@ def probe(path: str | os.PathLike) -> AudioInfo:
     """The rate, channels, length and stream count a file declares, without decoding it."""
     path = Path(path)
     _check_file(path)
+    if path.suffix.lower() in SOUNDFILE_EXTENSIONS:
+        try:
+            info = sf.info(str(path))
+            return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames), 1)
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
+            pass  # a misnamed file: let FFmpeg's demuxers have a go
+    with _open_av(path) as container:
+        streams = container.streams.audio
+        first = streams[0]
+        rate, channels = first.codec_context.sample_rate, first.codec_context.channels
+        if first.duration is not None and first.time_base is not None:
+            seconds = float(first.duration * first.time_base)
+        else:
+            seconds = (container.duration or 0) / 1_000_000  # av.time_base
+        if not rate or not channels:
+            raise UnreadableAudioError(f"{path}: not a readable audio file (its header is malformed)")
+        return AudioInfo(int(rate), int(channels), int(round(seconds * rate)), len(streams))
+
+
+@contextmanager
+def _open_av(path: Path):
+    """`av.open` with its failures as one-line UnreadableAudioError; at least one audio stream."""
+    import av
     try:
-        info = sf.info(str(path))
-        return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames), 1)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
-        pass
-    probe = subprocess.run([_ffmpeg("ffprobe"), "-v", "error", "-select_streams", "a", "-show_entries",
-                            "stream=sample_rate,channels,duration:format=duration", "-of", "json", str(path)],
-                           capture_output=True, text=True)
-    data = json.loads(probe.stdout or "{}") if probe.returncode == 0 else {}
-    streams = data.get("streams") or []
-    if not streams:
-        raise UnreadableAudioError(f"{path}: not a readable audio file (no audio stream could be decoded)")
+        container = av.open(str(path), metadata_errors="ignore")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as exc:
+        raise UnreadableAudioError(f"{path}: not a readable audio file ({_reason(exc)})") from None
     try:
-        rate, channels = int(streams[0]["sample_rate"]), int(streams[0]["channels"])
-        seconds = float(streams[0].get("duration") or data.get("format", {}).get("duration") or 0.0)
-    except (KeyError, TypeError, ValueError):
-        raise UnreadableAudioError(f"{path}: not a readable audio file (its header is malformed)") from None
-    return AudioInfo(rate, channels, int(round(seconds * rate)), len(streams))
+        if not container.streams.audio:
+            raise UnreadableAudioError(f"{path}: not a readable audio file (no audio stream could be decoded)")
+        yield container
+    except av.FFmpegError as exc:
+        raise UnreadableAudioError(f"{path}: could not be decoded ({_reason(exc)})") from None
+    finally:
+        container.close()
+
+
+def av_errors() -> tuple:
+    """PyAV's exception types, imported only when something is written or decoded with it."""
+    import av
+    return (av.FFmpegError,)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:160]
 
 
 def read_audio(path: str | os.PathLike, check: bool = True, start: int = 0, frames: int | None = None,
@@ -91,37 +114,50 @@ def read_audio(path: str | os.PathLike, check: bool = True, start: int = 0, fram
     path = Path(path)
     _check_file(path)
     try:
-        if stream != 0:
-            raise RuntimeError("soundfile reads one stream only")
+        if stream != 0 or path.suffix.lower() not in SOUNDFILE_EXTENSIONS:
+            raise RuntimeError("not for soundfile")
         data, rate = sf.read(str(path), start=start, frames=-1 if frames is None else frames,
                              dtype="float32", always_2d=True)
         audio = np.ascontiguousarray(data.T)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
-        audio, rate = _read_ffmpeg(path, start, frames, stream)
+        audio, rate = _read_av(path, start, frames, stream)
     if check:
         check_audio(audio, rate, str(path))
     return audio, int(rate)
 
 
-def _read_ffmpeg(path: Path, start: int, frames: int | None, stream: int) -> tuple[np.ndarray, int]:
+def _read_av(path: Path, start: int, frames: int | None, stream: int) -> tuple[np.ndarray, int]:
+    """Decode with PyAV, frame by frame, into one `np.ndarray[C x T]` float32."""
+    import av
     info = probe(path)
     if stream >= info.streams:
         raise UnreadableAudioError(f"{path}: has {info.streams} audio streams, stream {stream} was asked for")
-    window = ["-ss", f"{start / info.rate:.6f}"] if start else []
-    if frames is not None:
-        window += ["-t", f"{frames / info.rate:.6f}"]
-    decoded = subprocess.run([_ffmpeg(), "-v", "error", "-nostdin", *window, "-i", str(path), "-map", f"0:a:{stream}",
-                              "-f", "f32le", "-acodec", "pcm_f32le", "-ac", str(info.channels), "-ar", str(info.rate),
-                              "pipe:1"], capture_output=True)
-    if decoded.returncode != 0:
-        reason = decoded.stderr.decode(errors="replace").strip().splitlines()
-        raise UnreadableAudioError(f"{path}: ffmpeg could not decode it ({reason[-1] if reason else 'unknown error'})")
-    samples = np.frombuffer(decoded.stdout, dtype="<f4")
-    usable = len(samples) - len(samples) % info.channels
-    audio = samples[:usable].reshape(-1, info.channels).T
+    stop = None if frames is None else start + frames
+    with _open_av(path) as container:
+        source = container.streams.audio[stream]
+        origin = source.start_time or 0  # e.g. an mp3 encoder's delay: sample 0 is at this pts
+        if start > SEEK_PREROLL * info.rate:
+            # Land well before `start`: lossy decoders need a few frames to settle after a seek
+            # (MDCT overlap); the samples before `start` are dropped below.
+            container.seek(origin + int((start / info.rate - SEEK_PREROLL) / source.time_base), stream=source)
+        to_float = av.AudioResampler(format="fltp", layout=source.codec_context.layout, rate=info.rate)
+        pieces, position = [], None
+        for frame in container.decode(source):
+            if position is None:
+                position = 0 if frame.pts is None else round(float((frame.pts - origin) * frame.time_base) * info.rate)
+            for plane in to_float.resample(frame):
+                block = plane.to_ndarray()
+                lo, hi = max(0, start - position), block.shape[1] if stop is None else max(0, stop - position)
+                if lo < hi:
+                    pieces.append(block[:, lo:hi])
+                position += block.shape[1]
+            if stop is not None and position >= stop:
+                break
+    channels = info.channels
+    audio = np.concatenate(pieces, axis=1) if pieces else np.zeros((channels, 0), np.float32)
     if frames is None and not start:
         _check_complete(path, audio.shape[1], info)
-    return np.ascontiguousarray(audio if frames is None else audio[:, :frames]), info.rate
+    return np.ascontiguousarray(audio, dtype=np.float32), info.rate
 
 
 def _check_complete(path: Path, decoded: int, info: AudioInfo) -> None:
@@ -190,7 +226,7 @@ def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
 
 # -- writing -------------------------------------------------------------------------------------
 
-def check_output(fmt: str, bits: int, clip: str, channels: int | None = None) -> None:
+def check_output(fmt: str, bits: int, clip: str, channels: int | None = None, bitrate: int = 320) -> None:
     """Raise AudioError for an output setting that cannot be honoured, before any work is done."""
     if fmt not in FORMATS:
         raise AudioError(f"unknown output format {fmt!r} (choose from {', '.join(FORMATS)})")
@@ -201,6 +237,8 @@ def check_output(fmt: str, bits: int, clip: str, channels: int | None = None) ->
                          + (" (32 = float is wav only)" if bits == 32 else ""))
     if clip == "none" and not (fmt == "wav" and bits == 32):
         raise AudioError("clip mode 'none' only works with float wav output (--bits 32)")
+    if fmt == "mp3" and bitrate not in MP3_BITRATES:
+        raise AudioError(f"mp3 bitrate must be one of {', '.join(map(str, MP3_BITRATES))} kbit/s, not {bitrate}")
     if fmt == "mp3" and channels is not None and channels > 2:
         raise AudioError(f"mp3 holds at most 2 channels, this audio has {channels}; use wav or flac")
 
@@ -232,50 +270,58 @@ def _to_int(audio: np.ndarray, bits: int) -> np.ndarray:
     return ints << 8  # soundfile reads int32 as left-justified 32-bit PCM; PCM_24 keeps the top 24
 
 
-def _write_file(path: Path, audio: np.ndarray, rate: int, fmt: str, bits: int, clip: str, gain: float) -> None:
+def _write_file(path: Path, audio: np.ndarray, rate: int, fmt: str, bits: int, clip: str, gain: float,
+                bitrate: int) -> None:
     audio = prepare_for_pcm(np.asarray(audio, dtype=np.float32), clip, gain)
     if fmt == "mp3":
-        _write_mp3(path, audio, rate)
+        _write_mp3(path, audio, rate, bitrate)
     elif fmt == "wav" and bits == 32:
         sf.write(str(path), audio.T, rate, format="WAV", subtype="FLOAT")
     else:
         sf.write(str(path), _to_int(audio, bits).T, rate, format=fmt.upper(), subtype=f"PCM_{bits}")
 
 
-def _write_mp3(path: Path, audio: np.ndarray, rate: int) -> None:
-    # MP3 knows only rates up to 48 kHz; ffmpeg resamples anything else to the nearest it can hold.
+def _write_mp3(path: Path, audio: np.ndarray, rate: int, bitrate: int) -> None:
+    import av
+    # MP3 knows only rates up to 48 kHz: anything else is resampled (soxr) to the nearest it holds.
     out_rate = rate if rate in MP3_RATES else min(MP3_RATES, key=lambda r: (abs(r - rate), -r))
-    result = subprocess.run([_ffmpeg(), "-v", "error", "-nostdin", "-y", "-f", "f32le", "-ar", str(rate),
-                             "-ac", str(audio.shape[0]), "-i", "pipe:0", "-codec:a", "libmp3lame", "-b:a",
-                             "320k", "-ar", str(out_rate), "-f", "mp3", str(path)],
-                            input=np.ascontiguousarray(audio.T, dtype="<f4").tobytes(), capture_output=True)
-    if result.returncode != 0:
-        reason = result.stderr.decode(errors="replace").strip().splitlines()
-        raise AudioError(f"{path}: ffmpeg could not encode mp3 ({reason[-1] if reason else 'unknown'})")
+    audio = np.ascontiguousarray(resample(audio, rate, out_rate), dtype=np.float32)
+    layout = "mono" if audio.shape[0] == 1 else "stereo"
+    with av.open(str(path), "w", format="mp3") as container:
+        stream = container.add_stream("libmp3lame", rate=out_rate, layout=layout)
+        stream.bit_rate = bitrate * 1000
+        for begin in range(0, audio.shape[1], MP3_BLOCK):
+            frame = av.AudioFrame.from_ndarray(audio[:, begin:begin + MP3_BLOCK], format="fltp", layout=layout)
+            frame.sample_rate = out_rate
+            frame.pts = begin
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
 
 
 def write_stems(paths_audio: dict[Path, np.ndarray], rate: int, fmt: str = "wav", bits: int = 16,
-                clip: str = "rescale") -> float:
+                clip: str = "rescale", bitrate: int = 320) -> float:
     """Write several files all-or-nothing: only when every one is complete are they renamed into
     place. Existing files are replaced whole, never left half-written. Returns the gain that the
     clip policy applied to all of them (1.0 when nothing was too loud)."""
     for audio in paths_audio.values():
-        check_output(fmt, bits, clip, np.shape(audio)[0])
+        check_output(fmt, bits, clip, np.shape(audio)[0], bitrate)
     paths = [Path(p) for p in paths_audio]
     gain = pcm_gain(paths_audio.values(), clip)
     try:
         with atomic_paths(paths) as temps:
             for tmp, audio in zip(temps, paths_audio.values()):
-                _write_file(tmp, audio, rate, fmt, bits, clip, gain)
+                _write_file(tmp, audio, rate, fmt, bits, clip, gain, bitrate)
     except sf.LibsndfileError as exc:
         raise AudioError(f"cannot write {paths[0].parent}: {exc}") from None
+    except av_errors() as exc:
+        raise AudioError(f"cannot encode {fmt} in {paths[0].parent}: {_reason(exc)}") from None
     except OSError as exc:
         raise AudioError(f"cannot write {exc.filename or paths[0].parent}: {exc.strerror or exc}") from None
     return gain
 
 
 def write_audio(path, audio: np.ndarray, rate: int, fmt: str | None = None, bits: int = 16,
-                clip: str = "rescale") -> float:
+                clip: str = "rescale", bitrate: int = 320) -> float:
     """Write one file atomically; the format defaults to the file's extension. Returns the clip gain."""
     fmt = fmt or Path(path).suffix.lstrip(".").lower()
-    return write_stems({Path(path): audio}, rate, fmt, bits, clip)
+    return write_stems({Path(path): audio}, rate, fmt, bits, clip, bitrate)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .atomic import atomic_torch_save, atomic_write_bytes  # noqa: F401  (TEMP re-export until train/ moves)
+from .atomic import atomic_torch_save
 from .errors import CheckpointError
 from .models import VQVAE, Encoder, SeparatorModel, VQVAEConfig
 

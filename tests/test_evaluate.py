@@ -5,7 +5,9 @@ import pytest
 
 from jukesep.checkpoint import save_model
 from jukesep.cli import main
+from jukesep.errors import ShapeError
 from jukesep.evaluate import evaluate, ideal_ratio_mask, mdx_sdr, mix4
+from jukesep.evaluate.metrics import museval_metrics
 from tests.conftest import random_separator, write_song
 
 
@@ -18,7 +20,7 @@ def test_mdx_sdr_by_hand():
     silent = np.zeros((2, 1000))
     assert mdx_sdr(silent, silent) == 0.0  # guards: 10·log10(1e-7 / 1e-7)
     assert mdx_sdr(silent, 0.01 * s) == pytest.approx(10 * np.log10(1e-7 / (np.sum((0.01 * s) ** 2) + 1e-7)), abs=1e-6)
-    with pytest.raises(AssertionError):
+    with pytest.raises(ShapeError):
         mdx_sdr(s, s[:, :10])
 
 
@@ -31,15 +33,15 @@ def tiny_corpus(tmp_path_factory):
 
 
 def test_museval_is_really_called(tiny_corpus, tmp_path, monkeypatch):
-    import museval
+    metrics = museval_metrics()
     calls = []
-    original = museval.evaluate
+    original = metrics.bss_eval
 
     def spy(*args, **kwargs):
         calls.append(args[0].shape)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(museval, "evaluate", spy)
+    monkeypatch.setattr(metrics, "bss_eval", spy)
     summary = evaluate("mix4", mix4, tiny_corpus, tmp_path / "r", progress=False)
     assert calls == [(4, 44100, 2)] * 2
     assert summary["table"]["vocals"]["SDR_median"] is not None
@@ -91,3 +93,15 @@ def test_model_is_scored_through_separate_file(tiny_corpus, tmp_path, monkeypatc
     assert main(["evaluate", "--model", str(model), "--data", str(tiny_corpus), "-o", str(tmp_path / "r"),
                  "--no-bss"]) == 0
     assert seen == ["mixture.wav", "mixture.wav"]
+
+
+def test_bss_matches_museval_evaluate():
+    museval = pytest.importorskip("museval")  # the package import needs a system ffmpeg (stempeg)
+    from jukesep.evaluate.metrics import bss_eval
+    rng = np.random.default_rng(1)
+    refs = {s: rng.standard_normal((2, 3 * 8000)) for s in ("a", "b")}
+    ests = {s: r + 0.3 * rng.standard_normal(r.shape) for s, r in refs.items()}
+    ours = bss_eval(refs, ests, 8000)
+    sdr, _, _, _ = museval.evaluate(np.stack([refs[s].T for s in refs]), np.stack([ests[s].T for s in refs]),
+                                    win=8000, hop=8000)
+    assert ours["a"]["frames"] == [round(float(v), 3) for v in sdr[0]]
