@@ -1,0 +1,83 @@
+"""Progress for long work: a tqdm bar on a terminal; elsewhere (nohup, docker, cluster logs, a
+script's log file) one plain line every `interval` seconds and one at the end, so a log shows
+that the work moves and how fast."""
+from __future__ import annotations
+
+import sys
+import time
+
+from tqdm import tqdm
+
+LOG_INTERVAL = 30.0  # seconds between log lines when not on a terminal
+
+
+def _on_terminal(file) -> bool:
+    return bool(getattr(file, "isatty", lambda: False)())
+
+
+class Progress:
+    """`update(n)`, `set(done, total)`, `set_postfix(**values)`, `write(line)`, `close()`;
+    usable as a context manager."""
+
+    def __init__(self, total: int | None, desc: str, unit: str = "it", initial: int = 0, position: int = 0,
+                 leave: bool = True, enabled: bool = True, interval: float = LOG_INTERVAL, file=None):
+        self.file = file or sys.stderr
+        self.desc, self.unit, self.total, self.n = desc, unit, total, initial
+        self.enabled, self.interval, self.postfix = enabled, interval, ""
+        self.started = self.last = time.monotonic()
+        self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, position=position, leave=leave,
+                        file=self.file, dynamic_ncols=True) if enabled and _on_terminal(self.file) else None
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def update(self, n: int = 1) -> None:
+        self.set(self.n + n)
+
+    def set(self, done: int, total: int | None = None) -> None:
+        self.n, self.total = done, self.total if total is None else total
+        if self.bar is not None:
+            self.bar.total, self.bar.n = self.total, done
+            self.bar.refresh()
+        elif self.enabled and time.monotonic() - self.last >= self.interval:
+            self._log()
+
+    def set_postfix(self, **values) -> None:
+        self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
+        if self.bar is not None:
+            self.bar.set_postfix(values)
+
+    def write(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=self.file)
+        else:
+            print(line, file=self.file, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        elif self.enabled and self.n:
+            self._log()
+        self.enabled = False
+
+    def _log(self) -> None:
+        self.last = time.monotonic()
+        elapsed = self.last - self.started
+        rate = self.n / elapsed if elapsed > 0 else 0.0
+        of = f"/{self.total}" if self.total else ""
+        left = ""
+        if self.total and rate > 0 and self.n < self.total:
+            left = f", {(self.total - self.n) / rate / 60:.1f} min left"
+        extra = f", {self.postfix}" if self.postfix else ""
+        print(f"{self.desc}: {self.n}{of} {self.unit} ({_clock(elapsed)} elapsed, {rate:.3g} {self.unit}/s{left}{extra})",
+              file=self.file, flush=True)
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
