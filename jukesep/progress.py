@@ -23,7 +23,7 @@ class Progress:
                  leave: bool = True, enabled: bool = True, interval: float = LOG_INTERVAL, file=None):
         self.file = file or sys.stderr
         self.desc, self.unit, self.total, self.n = desc, unit, total, initial
-        self.enabled, self.interval, self.postfix = enabled, interval, ""
+        self.enabled, self.interval, self.postfix, self.logged = enabled, interval, "", None
         self.started = self.last = time.monotonic()
         self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, position=position, leave=leave,
                         file=self.file, dynamic_ncols=True) if enabled and _on_terminal(self.file) else None
@@ -60,12 +60,12 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        elif self.enabled and self.n:
+        elif self.enabled and self.n and self.logged != (self.n, self.postfix):
             self._log()
         self.enabled = False
 
     def _log(self) -> None:
-        self.last = time.monotonic()
+        self.last, self.logged = time.monotonic(), (self.n, self.postfix)
         elapsed = self.last - self.started
         rate = self.n / elapsed if elapsed > 0 else 0.0
         of = f"/{self.total}" if self.total else ""
