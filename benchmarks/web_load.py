@@ -2,6 +2,7 @@
 
     python benchmarks/web_load.py [--jobs 20] [--workers 2] [--model PATH] [--seconds 2] [--json out.json]
     python benchmarks/web_load.py --url http://127.0.0.1:8000/ [--jobs 20]
+    python benchmarks/web_load.py --hostile [--json out.json]
 
 Without --url it starts `python -m jukesep.web serve` on a free loopback port with a temporary data
 folder (and, without --model, a tiny random 4-stem separator), and stops it at the end. Every job gets
@@ -9,6 +10,11 @@ its own song (its own length and tones); at the end each job's stems and mixture
 checked against that job's input, so a job that is lost, fails, or returns another job's audio is
 reported (exit code 1). Only loopback servers are accepted. Bounded: at most 200 jobs and --timeout
 seconds in all.
+
+--hostile uploads small files that declare (or, behind a lying header, decode to) far more audio than
+the default limits allow, made with ffmpeg: each must be refused, or accepted and then failed, with a
+one-line reason. It reports the server's resident memory when idle and its peak meanwhile (Linux
+/proc: VmRSS, and VmHWM after resetting it through clear_refs), so the growth is measured.
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import ipaddress
 import json
 import os
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -55,6 +62,94 @@ def song(index: int, seconds: float) -> tuple[bytes, np.ndarray]:
     buf = io.BytesIO()
     sf.write(buf, audio.T, RATE, format="WAV", subtype="PCM_16")
     return buf.getvalue(), sf.read(io.BytesIO(buf.getvalue()), dtype="float32", always_2d=True)[0].T
+
+
+def silence(path: Path, seconds: float, rate: int, layout: str) -> Path:
+    """A silent FLAC (in Matroska when `path` ends in .mka) made by ffmpeg: a few KB per minute."""
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i", f"anullsrc=r={rate}:cl={layout}",
+                    "-t", str(seconds), "-c:a", "flac", str(path)], check=True)
+    return path
+
+
+def set_flac_frames(path: Path, frames: int) -> Path:
+    """Rewrite the length a FLAC's STREAMINFO declares (0: unknown); the audio is untouched."""
+    data = bytearray(path.read_bytes())
+    assert data[:4] == b"fLaC" and data[4] & 0x7F == 0, "expected STREAMINFO first"
+    field, mask = int.from_bytes(data[18:26], "big"), (1 << 36) - 1  # rate, channels, bits, then 36 bits of length
+    data[18:26] = ((field & ~mask) | frames).to_bytes(8, "big")
+    path.write_bytes(bytes(data))
+    return path
+
+
+def set_mka_duration(path: Path, seconds: float) -> Path:
+    """Rewrite the Duration a Matroska file declares (in ms, its default timescale); the audio is untouched."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"\x44\x89")
+    size = data[at + 2] & 0x7F
+    assert at > 0 and size in (4, 8), "no Duration element"
+    data[at + 3:at + 3 + size] = struct.pack(">d" if size == 8 else ">f", seconds * 1000.0)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def hostile_files(folder: Path) -> dict[str, tuple[Path, str]]:
+    """{case: (file, what must happen at the default limits)}: "refused" at upload from the header,
+    or "failed" by the worker before the song is decoded into memory (the header lies)."""
+    return {
+        "flac 8 ch 384 kHz 2 min": (silence(folder / "8ch.flac", 120, 384000, "7.1"), "refused"),
+        "flac 8 ch 384 kHz 1 s claiming 20 min": (
+            set_flac_frames(silence(folder / "claims.flac", 1, 384000, "7.1"), 384000 * 1200), "refused"),
+        "flac stereo 48 kHz 25 min": (silence(folder / "long.flac", 1500, 48000, "stereo"), "refused"),
+        "flac with no length": (set_flac_frames(silence(folder / "nolen.flac", 1, 44100, "stereo"), 0), "refused"),
+        "mka 8 ch 384 kHz 1 min claiming 1 s": (
+            set_mka_duration(silence(folder / "liar8.mka", 60, 384000, "7.1"), 1.0), "failed"),
+        "mka stereo 48 kHz 40 min claiming 1 s": (
+            set_mka_duration(silence(folder / "liar2.mka", 2400, 48000, "stereo"), 1.0), "failed"),
+    }
+
+
+def memory(pid: int) -> dict[str, int]:
+    """Resident and peak resident bytes of a process (Linux)."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {key: int(fields[key].split()[0]) * 1024 for key in ("VmRSS", "VmHWM")}
+
+
+def reset_peak(pid: int) -> None:
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS (Linux 4.0+)
+
+
+def upload_and_settle(client, url: str, path: Path, deadline: float) -> dict:
+    """Upload one file; for an accepted one, wait until the job ends. What the client was told."""
+    r = client.post(f"{url}/api/jobs", content=path.read_bytes(), headers={"X-Filename": path.name})
+    out = {"status": r.status_code, "error": r.json().get("error") if r.status_code != 201 else None}
+    if r.status_code == 201:
+        job = r.json()
+        while job["status"] not in ("done", "failed") and time.monotonic() < deadline:
+            time.sleep(0.1)
+            job = client.get(f"{url}/api/jobs/{job['id']}").json()
+        out.update(job_status=job["status"], error=job.get("error"))
+    return out
+
+
+def run_hostile(url: str, pid: int, files: dict[str, tuple[Path, str]], timeout: float) -> dict:
+    """Every hostile file through the server; its memory before and its peak while they were handled."""
+    import httpx
+    url = url.rstrip("/")
+    deadline = time.monotonic() + timeout
+    results = {}
+    with httpx.Client(timeout=120) as client:
+        client.get(f"{url}/api/config")
+        idle = memory(pid)["VmRSS"]
+        reset_peak(pid)
+        for case, (path, expected) in files.items():
+            out = upload_and_settle(client, url, path, deadline)
+            got = "refused" if 400 <= out["status"] < 500 or out["status"] == 507 else out.get("job_status")
+            one_line = bool(out["error"]) and "\n" not in out["error"] and "Traceback" not in out["error"]
+            results[case] = dict(out, file_bytes=path.stat().st_size, expected=expected,
+                                 clean=got == expected and one_line)
+        peak = memory(pid)["VmHWM"]
+    return {"cases": results, "idle_rss": idle, "peak_rss": peak, "growth": peak - idle,
+            "clean": sum(r["clean"] for r in results.values()), "tried": len(results)}
 
 
 def is_loopback_url(url: str) -> bool:
@@ -172,7 +267,11 @@ def main() -> int:
                         help="length of the first song (each next one is 997 samples longer)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds for the whole run")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--hostile", action="store_true",
+                        help="upload hostile files instead and report the server's memory (starts its own server)")
     args = parser.parse_args()
+    if args.hostile:
+        return main_hostile(args)
     if not 1 <= args.jobs <= MAX_JOBS:
         parser.error(f"--jobs must be between 1 and {MAX_JOBS}")
     if args.url and not is_loopback_url(args.url):
@@ -210,6 +309,29 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
     return 0 if not summary["problems"] else 1
+
+
+def main_hostile(args) -> int:
+    with tempfile.TemporaryDirectory(prefix="jukesep-web-hostile-") as tmp:
+        model = args.model or Path(tmp) / "tiny.pt"
+        if args.model is None:
+            tiny_model(model)
+        files = hostile_files(Path(tmp))
+        proc, url = start_server(model, Path(tmp) / "data", args.workers)
+        try:
+            summary = run_hostile(url, proc.pid, files, args.timeout)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    for case, r in summary["cases"].items():
+        print(f"{'ok  ' if r['clean'] else 'BAD '} {case} ({r['file_bytes'] / 1e6:.2f} MB): HTTP {r['status']}"
+              f"{' → ' + r['job_status'] if 'job_status' in r else ''}: {r['error']}")
+    mib = {key: summary[key] / 2**20 for key in ("idle_rss", "peak_rss", "growth")}
+    print(f"handled cleanly: {summary['clean']}/{summary['tried']}; server RSS idle {mib['idle_rss']:.0f} MiB, "
+          f"peak {mib['peak_rss']:.0f} MiB (+{mib['growth']:.0f} MiB)")
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2, default=str))
+    return 0 if summary["clean"] == summary["tried"] else 1
 
 
 if __name__ == "__main__":

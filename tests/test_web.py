@@ -459,9 +459,10 @@ def test_register_adds_serve_to_a_parser():
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["serve", "--model", "m.pt", "--port", "9000", "--max-upload-mb", "5",
-                              "--max-minutes", "3", "--workers", "2", "--data-dir", "d"])
+                              "--max-minutes", "3", "--workers", "2", "--data-dir", "d", "--max-disk-gb", "1.5"])
     assert args.func is cmd_serve and args.host == "127.0.0.1" and args.port == 9000
     assert (args.max_upload_mb, args.max_minutes, args.workers, str(args.data_dir)) == (5, 3, 2, "d")
+    assert args.max_disk_gb == 1.5 and parser.parse_args(["serve"]).max_disk_gb == 10
 
 
 def test_serve_subprocess_answers_on_loopback(tmp_path, model_file):

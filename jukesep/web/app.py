@@ -2,10 +2,12 @@
 
     POST   /api/jobs                      upload a song (multipart field `file`, or the raw bytes with
                                           the name in the X-Filename header); 201 + the job, or a JSON
-                                          error: 413 too big, 422 not audio / empty / too long / too short
-                                          (from the header: uploads are not decoded here), 503 queue full.
-                                          What only decoding finds (silence, NaN) fails the job, with the
-                                          reason in its `error`
+                                          error: 413 too big (the file, or what it would decode to), 422
+                                          not audio / empty / too long / too short (from the header:
+                                          uploads are not decoded here), 503 queue full, 507 disk quota
+                                          full. What only decoding finds (silence, NaN, a header that
+                                          lied about the length) fails the job, with the reason in its
+                                          `error`
     GET    /api/jobs/{id}                 state, queue position, progress, result links
     DELETE /api/jobs/{id}                 cancel or delete
     GET    /api/jobs/{id}/audio/{t}.wav   a stem or the mixture (?download=1 names it for saving)
@@ -13,7 +15,9 @@
     GET    /api/jobs/{id}/zip             all stems in one zip
     GET    /api/config                    limits and the model's stems
 
-There is no endpoint listing jobs: a job id (random, 128 bits) is the only way to reach a job.
+There is no endpoint listing jobs: a job id (random, 128 bits) is the only way to reach a job. A
+finished job past its retention is gone (404) even before the hourly cleanup deletes its files.
+POST and DELETE from a page of another site are refused (403; see `guards.SameOrigin`).
 """
 from __future__ import annotations
 
@@ -27,7 +31,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -38,9 +41,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
-from ..audio import AudioInfo, probe
 from ..errors import AudioError, JukesepError
+from .disk import DiskFullError, DiskQuota, prepare
+from .guards import HostCheck, SameOrigin, SecurityHeaders, error
 from .jobs import MIXTURE, JobManager, user_message
+from .limits import Limits, check_decoded, check_file
 from .store import JobStore
 
 log = logging.getLogger("jukesep.web")
@@ -62,10 +67,6 @@ class _Rejected(Exception):
         self.status, self.message = status, message
 
 
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
 def display_name(raw: str | None) -> str:
     """The uploaded file's name for showing and for download names only, never for a path."""
     name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
@@ -85,55 +86,6 @@ def attachment(job: dict, what: str) -> str:
     return f"attachment; filename*=UTF-8''{quote(f'{base} - {what}')}"
 
 
-def check_header(separator, info: AudioInfo, name: str) -> None:
-    """Run the separator's own checks on a stand-in of the header's shape (its channels and rate,
-    at most `min_samples` long), so what a header can decide (channels, rate, too short) is ruled in
-    one place without decoding. Content (silence, NaN) is checked when the worker decodes."""
-    needed = separator.min_samples(info.rate) if info.rate > 0 else 1
-    # a read-only view of one value: no memory, whatever channel count a broken header claims
-    separator.check(np.broadcast_to(np.float32(1), (info.channels, min(info.frames, needed))), info.rate, name)
-
-
-class _HostCheck:
-    """Rejects requests whose Host header is not one of `allowed` (guards a loopback server against
-    DNS rebinding: a web page on another site cannot reach it under its own host name)."""
-
-    def __init__(self, app, allowed: list[str]):
-        self.app, self.allowed = app, {h.lower().strip("[]") for h in allowed}
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] in ("http", "websocket") and "*" not in self.allowed:
-            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1").lower()
-            host = host[1:].split("]")[0] if host.startswith("[") else host.split(":")[0]
-            if host not in self.allowed:
-                response = error(400, "invalid Host header")
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-class _SecurityHeaders:
-    HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
-               (b"x-frame-options", b"DENY"),
-               (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
-                                            b"style-src 'self'; script-src 'self'; frame-ancestors 'none'")]
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-
-        async def send_with_headers(message):
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + self.HEADERS
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
 def _load_separator(source, device: str):
     from ..api import Separator
     if isinstance(source, (str, os.PathLike)):
@@ -147,27 +99,30 @@ def _load_separator(source, device: str):
 
 def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float = 200, max_minutes: float = 20,
                workers: int = 1, retention_hours: float = 72, *, device: str = "auto",
-               allowed_hosts: list[str] | None = None, max_queued: int = 100) -> FastAPI:
+               allowed_hosts: list[str] | None = None, max_queued: int = 100, max_disk_gb: float = 10) -> FastAPI:
     """The web app. `separator_factory_or_model_path`: a model file or name for
     `Separator.from_pretrained`, a `Separator`, or a function returning one (called once, here, so a
-    bad model fails now). Jobs live in `data_dir` (SQLite + one folder per job). Workers start with
-    the app (lifespan) and stop with it. `allowed_hosts`: accepted Host header names (None: any)."""
+    bad model fails now). Jobs live in `data_dir` (SQLite + one folder per job, private to the
+    server's user: see `disk`), at most `max_disk_gb` of them. Workers start with the app (lifespan)
+    and stop with it. `allowed_hosts`: accepted Host header names (None: any)."""
     if workers < 1:
         raise JukesepError("workers must be at least 1")
-    if max_upload_mb <= 0 or max_minutes <= 0:
-        raise JukesepError("upload size and duration limits must be positive")
-    if retention_hours <= 0:
-        raise JukesepError("retention must be positive")
+    if min(max_upload_mb, max_minutes, retention_hours, max_disk_gb) <= 0:
+        raise JukesepError("upload size, duration, retention and disk limits must be positive")
     data_dir = Path(data_dir)
-    try:
-        (data_dir / "jobs").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise JukesepError(f"cannot create data folder {data_dir} ({exc.strerror or exc})") from None
+    prepare(data_dir, "jobs.sqlite3")
     separator = _load_separator(separator_factory_or_model_path, device)
     store = JobStore(data_dir / "jobs.sqlite3")
-    manager = JobManager(store, separator, data_dir, workers=workers, retention_hours=retention_hours)
-    limit_bytes = int(max_upload_mb * 2**20)
-    max_seconds = max_minutes * 60.0
+    limits = Limits(int(max_upload_mb * 2**20), max_minutes)
+
+    def worker_guard(path: Path, name: str) -> None:
+        # the header is read again (the file on disk is what counts) and the length it really decodes to is counted
+        check_decoded(path, check_file(separator, limits, path, name), limits, name)
+
+    manager = JobManager(store, separator, data_dir, workers=workers, retention_hours=retention_hours,
+                         guard=worker_guard)
+    quota = DiskQuota(manager, int(max_disk_gb * 1e9), len(separator.stems))
+    limit_bytes = limits.max_bytes
     too_big = f"the file is larger than the {max_upload_mb:g} MB upload limit"
 
     @asynccontextmanager
@@ -179,7 +134,7 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
             await run_in_threadpool(manager.stop)
 
     app = FastAPI(title="jukesep", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
-    app.state.store, app.state.manager, app.state.separator = store, manager, separator
+    app.state.store, app.state.manager, app.state.separator, app.state.quota = store, manager, separator, quota
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, exc):
@@ -196,6 +151,9 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
 
     def get_job(job_id: str) -> dict:
         job = store.get(job_id) if JOB_ID.match(job_id) else None
+        if job is not None and manager.is_expired(job):
+            manager.remove(job_id)  # now rather than at the next hourly cleanup
+            job = None
         if job is None:
             raise StarletteHTTPException(404, "no such job (it may have expired)")
         return job
@@ -219,17 +177,23 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
             out["peaks"] = f"{base}/peaks"
         return out
 
-    def inspect(path: Path, name: str) -> tuple[float, int, int]:
-        """Check the upload from its header only (any extension); raises _Rejected."""
+    def admit(job_id: str, path: Path, name: str, ext: str, size: int) -> dict:
+        """Check the upload from its header only (any extension), make room for what it will write
+        and queue it. Raises _Rejected."""
         try:
-            info = probe(path)
-            check_header(separator, info, name)
+            info = check_file(separator, limits, path, name)
         except AudioError as exc:
-            raise _Rejected(422, user_message(exc, path, name)) from None
+            raise _Rejected(getattr(exc, "status", 422), user_message(exc, path, name)) from None
         seconds = info.frames / info.rate
-        if seconds > max_seconds:
-            raise _Rejected(422, f"this song is {seconds / 60:.1f} minutes long; the limit is {max_minutes:g} minutes")
-        return seconds, info.rate, info.channels
+        with quota.lock:  # two uploads must not both count on the same free space
+            try:
+                evicted = quota.make_room(quota.outputs(seconds, info.rate, info.channels))
+            except DiskFullError as exc:
+                raise _Rejected(507, str(exc)) from None
+            job = store.add(job_id, name, ext, seconds, info.rate, info.channels, size)
+        if evicted:
+            log.info("disk quota: deleted %d finished job(s) to make room", len(evicted))
+        return job
 
     async def receive_raw(request: Request, target: Path) -> int:
         size = 0
@@ -293,8 +257,7 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
             ext = safe_ext(name)
             path = folder / f"input{ext}"
             part.replace(path)
-            seconds, rate, channels = await run_in_threadpool(inspect, path, name)
-            job = store.add(job_id, name, ext, seconds, rate, channels, size)
+            job = await run_in_threadpool(admit, job_id, path, name, ext, size)
             keep = True
         except _TooLarge:
             return error(413, too_big)
@@ -308,7 +271,7 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
             if not keep:
                 shutil.rmtree(folder, ignore_errors=True)
         manager.notify()
-        log.info("job %s queued: %s (%.1f s)", job_id, name, seconds)
+        log.info("job %s queued: %s (%.1f s)", job_id, name, job["duration"])
         return JSONResponse(job_json(job), status_code=201)
 
     @app.get("/api/jobs/{job_id}")
@@ -354,7 +317,8 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
 
     @app.get("/api/config")
     def read_config():
-        return {"max_upload_mb": max_upload_mb, "max_minutes": max_minutes, "workers": workers,
+        return {"max_upload_mb": max_upload_mb, "max_minutes": max_minutes, "max_disk_gb": max_disk_gb,
+                "max_decoded_samples": limits.max_samples, "workers": workers,
                 "retention_hours": retention_hours, "stems": list(separator.stems),
                 "model": getattr(separator, "name", "model")}
 
@@ -367,7 +331,8 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
         return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.add_middleware(_SecurityHeaders)
+    app.add_middleware(SameOrigin)
+    app.add_middleware(SecurityHeaders)
     if allowed_hosts is not None:
-        app.add_middleware(_HostCheck, allowed=allowed_hosts)
+        app.add_middleware(HostCheck, allowed=allowed_hosts)
     return app

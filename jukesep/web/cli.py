@@ -29,9 +29,16 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("-m", "--model", default=DEFAULT_MODEL, help="separator file or shipped model name")
     p.add_argument("--data-dir", type=Path, default=None,
-                   help=f"where uploads, stems and the job database live (default {default_data_dir()})")
+                   help=f"where uploads, stems and the job database live, made private to this user (mode 0700; "
+                        f"default {default_data_dir()})")
     p.add_argument("--max-upload-mb", type=float, default=200, help="largest accepted upload (default 200)")
-    p.add_argument("--max-minutes", type=float, default=20, help="longest accepted song (default 20)")
+    p.add_argument("--max-minutes", type=float, default=20,
+                   help="longest accepted song (default 20); it also caps the decoded size: channels × rate × "
+                        "seconds may not exceed a stereo 48 kHz song of this length, checked from the file's "
+                        "header before anything is decoded")
+    p.add_argument("--max-disk-gb", type=float, default=10,
+                   help="disk space for uploads and stems (default 10); finished jobs are deleted oldest first "
+                        "to make room, and an upload is refused (507) when that is not enough")
     p.add_argument("--workers", type=int, default=1, help="songs separated at the same time (default 1)")
     p.add_argument("--retention-hours", type=float, default=72,
                    help="finished jobs and their files are deleted after this long (default 72)")
@@ -80,8 +87,8 @@ def cmd_serve(args) -> int:
         raise JukesepError(f"--port must be between 0 and 65535, got {args.port}")
     if args.workers < 1:
         raise JukesepError("--workers must be at least 1")
-    if args.max_upload_mb <= 0 or args.max_minutes <= 0 or args.retention_hours <= 0:
-        raise JukesepError("--max-upload-mb, --max-minutes and --retention-hours must be positive")
+    if min(args.max_upload_mb, args.max_minutes, args.retention_hours, args.max_disk_gb) <= 0:
+        raise JukesepError("--max-upload-mb, --max-minutes, --retention-hours and --max-disk-gb must be positive")
     loopback = is_loopback(args.host)
     sock = bind(args.host, args.port)
     logger = logging.getLogger("jukesep.web")
@@ -98,6 +105,7 @@ def cmd_serve(args) -> int:
         data_dir = args.data_dir or default_data_dir()
         app = create_app(args.model, data_dir, max_upload_mb=args.max_upload_mb, max_minutes=args.max_minutes,
                          workers=args.workers, retention_hours=args.retention_hours, device=args.device,
+                         max_disk_gb=args.max_disk_gb,
                          allowed_hosts=list(LOOPBACK_NAMES) if loopback else None)
         port = sock.getsockname()[1]
         shown = f"[{args.host.strip('[]')}]" if ":" in args.host else args.host

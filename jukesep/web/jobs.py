@@ -20,6 +20,7 @@ import numpy as np
 from ..atomic import atomic_path, atomic_write_text
 from ..audio import write_stems
 from ..errors import JukesepError, UnreadableAudioError
+from .disk import private_dir
 from .store import JobStore
 
 log = logging.getLogger("jukesep.web")
@@ -52,9 +53,12 @@ def compute_peaks(audio: np.ndarray, bins: int = PEAK_BINS) -> list[list[float]]
 
 class JobManager:
     def __init__(self, store: JobStore, separator, data_dir: Path, workers: int = 1,
-                 retention_hours: float = 72.0):
+                 retention_hours: float = 72.0, guard=None):
+        """`guard(path, name)`, when given, runs before a song is decoded and raises a JukesepError
+        to fail it (the web app re-checks the file's limits there)."""
         self.store = store
         self.separator = separator
+        self.guard = guard
         self.jobs_dir = Path(data_dir) / "jobs"
         self.workers = workers
         self.retention_s = retention_hours * 3600.0
@@ -83,7 +87,7 @@ class JobManager:
 
     # ----- lifecycle -----
     def start(self) -> dict:
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.jobs_dir)
         report = self.store.recover(lambda job: self.input_path(job).is_file())
         for job_id in report["requeued"]:
             log.warning("job %s was interrupted by a restart; re-queued", job_id)
@@ -137,9 +141,20 @@ class JobManager:
         if job["status"] == "running":
             with self._live_lock:
                 self._cancel.add(job_id)
+        if job["status"] == "running":
+            self.store.delete(job_id)  # its worker deletes the folder when it stops
+        else:
+            self.remove(job_id)
+
+    def remove(self, job_id: str) -> None:
+        """Delete a job that no worker holds: its row and its folder."""
+        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
         self.store.delete(job_id)
-        if job["status"] != "running":
-            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+    def is_expired(self, job: dict, now: float | None = None) -> bool:
+        """A finished job past its retention: never served, even before the cleanup deletes it."""
+        ended = job["finished"] if job["status"] in ("done", "failed") else None
+        return ended is not None and ended + self.retention_s < (time.time() if now is None else now)
 
     # ----- workers -----
     def _work(self) -> None:
@@ -204,6 +219,8 @@ class JobManager:
 
     def _separate(self, job: dict) -> None:
         job_id = job["id"]
+        if self.guard is not None:
+            self.guard(self.input_path(job), job["name"])
         result = self.separator.separate_file(self.input_path(job),
                                               progress=lambda done, total: self._on_chunk(job_id, done, total))
         self._check_stop(job_id)
@@ -242,8 +259,7 @@ class JobManager:
         now = time.time() if now is None else now
         removed = []
         for job_id in self.store.expired(now - self.retention_s):
-            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
-            self.store.delete(job_id)
+            self.remove(job_id)
             removed.append(job_id)
         known = self.store.all_ids()
         if self.jobs_dir.is_dir():
