@@ -142,7 +142,7 @@ def _read_av(path: Path, start: int, frames: int | None, stream: int) -> tuple[n
             container.seek(origin + int((start / info.rate - SEEK_PREROLL) / source.time_base), stream=source)
         to_float = av.AudioResampler(format="fltp", layout=source.codec_context.layout, rate=info.rate)
         pieces, position = [], None
-        for frame in container.decode(source):
+        for frame in _frames(container, source, path, info):
             if position is None:
                 position = 0 if frame.pts is None else round(float((frame.pts - origin) * frame.time_base) * info.rate)
             for plane in to_float.resample(frame):
@@ -158,6 +158,21 @@ def _read_av(path: Path, start: int, frames: int | None, stream: int) -> tuple[n
     if frames is None and not start:
         _check_complete(path, audio.shape[1], info)
     return np.ascontiguousarray(audio, dtype=np.float32), info.rate
+
+
+def _frames(container, source, path: Path, info: AudioInfo):
+    """The stream's decoded frames; a decoding error after some audio means the file is damaged."""
+    import av
+    decoded = 0
+    try:
+        for frame in container.decode(source):
+            decoded += frame.samples
+            yield frame
+    except av.FFmpegError as exc:
+        if not decoded:
+            raise
+        raise UnreadableAudioError(f"{path}: damaged or truncated: decoding failed after {decoded / info.rate:.2f} s "
+                                   f"of {info.frames / info.rate:.2f} s ({_reason(exc)})") from None
 
 
 def _check_complete(path: Path, decoded: int, info: AudioInfo) -> None:

@@ -1,6 +1,6 @@
 """Progress for long work: a tqdm bar on a terminal; elsewhere (nohup, docker, cluster logs, a
-script's log file) one plain line every `interval` seconds and one at the end, so a log shows
-that the work moves and how fast."""
+script's log file) one plain line every `interval` seconds and, for work that lasted that long,
+one at the end, so a log shows that the work moves and how fast."""
 from __future__ import annotations
 
 import sys
@@ -60,8 +60,8 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        elif self.enabled and self.n and self.logged != (self.n, self.postfix):
-            self._log()
+        elif self.enabled and self.logged is not None and self.logged != (self.n, self.postfix):
+            self._log()  # the final state, when the work was long enough to log before
         self.enabled = False
 
     def _log(self) -> None:
