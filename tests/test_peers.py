@@ -43,11 +43,31 @@ def test_peer_trains_and_is_scored(corpus, tmp_path, kind, config, monkeypatch):
 
 
 @needs["openunmix"]
-def test_baselines_cli_and_wrong_file(corpus, tmp_path, capsys):
+def test_baselines_cli_and_wrong_file(corpus, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("JUKESEP_LOG_INTERVAL", "0")  # output is not a terminal: a line per step
     out = tmp_path / "umx.pt"
+    size = '{"hidden": 8, "n_fft": 512, "hop": 128, "max_bin": 200}'
     assert main(["baselines", "train", "openunmix", "--data", str(corpus), "--out", str(out), "--steps", "2",
-                 "--batch-size", "1", "--excerpt", "0.5", "--config",
-                 '{"hidden": 8, "n_fft": 512, "hop": 128, "max_bin": 200}']) == 0
+                 "--batch-size", "1", "--excerpt-seconds", "0.5", "--config", size]) == 0
+    captured = capsys.readouterr()
+    assert "train openunmix: 1/2 step (" in captured.err and "loss=" in captured.err
+    assert "reached --steps 2" in captured.out
+    # the old flag name still works (seconds; hidden, since `jukesep train --excerpt` counts samples)
+    assert main(["baselines", "train", "openunmix", "--data", str(corpus), "--out", str(tmp_path / "old.pt"),
+                 "--steps", "1", "--batch-size", "1", "--excerpt", "0.5", "--config", size]) == 0
+    assert torch.load(tmp_path / "old.pt", weights_only=True)["metadata"]["excerpt_seconds"] == 0.5
     assert main(["evaluate", "--baseline", f"demucs:{out}", "--data", str(corpus), "--no-bss",
                  "-o", str(tmp_path / "r")]) == 1
     assert "not a demucs baseline" in capsys.readouterr().err
+
+
+def test_baselines_help_names_the_excerpt_unit_and_bad_budgets_write_nothing(corpus, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["baselines", "train", "--help"])
+    text = capsys.readouterr().out
+    assert "--excerpt-seconds" in text and "--excerpt " not in text
+    for bad, words in ((["--steps", "0"], "--steps"), (["--excerpt-seconds", "-1"], "--excerpt-seconds"),
+                       (["--minutes", "nan"], "--minutes")):
+        out = tmp_path / "sub" / "x.pt"
+        assert main(["baselines", "train", "demucs", "--data", str(corpus), "--out", str(out), *bad]) == 1
+        assert words in capsys.readouterr().err and not (tmp_path / "sub").exists()

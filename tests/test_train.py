@@ -14,6 +14,7 @@ from jukesep.cli import main
 from jukesep.errors import JukesepError, ShapeError
 from jukesep.models.vqvae import Reconstruction
 from jukesep.train import TrainConfig, train
+from jukesep.train.budget import Budget
 from jukesep.train.config import from_flat, load_saved
 from jukesep.train.losses import Bandwidth, lmix, multi_resolution_stft_loss, sdr
 from jukesep.train.step import ParamEMA, adam_with_warmup, train_step
@@ -123,7 +124,8 @@ def test_stage2_loss_falls_and_bundle_separates(corpus, tmp_path, capsys):
     song = corpus / "valid" / "v0" / "mixture.wav"
     assert main(["separate", str(song), "--model", str(tmp_path / "all" / "separator.pt"),
                  "-o", str(tmp_path / "sep")]) == 0
-    assert sorted(p.name for p in (tmp_path / "sep" / "separator" / "mixture").iterdir()) == ["bass.wav", "vocals.wav"]
+    [named] = (tmp_path / "sep").iterdir()  # the model's output folder (its name is the separate command's)
+    assert sorted(p.name for p in (named / "mixture").iterdir()) == ["bass.wav", "vocals.wav"]
     assert main(["bundle", str(tmp_path / "b.pt"), "--stem",
                  f"bass={tmp_path / 'all/vqvae-bass/best.pt'},{tmp_path / 'enc/best.pt'}"]) == 0
 
@@ -236,3 +238,154 @@ def test_help_shows_field_comments_and_the_presets_defaults(capsys):
         main(["train", "all", "--preset", "small", "--help"])
     small = " ".join(capsys.readouterr().out.split())
     assert "(default: 16384)" in small and "(default: 393216)" not in small and "(default: runs/all)" in small
+
+
+@pytest.mark.parametrize("stage", ["foundation", "vqvae", "encoder", "all"])
+def test_help_offers_only_the_flags_a_stage_uses_and_excerpt_in_samples(capsys, stage):
+    with pytest.raises(SystemExit):
+        main(["train", stage, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--excerpt INT samples per example" in text
+    assert ("--stem " in text) == (stage in ("vqvae", "encoder")) and ("--vqvae " in text) == (stage == "encoder")
+    if stage == "all":  # the default it shows is the one it uses
+        assert "RUN/vqvae-STEM and RUN/encoder-STEM" in text and "(default: runs/all)" in text
+        assert "runs/run" not in text
+
+
+def _progress_lines(text: str, desc: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(f"{desc}: ") and " step (" in line]
+
+
+def test_a_log_file_gets_progress_lines_before_the_end(corpus, tmp_path):
+    """Output to a pipe (nohup, docker, a script's log): periodic plain lines, not silence until the end."""
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "jukesep", "train", "vqvae", "--data", str(corpus), "--out", str(out), "--stem", "bass",
+         "--steps", "12", "--val-every", "12", "--ckpt-every", "12", *TINY_FLAGS],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
+        env=dict(os.environ, JUKESEP_LOG_INTERVAL="0", OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, done.stdout[-3000:]
+    lines = done.stdout.splitlines()
+    progress = _progress_lines(done.stdout, "vqvae bass")
+    end = next(i for i, line in enumerate(lines) if line.startswith("trained 12 steps"))
+    assert len(progress) >= 3 and lines.index(progress[0]) < end, done.stdout
+    assert "/12 step" in progress[0] and "step/s" in progress[0] and "loss=" in progress[-1]
+    assert "val_sdr=" in progress[-1]  # the validation at the end
+    assert lines[end + 1] == (f"stopped: reached --steps 12; to train longer: jukesep train vqvae --resume "
+                              f"--out {out} --steps N (N > 12) or --minutes M")
+
+
+def test_progress_counts_toward_the_time_budget_and_the_end_says_what_stopped(corpus, tmp_path, capsys,
+                                                                            monkeypatch):
+    monkeypatch.setenv("JUKESEP_LOG_INTERVAL", "0")
+    out = tmp_path / "run"
+    flags = ["--data", str(corpus), "--out", str(out), "--stem", "bass", "--val-every", "100000",
+             "--ckpt-every", "100000", *TINY_FLAGS]
+    assert main(["train", "vqvae", "--steps", "100000", "--minutes", "0.03", *flags]) == 0
+    captured = capsys.readouterr()
+    totals = [int(line.split("/")[1].split()[0]) for line in _progress_lines(captured.err, "vqvae bass")]
+    assert totals and totals[-1] < 100000, totals[-5:]  # the steps 1.8 s allow, not --steps
+    step = json.loads((out / "val_history.json").read_text())[-1]["step"]
+    assert f"stopped: time budget (--minutes 0.03) used at step {step} of 100000; to continue: " \
+           f"jukesep train vqvae --resume --out {out} (add --steps N or --minutes M" in captured.out
+    assert main(["train", "vqvae", "--resume", "--out", str(out), "--steps", str(step + 2), "--minutes", "0"]) == 0
+    assert f"stopped: reached --steps {step + 2}" in capsys.readouterr().out
+
+
+def test_budget_estimates_the_steps_the_time_limit_allows():
+    now = [0.0]
+    budget = Budget(1000, minutes=1, start_step=50, clock=lambda: now[0])
+    assert budget.expected_steps(50) == 1000 and budget.stop_reason(50) is None  # no speed measured yet
+    now[0] = 6.0  # 10 steps in 6 s; 54 s left at 5/3 steps a second
+    assert budget.expected_steps(60) == 150
+    assert Budget(100, minutes=1, clock=lambda: now[0]).expected_steps(60) == 100  # --steps comes first
+    now[0] = 61.0
+    assert budget.stop_reason(120) == "minutes" and budget.stop_reason(1000) == "steps"
+    assert Budget(10).expected_steps(3) == 10
+
+
+def test_an_interrupted_run_says_how_to_continue(corpus, tmp_path, capsys, monkeypatch):
+    from jukesep.train import loop
+    calls = []
+
+    def stop_at_third(*args, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return train_step(*args, **kw)
+
+    monkeypatch.setattr(loop, "train_step", stop_at_third)
+    out = tmp_path / "run"
+    assert main(["train", "vqvae", "--data", str(corpus), "--out", str(out), "--stem", "bass", "--steps", "30",
+                 *TINY_FLAGS]) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted at step 2 of 30; to continue: jukesep train vqvae --resume --out {out}" in err
+    assert torch.load(out / "train_state.pt", weights_only=True)["step"] == 2
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory, corpus):
+    from jukesep.checkpoint import save_model
+    from jukesep.models import VQVAE, Encoder
+    from tests.conftest import tiny_config
+    root = tmp_path_factory.mktemp("bad")
+    write_corpus(root / "no-valid", {"train": 1})
+    (root / "junk.pt").write_bytes(b"not a model")
+    save_model(root / "encoder.pt", "encoder", Encoder(tiny_config()), {})
+    save_model(root / "vqvae.pt", "vqvae", VQVAE(tiny_config()), {})
+    return {"CORPUS": str(corpus), "ROOT": str(root)}
+
+
+TRAIN_ONLY = [f for f in TINY_FLAGS if not f.startswith(("--width", "--depth", "--emb-width", "--codebook-size"))]
+BAD = {  # name: (arguments after `jukesep train`, with CORPUS and ROOT filled in; the error's words)
+    "unknown stem": ("vqvae --stem voice", "unknown stem 'voice'"),
+    "unknown stem, encoder": ("encoder --stem voice --vqvae ROOT/vqvae.pt", "unknown stem 'voice'"),
+    "no stem": ("vqvae", "needs --stem"),
+    "no --data": ("vqvae --stem bass --data=", "--data is required"),
+    "--data missing": ("vqvae --stem bass --data ROOT/nothing", "no such folder"),
+    "--data is a file": ("vqvae --stem bass --data ROOT/junk.pt", "no such folder"),
+    "--data without a valid split": ("vqvae --stem bass --data ROOT/no-valid", "no valid/ folder"),
+    "--val-split missing": ("vqvae --stem bass --val-split test", "no such split folder"),
+    "no --vqvae": ("encoder --stem bass", "needs --vqvae"),
+    "--vqvae missing": ("encoder --stem bass --vqvae ROOT/nothing.pt", "no such model file"),
+    "--vqvae not a model": ("encoder --stem bass --vqvae ROOT/junk.pt", "not a readable model file"),
+    "--vqvae an encoder": ("encoder --stem bass --vqvae ROOT/encoder.pt", "a vqvae model is needed"),
+    "--init missing": ("vqvae --stem bass --init foundation:ROOT/nothing.pt", "no such model file"),
+    "--init jukebox missing": ("vqvae --stem bass --init jukebox:ROOT/nothing.pt", "no such checkpoint"),
+    "--init not a model": ("vqvae --stem bass --init jukebox:ROOT/junk.pt", "not a readable model file"),
+    "--init an encoder": ("vqvae --stem bass --init foundation:ROOT/encoder.pt", "a vqvae model is needed"),
+    "--init unknown kind": ("vqvae --stem bass --init ROOT/vqvae.pt", "--init must be scratch"),
+    # was a 37-line traceback from torch's STFT padding (the seed one: 36 lines)
+    "--excerpt under the STFT's": ("vqvae --stem bass --excerpt 1000", "too short for the STFT loss"),
+    "--excerpt off the hop": ("vqvae --stem bass --excerpt 4100", "multiple of the model's hop length"),
+    "--excerpt off the hop, encoder": ("encoder --stem bass --vqvae ROOT/vqvae.pt --excerpt 4100", "hop length"),
+    "--excerpt longer than the songs": ("vqvae --stem bass --excerpt 400000", "no song of at least --excerpt 400000"),
+    "--workers negative": ("vqvae --stem bass --workers -1", "--workers must be"),  # was a traceback
+    "--seed negative": ("vqvae --stem bass --seed -1", "--seed must be"),  # was a traceback
+    "--lr nan": ("vqvae --stem bass --lr nan", "--lr must be"),  # was a traceback
+    "--linf-k negative": ("vqvae --stem bass --linf-k -5", "--linf-k must be at least 1"),  # was a traceback
+    "--val-excerpts 0": ("vqvae --stem bass --val-excerpts 0", "--val-excerpts must be at least 1"),
+    "--minutes negative": ("vqvae --stem bass --minutes -1", "--minutes must be"),
+    "--param-ema 2": ("vqvae --stem bass --param-ema 2", "--param-ema must be"),
+    "foundation --stem": ("foundation --stem vocals", "train foundation takes no --stem"),
+    "foundation --vqvae": ("foundation --vqvae ROOT/vqvae.pt", "train foundation takes no --vqvae"),
+    "vqvae --vqvae": ("vqvae --stem bass --vqvae ROOT/vqvae.pt", "train vqvae takes no --vqvae"),
+    "--resume without a run": ("vqvae --stem bass --resume", "holds no run to resume"),
+    "all: unknown stem": ("all --stems voice", "unknown stem 'voice'"),
+    "all: no stem": ("all --stems ,", "--stems names no stem"),
+    "all: --data without a valid split": ("all --stems bass --data ROOT/no-valid", "no valid/ folder"),
+    "all: --init missing": ("all --stems bass --init foundation:ROOT/nothing.pt", "no such model file"),
+}
+
+
+@pytest.mark.parametrize("name", BAD)
+def test_bad_flags_are_one_line_errors_that_write_nothing(bad_inputs, tmp_path, capsys, name):
+    words, expected = BAD[name]
+    args = words.replace("ROOT", bad_inputs["ROOT"]).split()
+    out = tmp_path / "run"
+    tiny = TRAIN_ONLY if "--init" in args else TINY_FLAGS  # a pretrained --init brings its architecture
+    argv = ["train", args[0], "--out", str(out), "--data", bad_inputs["CORPUS"], "--steps", "1", *tiny, *args[1:]]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("jukesep: error: ") and expected in err[0], err
+    assert not out.exists()

@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-import time
 import types
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from ..api import resolve_device
 from ..atomic import atomic_torch_save
 from ..data import Augment, ExcerptDataset, find_tracks
 from ..errors import CheckpointError, JukesepError
 from ..models.separator import STEMS
+from ..progress import Progress
+from ..train.budget import Budget, log_interval
 from ..train.step import train_step
 
 INSTALL = "pip install --no-deps openunmix==1.3.0 demucs==4.1.0 einops julius"
@@ -86,7 +86,7 @@ def train_peer(kind: str, data, out: Path, steps: int, minutes: float = 0.0, bat
                device: str = "cpu", progress: bool = True) -> dict:
     """Train Open-Unmix (one model per stem, jointly stepped) or HT-Demucs on `data`'s train split
     for `steps` steps or `minutes` of wall time, whichever comes first; saves `out`.
-    excerpt: seconds per example (Open-Unmix; HT-Demucs trains on its config's `segment`)."""
+    excerpt: seconds (not samples) per example (Open-Unmix; HT-Demucs trains on its config's `segment`)."""
     torch.manual_seed(seed)
     tracks = find_tracks(data, "train")
     dev = resolve_device(device)
@@ -102,21 +102,23 @@ def train_peer(kind: str, data, out: Path, steps: int, minutes: float = 0.0, bat
         raise JukesepError(f"unknown baseline kind {kind!r} (openunmix or demucs)")
     model.to(dev).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    started, step, losses = time.monotonic(), 0, []
-    bar = tqdm(total=steps, desc=f"train {kind}", unit="step", disable=not progress or None)
-    while step < steps and not (minutes and time.monotonic() - started > 60 * minutes):
+    budget, step, losses = Budget(steps, minutes), 0, []
+    bar = Progress(steps, f"train {kind}", unit="step", enabled=progress, interval=log_interval())
+    while (stopped := budget.stop_reason(step)) is None:
         result = train_step(model, optimizer, lambda: batch_loss(step))
         step += 1
         losses.append(float(result.loss))
-        bar.update(1)
+        bar.set_postfix(loss=f"{losses[-1]:.4g}")
+        bar.set(step, budget.expected_steps(step))  # toward the limit that will stop it
     bar.close()
     model.cpu()
     state = {t: m.state_dict() for t, m in model.items()} if kind == "openunmix" else model.state_dict()
-    meta = {"steps": step, "minutes": round((time.monotonic() - started) / 60, 2), "data": str(data),
+    meta = {"steps": step, "minutes": round(budget.elapsed() / 60, 2), "data": str(data),
             "batch": batch, "excerpt_seconds": length / RATE, "lr": lr}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     atomic_torch_save({"format": "jukesep-baseline", "kind": kind, "config": config, "state": state,
                        "metadata": meta}, out)
-    return {**meta, "losses": losses}
+    return {**meta, "losses": losses, "stopped": budget.describe(stopped, step)}
 
 
 def _openunmix_loss(models: nn.ModuleDict, config: dict, tracks, length: int, batch: int, seed: int, device):

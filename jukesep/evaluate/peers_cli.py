@@ -1,6 +1,7 @@
 """`jukesep baselines train openunmix|demucs`: peers trained on the same data with the same budget."""
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -17,7 +18,9 @@ def register(sub) -> None:
     t.add_argument("--steps", type=int, default=1000)
     t.add_argument("--minutes", type=float, default=0.0, help="wall-time budget (0 = steps only)")
     t.add_argument("--batch-size", type=int, default=4)
-    t.add_argument("--excerpt", type=float, default=4.0, help="seconds per example (Open-Unmix)")
+    t.add_argument("--excerpt-seconds", type=float, default=4.0, help="seconds per example (Open-Unmix; default: 4)")
+    # the old name, kept working; hidden since `jukesep train --excerpt` counts samples
+    t.add_argument("--excerpt", type=float, dest="excerpt_seconds", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--config", default="{}", help='model size as JSON, e.g. \'{"hidden": 128}\'')
     t.add_argument("--device", default="cpu")
@@ -30,8 +33,19 @@ def cmd_train(args) -> int:
         config = json.loads(args.config)
     except json.JSONDecodeError as exc:
         raise JukesepError(f"--config is not valid JSON ({exc})") from None
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    result = train_peer(args.kind, args.data, args.out, args.steps, args.minutes, args.batch_size, args.excerpt,
-                        args.lr, config=config, device=args.device)
-    print(f"trained {args.kind} for {result['steps']} steps ({result['minutes']} min) → {args.out}")
+    _check_budget(args)
+    result = train_peer(args.kind, args.data, args.out, args.steps, args.minutes, args.batch_size,
+                        args.excerpt_seconds, args.lr, config=config, device=args.device)
+    print(f"trained {args.kind} for {result['steps']} steps ({result['minutes']} min; {result['stopped']}) "
+          f"→ {args.out}")
     return 0
+
+
+def _check_budget(args) -> None:
+    """One-line errors for values that would otherwise fail inside torch after the data is read."""
+    if args.steps < 1 or args.batch_size < 1:
+        raise JukesepError("--steps and --batch-size must be at least 1")
+    if not 0 <= args.minutes < float("inf"):
+        raise JukesepError(f"--minutes must be a finite number ≥ 0, not {args.minutes}")
+    if not 0 < args.excerpt_seconds < float("inf"):
+        raise JukesepError(f"--excerpt-seconds must be a number of seconds > 0, not {args.excerpt_seconds}")

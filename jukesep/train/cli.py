@@ -1,6 +1,7 @@
 """`jukesep train ...` and `jukesep bundle`: argument parsing only; the work is in loop/bundle."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from .. import distrib
@@ -11,6 +12,12 @@ from .bundle import bundle, parts_from_run
 from .config import TrainConfig, load_saved, resume_config
 from .loop import STATE_FILE, train
 
+ALL_OUT = "runs/all"  # `train all`'s default run folder
+UNUSED = {  # stage: {flag a stage would ignore: why}
+    "foundation": {"stem": "it learns from all audio (mixtures and stems)",
+                   "vqvae": "only the encoder stage takes a stage-1 VQ-VAE"},
+    "vqvae": {"vqvae": "only the encoder stage takes a stage-1 VQ-VAE (stage 1 starts from --init)"},
+}
 
 def register(sub) -> None:
     parser = sub.add_parser("train", help="train the foundation VQ-VAE, stage 1, stage 2, or all")
@@ -19,12 +26,16 @@ def register(sub) -> None:
                         ("vqvae", "stage 1: fine-tune a VQ-VAE on one stem"),
                         ("encoder", "stage 2: train a mixture encoder for one stem")):
         p = stages.add_parser(stage, help=text, add_help=False)
-        flags.add_arguments(p, skip=("stage",))
+        unused = UNUSED.get(stage, {})
+        flags.add_arguments(p, skip=("stage", *unused))
+        for name in unused:  # not shown; given, it is an error rather than silently ignored
+            p.add_argument(f"--{name}", dest=f"unused_{name}", help=argparse.SUPPRESS)
         p.set_defaults(func=cmd_train_stage, fixed_stage=stage)
     p = stages.add_parser("all", help="stage 1 and 2 for every stem, then bundle RUN/separator.pt", add_help=False)
-    flags.add_arguments(p, skip=("stage", "stem", "vqvae"))
+    flags.add_arguments(p, skip=("stage", "stem", "vqvae"), defaults={"out": ALL_OUT}, texts={
+        "out": "run folder: RUN/vqvae-STEM and RUN/encoder-STEM (one run each), then RUN/separator.pt"})
     p.add_argument("--stems", default=",".join(STEMS), help="comma-separated stems (default: all four)")
-    p.set_defaults(func=cmd_train_all, out="runs/all")
+    p.set_defaults(func=cmd_train_all)
 
     b = sub.add_parser("bundle", help="assemble trained stems into one separator file")
     b.add_argument("out", type=Path, help="separator file to write")
@@ -51,9 +62,13 @@ def _report(result: dict) -> None:
         return  # not rank 0
     print(f"trained {result['steps']} steps; validation SDR {result['val_sdr']:.2f} dB "
           f"(best {result['best_sdr']:.2f} dB) → {result['best']}")
+    print(f"stopped: {result['stopped']}")
 
 
 def cmd_train_stage(args) -> int:
+    for name, why in UNUSED.get(args.fixed_stage, {}).items():
+        if getattr(args, f"unused_{name}", None) is not None:
+            raise JukesepError(f"train {args.fixed_stage} takes no --{name}: {why}")
     cfg, resume = _config(args, stage=args.fixed_stage)
     _report(train(cfg, resume))
     return 0
@@ -62,6 +77,8 @@ def cmd_train_stage(args) -> int:
 def cmd_train_all(args) -> int:
     stems = [s.strip() for s in args.stems.split(",") if s.strip()]
     unknown = [s for s in stems if s not in STEMS]
+    if not stems:
+        raise JukesepError(f"--stems names no stem (choose from {', '.join(STEMS)})")
     if unknown:
         raise JukesepError(f"unknown stem {unknown[0]!r} (choose from {', '.join(STEMS)})")
     root = Path(args.out)

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..atomic import atomic_write_text
 from ..errors import JukesepError
 from ..models import VQVAEConfig
+from ..models.separator import STEMS
 
 STAGES = ("foundation", "vqvae", "encoder")
 MODEL_FIXED = ("input_channels", "sample_rate")  # set by the data (mono, 44.1 kHz), not by flags
 RESUME_MAY_CHANGE = ("steps", "minutes")  # the budget; everything else belongs to the run
+AT_LEAST_ONE = ("steps", "batch_size", "excerpt", "warmup", "val_excerpts", "linf_k", "log_every", "val_every",
+                "ckpt_every")
+NOT_NEGATIVE = ("minutes", "clip", "stft_weight", "commit_weight", "linf_weight", "workers", "seed")
 
 
 @dataclass(frozen=True)
@@ -65,17 +70,31 @@ class TrainConfig:
             raise JukesepError(f"unknown stage {self.stage!r} (choose from {', '.join(STAGES)})")
         if self.stage != "foundation" and not self.stem:
             raise JukesepError(f"the {self.stage} stage needs --stem")
+        if self.stage != "foundation" and self.stem not in STEMS:
+            raise JukesepError(f"unknown stem {self.stem!r} (choose from {', '.join(STEMS)})")
         if self.stage == "encoder" and not self.vqvae:
             raise JukesepError("the encoder stage needs --vqvae, the stem's stage-1 VQ-VAE file")
         if not self.data:
             raise JukesepError("--data is required")
         if self.init != "scratch" and not self.init.startswith(("jukebox:", "foundation:")):
             raise JukesepError(f"--init must be scratch, jukebox:PATH or foundation:PATH, not {self.init!r}")
-        for name in ("steps", "batch_size", "excerpt", "warmup", "log_every", "val_every", "ckpt_every"):
-            if getattr(self, name) < 1:
-                raise JukesepError(f"--{flag_name(name)} must be at least 1")
+        self._check_numbers()
         if not isinstance(self.model, VQVAEConfig):
             raise JukesepError(f"TrainConfig.model must be a VQVAEConfig, not {type(self.model).__name__}")
+
+    def _check_numbers(self) -> None:
+        """Range checks, so a bad value is a one-line error now and not a traceback from torch or
+        numpy (a negative seed or worker count, a NaN learning rate) after the run folder is made."""
+        for name in AT_LEAST_ONE:
+            if getattr(self, name) < 1:
+                raise JukesepError(f"--{flag_name(name)} must be at least 1")
+        for name in NOT_NEGATIVE:
+            if not 0 <= getattr(self, name) < math.inf:
+                raise JukesepError(f"--{flag_name(name)} must be a finite number ≥ 0, not {getattr(self, name)}")
+        if not 0 < self.lr < math.inf:
+            raise JukesepError(f"--lr must be a finite number > 0, not {self.lr}")
+        if not 0 <= self.param_ema <= 1:
+            raise JukesepError(f"--param-ema must be from 0 to 1, not {self.param_ema}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -77,12 +77,14 @@ class PresetHelp(argparse.Action):
     def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
         super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
         self.flags: dict[str, argparse.Action] = {}
+        self.texts: dict[str, str] = {}  # a command's own help for a flag, instead of the field comment
 
     def show_defaults(self, preset: str) -> None:
         values = preset_values(preset)
         for name, action in self.flags.items():
             given_default = action.default is not argparse.SUPPRESS  # a command's own (parser.set_defaults)
-            text, value = FLAGS[name][1], action.default if given_default else values[name]
+            text = self.texts.get(name, FLAGS[name][1])
+            value = action.default if given_default else values[name]
             shown = "" if value == "" else f"default: {value}"  # an empty string is "not set"
             action.help = f"{text} ({shown})" if text and shown else text or shown
 
@@ -92,8 +94,10 @@ class PresetHelp(argparse.Action):
         parser.exit()
 
 
-def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """One flag per field, except `skip`. `parser` must be made with add_help=False."""
+def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = (), defaults: dict | None = None,
+                  texts: dict[str, str] | None = None) -> None:
+    """One flag per field, except `skip`. `parser` must be made with add_help=False. defaults: the
+    command's own default values ({field: value}); texts: its own help texts ({field: text})."""
     help_action = parser.add_argument("-h", "--help", action=PresetHelp,
                                       help="show this help (after --preset NAME: with its defaults) and exit")
     parser.add_argument("--preset", choices=sorted(PRESETS), default=argparse.SUPPRESS,
@@ -106,8 +110,9 @@ def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -
         group = model if name in MODEL_FIELDS else parser
         help_action.flags[name] = group.add_argument(f"--{flag_name(name)}", dest=name, default=argparse.SUPPRESS,
                                                      **FLAGS[name][0])
+    help_action.texts.update(texts or {})
+    parser.set_defaults(train_flags=tuple(names), **(defaults or {}))  # before the help shows them
     help_action.show_defaults(DEFAULT_PRESET)
-    parser.set_defaults(train_flags=tuple(names))
 
 
 def explicit_values(args: argparse.Namespace) -> dict:

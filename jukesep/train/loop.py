@@ -6,19 +6,20 @@ import dataclasses
 import json
 import math
 import os
-import time
+import sys
 from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from .. import distrib
 from ..api import resolve_device
 from ..atomic import atomic_torch_save, atomic_write_text
 from ..checkpoint import save_model
-from ..data import Augment, ExcerptDataset, find_tracks, validation_excerpts
+from ..data import Augment, DataError, ExcerptDataset, find_tracks, validation_excerpts
 from ..errors import JukesepError
+from ..progress import Progress
+from .budget import INTERRUPTED, Budget, how_to_continue, log_interval
 from .config import TrainConfig
 from .step import ParamEMA, StepResult, adam_with_warmup, train_step
 from .tasks import build_task, validate
@@ -57,14 +58,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
 def _train(cfg: TrainConfig, resume: bool) -> dict:
     run, main = Path(cfg.out), distrib.rank() == 0
     state_path = run / STATE_FILE
-    if state_path.exists() and not resume:
-        raise JukesepError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
-    if resume and not state_path.exists():
-        raise JukesepError(f"{run} holds no run to resume ({STATE_FILE} not found)")
+    check_run_folder(run, resume)
     device = training_device(cfg)
     torch.manual_seed(cfg.seed)
+    # Everything that can be wrong (init and stage-1 files, the excerpt, the data) fails here,
+    # before the run folder is written.
     task = build_task(cfg)
     cfg = dataclasses.replace(cfg, model=task.model.cfg)  # config.json records the architecture trained
+    dataset, val_items = training_data(cfg)
     model = task.model.to(device).train()
     for frozen in task.frozen:
         frozen.to(device).eval()
@@ -77,7 +78,6 @@ def _train(cfg: TrainConfig, resume: bool) -> dict:
         run.mkdir(parents=True, exist_ok=True)
         cfg.save(run / "config.json")
 
-    dataset, val_items = training_data(cfg)
     bandwidth = task.calibrate(dataset)
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=StepBatches(cfg.batch_size, step, distrib.rank(), distrib.world_size()),
@@ -90,13 +90,18 @@ def _train(cfg: TrainConfig, resume: bool) -> dict:
         if bandwidth is not None:
             writer.add_text("loss/bandwidth", f"l2 {bandwidth.l2:.3g}, spec {bandwidth.spec:.3g}", step)
     eval_model = copy.deepcopy(model).eval()
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"{cfg.stage} {cfg.stem}".strip(), unit="step",
-               disable=not main or None)
-    started, result, losses = time.monotonic(), {"val_sdr": None}, []
+    budget = Budget(cfg.steps, cfg.minutes, step)
+    bar = Progress(cfg.steps, f"{cfg.stage} {cfg.stem}".strip(), unit="step", initial=step, enabled=main,
+                   interval=log_interval())
+    shown, result, losses = {}, {"val_sdr": None}, []  # shown: the values after the bar
     previous_minutes = last_history_minutes(run) if resume else 0.0
 
     def elapsed() -> float:  # training wall time in minutes, across resumes
-        return previous_minutes + (time.monotonic() - started) / 60
+        return previous_minutes + budget.elapsed() / 60
+
+    def show(**values) -> None:
+        shown.update(values)
+        bar.set_postfix(**shown)
 
     def checkpoint(final: bool = False) -> None:
         nonlocal best
@@ -118,28 +123,31 @@ def _train(cfg: TrainConfig, resume: bool) -> dict:
         if final:
             save_model(run / "last.pt", task.kind, eval_model, meta)
         save_state(state_path, step, best, model, ema, optimizer, schedule)
-        bar.set_postfix(val_sdr=f"{metrics['sdr']:.2f}")
+        show(val_sdr=f"{metrics['sdr']:.2f}")
 
+    stopped = None
     try:
         for batch in loader:
-            if step >= cfg.steps or (cfg.minutes and time.monotonic() - started > 60 * cfg.minutes):
+            stopped = budget.stop_reason(step)
+            if stopped:
                 break
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             out = train_step(model, optimizer, lambda: task.loss(net, batch), bf16=cfg.bf16, clip=cfg.clip,
                              schedule=schedule, ema=ema)
             step += 1
             losses.append(out.loss.item())
-            bar.update(1)
             if writer is not None and step % cfg.log_every == 0:
                 log_step(writer, step, out, schedule.get_last_lr()[0])
-                bar.set_postfix(loss=f"{losses[-1]:.4g}")
+                show(loss=f"{losses[-1]:.4g}")
+            bar.set(step, budget.expected_steps(step))
             if step % cfg.val_every == 0 or step % cfg.ckpt_every == 0:
                 checkpoint()
             distrib.barrier()
     except KeyboardInterrupt:
         if main:
             save_state(state_path, step, best, model, ema, optimizer, schedule)
-            tqdm.write(f"interrupted at step {step}; continue with --resume --out {run}")
+            bar.close()
+            print(stop_line(cfg, budget, INTERRUPTED, step), file=sys.stderr, flush=True)
         raise
     checkpoint(final=True)
     distrib.barrier()
@@ -149,15 +157,34 @@ def _train(cfg: TrainConfig, resume: bool) -> dict:
     if main and distrib.is_distributed() and hasattr(model, "quantizer"):
         print(f"codebook identical on all {distrib.world_size()} ranks")
     return {"best": run / "best.pt", "last": run / "last.pt", "steps": step, "val_sdr": result["val_sdr"],
-            "best_sdr": best, "losses": losses}
+            "best_sdr": best, "losses": losses, "stopped": stop_line(cfg, budget, stopped, step)}
+
+
+def check_run_folder(run: Path, resume: bool) -> None:
+    state_path = run / STATE_FILE
+    if state_path.exists() and not resume:
+        raise JukesepError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
+    if resume and not state_path.exists():
+        raise JukesepError(f"{run} holds no run to resume ({STATE_FILE} not found)")
+
+
+def stop_line(cfg: TrainConfig, budget: Budget, reason: str, step: int) -> str:
+    """Which limit stopped the run and the command that continues it."""
+    command = f"jukesep train {cfg.stage} --resume --out {cfg.out}"
+    return f"{budget.describe(reason, step)}; {how_to_continue(command, reason, cfg.steps)}"
 
 
 def training_data(cfg: TrainConfig) -> tuple[ExcerptDataset, list[dict]]:
     """The stage's training excerpts and its fixed validation excerpts."""
     target = None if cfg.stage == "foundation" else cfg.stem
     with_mixture = cfg.stage == "encoder"
+    if not Path(cfg.data).is_dir():
+        raise DataError(f"--data {cfg.data}: no such folder (expected DATA/train and DATA/{cfg.val_split})")
     val_items = validation_excerpts(find_tracks(cfg.data, cfg.val_split), cfg.excerpt, cfg.val_excerpts, target,
                                     with_mixture=with_mixture)
+    if not val_items:  # the validation SDR would be NaN and best.pt arbitrary
+        raise DataError(f"{cfg.data}: the {cfg.val_split} split has no song of at least --excerpt {cfg.excerpt} "
+                        f"samples with an audible {target or 'source'}")
     dataset = ExcerptDataset(find_tracks(cfg.data, "train"), cfg.excerpt, target, with_mixture=with_mixture,
                              seed=cfg.seed, augment=Augment(remix=cfg.remix and with_mixture))
     return dataset, val_items

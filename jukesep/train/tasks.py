@@ -16,7 +16,7 @@ from ..checkpoint import import_jukebox, load_model
 from ..errors import JukesepError
 from ..models import VQVAE, Encoder, VQVAEConfig
 from .config import TrainConfig
-from .losses import Bandwidth, lmix, multi_resolution_stft_loss, sdr
+from .losses import STFT_RESOLUTIONS, Bandwidth, lmix, multi_resolution_stft_loss, sdr
 
 BANDWIDTH_EXAMPLES = 64
 
@@ -104,7 +104,20 @@ class EncoderTask:
 
 
 def build_task(cfg: TrainConfig):
-    return EncoderTask(cfg) if cfg.stage == "encoder" else AutoencoderTask(cfg)
+    task = EncoderTask(cfg) if cfg.stage == "encoder" else AutoencoderTask(cfg)
+    check_excerpt(cfg.excerpt, task)
+    return task
+
+
+def check_excerpt(excerpt: int, task) -> None:
+    """The model takes whole latent frames, and the STFT loss's reflection padding needs more than
+    half its largest FFT: refused here, not by torch in the first step."""
+    hop = task.model.cfg.hop_length
+    if excerpt % hop:
+        raise JukesepError(f"--excerpt {excerpt} (samples) must be a multiple of the model's hop length {hop}")
+    shortest = max(n_fft for n_fft, _, _ in STFT_RESOLUTIONS) // 2 + 1
+    if isinstance(task, AutoencoderTask) and excerpt < shortest:
+        raise JukesepError(f"--excerpt {excerpt} (samples) is too short for the STFT loss: at least {shortest}")
 
 
 @torch.no_grad()
