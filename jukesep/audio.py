@@ -17,7 +17,7 @@ import numpy as np
 import soundfile as sf
 
 from .atomic import atomic_paths
-from .errors import AudioError, InvalidAudioError, SilentAudioError, UnreadableAudioError
+from .errors import AudioError, InvalidAudioError, SilentAudioError, TooLongAudioError, UnreadableAudioError
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".mp3", ".m4a", ".mp4",
                     ".aac", ".wma", ".webm", ".mka", ".wv", ".ape"}
@@ -28,6 +28,7 @@ SILENCE_PEAK = 1e-6  # -120 dBFS: below this there is nothing to separate
 MAX_CHANNELS = 32
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 MP3_BITRATES = (96, 128, 160, 192, 224, 256, 320)  # kbit/s
+AV_SAMPLE_TYPES = {"u8": "u1", "s16": "<i2", "s32": "<i4", "s64": "<i8", "flt": "<f4", "dbl": "<f8"}
 SEEK_PREROLL = 0.5  # seconds decoded and dropped before a seek target (MDCT overlap)
 MP3_BLOCK = 1152 * 64  # samples handed to the encoder at a time
 SOUNDFILE_EXTENSIONS = {".wav", ".wave", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64"}
@@ -105,31 +106,47 @@ def _reason(exc: BaseException) -> str:
 
 
 def read_audio(path: str | os.PathLike, check: bool = True, start: int = 0, frames: int | None = None,
-               stream: int = 0) -> tuple[np.ndarray, int]:
+               stream: int = 0, max_samples: int | None = None) -> tuple[np.ndarray, int]:
     """Decode `frames` samples (all when None) from sample `start` of audio stream `stream`.
 
     Returns (`np.ndarray[C x T]` float32, sample rate). With `check`, the audio is checked
-    (`check_audio`: non-empty, finite, not silent) so callers can rely on it.
+    (`check_audio`: non-empty, finite, not silent) so callers can rely on it. With `max_samples`,
+    a file that decodes to more samples (all channels together) raises TooLongAudioError as soon
+    as decoding passes that many, whatever its header claims: memory stays bounded.
     """
     path = Path(path)
     _check_file(path)
     try:
         if stream != 0 or path.suffix.lower() not in SOUNDFILE_EXTENSIONS:
             raise RuntimeError("not for soundfile")
+        if max_samples is not None:  # libsndfile decodes no more than the frames its header declares
+            _check_size(path, probe(path), max_samples, None)
         data, rate = sf.read(str(path), start=start, frames=-1 if frames is None else frames,
                              dtype="float32", always_2d=True)
         audio = np.ascontiguousarray(data.T)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
-        audio, rate = _read_av(path, start, frames, stream)
+        audio, rate = _read_av(path, start, frames, stream, max_samples)
     if check:
         check_audio(audio, rate, str(path))
     return audio, int(rate)
 
 
-def _read_av(path: Path, start: int, frames: int | None, stream: int) -> tuple[np.ndarray, int]:
+def _check_size(path: Path, info: AudioInfo, max_samples: int, decoded: int | None) -> None:
+    frames = info.frames if decoded is None else decoded
+    if frames * info.channels > max_samples:
+        limit = max_samples // max(1, info.channels) / info.rate
+        said = "" if decoded is None else f" (its header says {info.frames / info.rate:.1f} s)"
+        raise TooLongAudioError(f"{path}: decodes to more than {limit:.1f} s of {info.channels} channels at "
+                                f"{info.rate} Hz, the most allowed here{said}")
+
+
+def _read_av(path: Path, start: int, frames: int | None, stream: int,
+             max_samples: int | None = None) -> tuple[np.ndarray, int]:
     """Decode with PyAV, frame by frame, into one `np.ndarray[C x T]` float32."""
     import av
     info = probe(path)
+    if max_samples is not None:
+        _check_size(path, info, max_samples, None)
     if stream >= info.streams:
         raise UnreadableAudioError(f"{path}: has {info.streams} audio streams, stream {stream} was asked for")
     stop = None if frames is None else start + frames
@@ -140,24 +157,37 @@ def _read_av(path: Path, start: int, frames: int | None, stream: int) -> tuple[n
             # Land well before `start`: lossy decoders need a few frames to settle after a seek
             # (MDCT overlap); the samples before `start` are dropped below.
             container.seek(origin + int((start / info.rate - SEEK_PREROLL) / source.time_base), stream=source)
-        to_float = av.AudioResampler(format="fltp", layout=source.codec_context.layout, rate=info.rate)
         pieces, position = [], None
         for frame in _frames(container, source, path, info):
             if position is None:
                 position = 0 if frame.pts is None else round(float((frame.pts - origin) * frame.time_base) * info.rate)
-            for plane in to_float.resample(frame):
-                block = plane.to_ndarray()
-                lo, hi = max(0, start - position), block.shape[1] if stop is None else max(0, stop - position)
-                if lo < hi:
-                    pieces.append(block[:, lo:hi])
-                position += block.shape[1]
+            block = _as_float(frame)
+            lo, hi = max(0, start - position), block.shape[1] if stop is None else max(0, stop - position)
+            if lo < hi:
+                pieces.append(block[:, lo:hi])
+            position += block.shape[1]
             if stop is not None and position >= stop:
                 break
+            if max_samples is not None:  # headers can lie: count what really decodes
+                _check_size(path, info, max_samples, position)
     channels = info.channels
     audio = np.concatenate(pieces, axis=1) if pieces else np.zeros((channels, 0), np.float32)
     if frames is None and not start:
         _check_complete(path, audio.shape[1], info)
     return np.ascontiguousarray(audio, dtype=np.float32), info.rate
+
+
+def _as_float(frame) -> np.ndarray:
+    """A decoded PyAV frame → `np.ndarray[C x n]` float32, integer PCM scaled as soundfile does.
+    Read plane by plane: PyAV lists one plane too many for 8-channel planar frames, and its
+    `to_ndarray` (and resampler) then read past the frame."""
+    dtype = np.dtype(AV_SAMPLE_TYPES[frame.format.name.rstrip("p")])
+    channels, n = frame.layout.nb_channels, frame.samples
+    if frame.format.is_planar:
+        data = np.stack([np.frombuffer(frame.planes[c], dtype, count=n) for c in range(channels)])
+    else:
+        data = np.frombuffer(frame.planes[0], dtype, count=n * channels).reshape(n, channels).T
+    return to_float(data)
 
 
 def _frames(container, source, path: Path, info: AudioInfo):

@@ -29,5 +29,9 @@ class TooShortAudioError(AudioError):
     """Audio shorter than one latent frame of the model."""
 
 
+class TooLongAudioError(AudioError):
+    """Audio that decodes to more samples than the caller allows (e.g. a server's memory limit)."""
+
+
 class CheckpointError(JukesepError):
     """A model file that is missing, corrupt, or does not match its declared architecture."""

@@ -22,7 +22,7 @@ class Progress:
     def __init__(self, total: int | None, desc: str, unit: str = "it", initial: int = 0, position: int = 0,
                  leave: bool = True, enabled: bool = True, interval: float = LOG_INTERVAL, file=None):
         self.file = file or sys.stderr
-        self.desc, self.unit, self.total, self.n = desc, unit, total, initial
+        self.desc, self.unit, self.total, self.n, self.initial = desc, unit, total, initial, initial
         self.enabled, self.interval, self.postfix, self.logged = enabled, interval, "", None
         self.started = self.last = time.monotonic()
         self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, position=position, leave=leave,
@@ -67,7 +67,7 @@ class Progress:
     def _log(self) -> None:
         self.last, self.logged = time.monotonic(), (self.n, self.postfix)
         elapsed = self.last - self.started
-        rate = self.n / elapsed if elapsed > 0 else 0.0
+        rate = (self.n - self.initial) / elapsed if elapsed > 0 else 0.0  # this session's speed (resumes)
         of = f"/{self.total}" if self.total else ""
         left = ""
         if self.total and rate > 0 and self.n < self.total:

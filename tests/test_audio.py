@@ -107,3 +107,28 @@ def test_mp3_of_96k_audio_is_written_at_48k(tmp_path):
     assert rate == 48000 and audio.shape[0] == 2
     with pytest.raises(AudioError, match="at most 2 channels"):
         write_audio(tmp_path / "y.mp3", music(0.5, channels=6), RATE)
+
+
+def test_eight_channel_compressed_audio(tmp_path):
+    # PyAV lists a ninth plane for 8-channel planar frames; reading it crashed the process
+    audio = np.concatenate([music(0.5, channels=2, seed=s) for s in range(4)])
+    import av
+    with av.open(str(tmp_path / "x.m4a"), "w") as container:
+        stream = container.add_stream("aac", rate=RATE, layout="7.1")
+        interleaved = np.ascontiguousarray(audio.T).reshape(1, -1)  # PyAV's planar path has the same bug
+        frame = av.AudioFrame.from_ndarray(interleaved, format="flt", layout="7.1")
+        frame.sample_rate = RATE
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    back, rate = read_audio(tmp_path / "x.m4a")
+    assert back.shape[0] == 8 and rate == RATE and np.abs(back).max() > 0.1
+
+
+def test_max_samples_stops_the_decode(tmp_path):
+    from jukesep.errors import TooLongAudioError
+    write_audio(tmp_path / "x.mp3", music(3.0), RATE)
+    write_audio(tmp_path / "x.wav", music(3.0), RATE)
+    for name in ("x.mp3", "x.wav"):
+        assert read_audio(tmp_path / name, max_samples=2 * 4 * RATE)[0].shape == (2, 3 * RATE)
+        with pytest.raises(TooLongAudioError, match="decodes to more than 2.0 s"):
+            read_audio(tmp_path / name, max_samples=2 * 2 * RATE)

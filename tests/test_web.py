@@ -60,14 +60,14 @@ class SlowSeparator:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def separate_file(self, path, stems=None, two_stems=None, progress=None):
+    def separate_file(self, path, stems=None, two_stems=None, progress=None, max_samples=None):
         self.paths.append(path)
 
         def slow(done, total):
             time.sleep(self.delay)
             if progress:
                 progress(done, total)
-        return self.inner.separate_file(path, stems, two_stems, slow)
+        return self.inner.separate_file(path, stems, two_stems, slow, max_samples)
 
 
 class GatedSeparator(SlowSeparator):
@@ -77,9 +77,9 @@ class GatedSeparator(SlowSeparator):
         super().__init__(inner, delay)
         self.gate = threading.Event()
 
-    def separate_file(self, path, stems=None, two_stems=None, progress=None):
+    def separate_file(self, path, stems=None, two_stems=None, progress=None, max_samples=None):
         assert self.gate.wait(30)
-        return super().separate_file(path, stems, two_stems, progress)
+        return super().separate_file(path, stems, two_stems, progress, max_samples)
 
 
 def silent_wav(seconds=0.25):

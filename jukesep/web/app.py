@@ -45,7 +45,7 @@ from ..errors import AudioError, JukesepError
 from .disk import DiskFullError, DiskQuota, prepare
 from .guards import HostCheck, SameOrigin, SecurityHeaders, error
 from .jobs import MIXTURE, JobManager, user_message
-from .limits import Limits, check_decoded, check_file
+from .limits import Limits, check_file
 from .store import JobStore
 
 log = logging.getLogger("jukesep.web")
@@ -116,11 +116,10 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
     limits = Limits(int(max_upload_mb * 2**20), max_minutes)
 
     def worker_guard(path: Path, name: str) -> None:
-        # the header is read again (the file on disk is what counts) and the length it really decodes to is counted
-        check_decoded(path, check_file(separator, limits, path, name), limits, name)
+        check_file(separator, limits, path, name)  # the header again: the file on disk is what counts
 
     manager = JobManager(store, separator, data_dir, workers=workers, retention_hours=retention_hours,
-                         guard=worker_guard)
+                         guard=worker_guard, max_samples=limits.max_samples)
     quota = DiskQuota(manager, int(max_disk_gb * 1e9), len(separator.stems))
     limit_bytes = limits.max_bytes
     too_big = f"the file is larger than the {max_upload_mb:g} MB upload limit"

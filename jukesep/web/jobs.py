@@ -53,12 +53,12 @@ def compute_peaks(audio: np.ndarray, bins: int = PEAK_BINS) -> list[list[float]]
 
 class JobManager:
     def __init__(self, store: JobStore, separator, data_dir: Path, workers: int = 1,
-                 retention_hours: float = 72.0, guard=None):
+                 retention_hours: float = 72.0, guard=None, max_samples: int | None = None):
         """`guard(path, name)`, when given, runs before a song is decoded and raises a JukesepError
         to fail it (the web app re-checks the file's limits there)."""
         self.store = store
         self.separator = separator
-        self.guard = guard
+        self.guard, self.max_samples = guard, max_samples  # the decode stops past max_samples (lying headers)
         self.jobs_dir = Path(data_dir) / "jobs"
         self.workers = workers
         self.retention_s = retention_hours * 3600.0
@@ -221,7 +221,7 @@ class JobManager:
         job_id = job["id"]
         if self.guard is not None:
             self.guard(self.input_path(job), job["name"])
-        result = self.separator.separate_file(self.input_path(job),
+        result = self.separator.separate_file(self.input_path(job), max_samples=self.max_samples,
                                               progress=lambda done, total: self._on_chunk(job_id, done, total))
         self._check_stop(job_id)
         self._set_live(job_id, phase="writing")

@@ -4,14 +4,11 @@ The decoded-size rule: channels × rate × seconds may not exceed what a stereo 
 duration limit holds (2 × 48000 × 60 × `max_minutes` samples, 4 bytes each once decoded). A file's
 header decides it before anything is decoded, so a small file declaring 8 channels at 384 kHz is
 refused at once. Headers can lie (a container claiming one second around an hour of silence), so
-the worker re-probes the file and, before decoding it into memory, counts what it really decodes to
-in a streaming pass (ffmpeg writing into a pipe read one block at a time, stopped at the limit): the
-server never holds more than one block of a song whose content is longer than its header said.
+the worker re-probes the file and decodes it with `max_samples` (`audio.read_audio`), which stops
+as soon as decoding passes the limit: a lying file never costs more memory than an honest one.
 """
 from __future__ import annotations
 
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +18,6 @@ from ..audio import AudioInfo, probe
 from ..errors import AudioError
 
 REFERENCE_CHANNELS, REFERENCE_RATE = 2, 48000
-BLOCK = 1 << 20
 UNKNOWN_LENGTH = 1 << 62  # libsndfile's answer for a FLAC whose header leaves the length out
 
 
@@ -46,10 +42,6 @@ class Limits:
     def max_samples(self) -> int:
         """Decoded samples over all channels: a stereo 48 kHz song of `max_minutes`."""
         return int(REFERENCE_CHANNELS * REFERENCE_RATE * self.max_seconds)
-
-    def frames_allowed(self, rate: int, channels: int) -> int:
-        """The most frames a file of this rate and channel count may decode to."""
-        return min(int(self.max_seconds * rate), self.max_samples // max(1, channels))
 
     def check(self, info: AudioInfo, name: str) -> None:
         """Raise OverLimitError naming the limit (duration or decoded size) the header is over."""
@@ -88,42 +80,3 @@ def check_file(separator, limits: Limits, path: Path, name: str) -> AudioInfo:
     check_header(separator, info, name)
     limits.check(info, name)
     return info
-
-
-def decoded_frames(path: Path, info: AudioInfo, stop_after: int) -> int | None:
-    """Frames `path` decodes to as read_audio's ffmpeg path decodes it (the header's channels and
-    rate), counted a block at a time and stopped once past `stop_after`; None without ffmpeg (then
-    only libsndfile decodes, and it reads no more than the header's frame count)."""
-    exe = shutil.which("ffmpeg")
-    if exe is None:
-        return None
-    command = [exe, "-v", "quiet", "-nostdin", "-i", str(path), "-map", "0:a:0", "-f", "f32le",
-               "-acodec", "pcm_f32le", "-ac", str(info.channels), "-ar", str(info.rate), "pipe:1"]
-    frame_bytes = 4 * info.channels
-    limit = (stop_after + 1) * frame_bytes
-    total = 0
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                          stdin=subprocess.DEVNULL) as proc:
-        try:
-            while total <= limit and (block := proc.stdout.read(BLOCK)):
-                total += len(block)
-        finally:
-            proc.kill()  # at the limit: the rest is never decoded; after the end: a no-op
-    return total // frame_bytes
-
-
-def check_decoded(path: Path, info: AudioInfo, limits: Limits, name: str) -> None:
-    """Raise OverLimitError when `path` decodes to more than the limits allow (its header lied)."""
-    allowed = limits.frames_allowed(info.rate, info.channels)
-    frames = decoded_frames(path, info, allowed)
-    if frames is not None and frames > allowed:
-        which = (f"{limits.max_minutes:g}-minute" if allowed == int(limits.max_seconds * info.rate)
-                 else "decoded-size")
-        raise OverLimitError(
-            f"{name}: its header says {_duration(info.frames / info.rate)}, but it decodes to more than "
-            f"{_duration(allowed / info.rate)} of {info.channels} channels at {info.rate} Hz: over the {which} limit, "
-            "so it was not separated", 413)
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} minutes"
