@@ -145,3 +145,55 @@ def test_info(tiny_model_file, capsys):
     text = capsys.readouterr().out
     assert "stems:    vocals, drums, bass, other" in text and "trained_on: nothing" in text
     assert "width=8" in text
+
+
+def test_demucs_habits_work(tmp_path, tiny_model_file, song):
+    out = tmp_path / "out"
+    result = run_cli(song, "-n", tiny_model_file, "-d", "cpu", "--mp3", "--mp3-bitrate", "192", "--two-stems",
+                     "vocals", "-o", out, "--shifts", "1", "--clip-mode", "clamp")
+    assert result.returncode == 0, result.stderr
+    assert outputs(out) == ["tiny/song/no_vocals.mp3", "tiny/song/vocals.mp3"]
+    assert read_audio(out / "tiny/song/vocals.mp3", check=False)[0].shape[0] == 2
+    result = run_cli("separate", song, "-n", tiny_model_file, "--int24", "-o", out, "--filename",
+                     "{track}-{stem}.{ext}", "--stems", "bass")
+    assert result.returncode == 0, result.stderr
+    assert sf.info(str(out / "tiny/song-bass.wav")).subtype == "PCM_24"
+    result = run_cli("separate", song, "-n", tiny_model_file, "--float32", "-o", out, "--stems", "bass")
+    assert sf.info(str(out / "tiny/song/bass.wav")).subtype == "FLOAT"
+
+
+def test_same_named_songs_never_overwrite_each_other(tmp_path, tiny_model_file):
+    for folder in ("a", "b"):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        sf.write(tmp_path / "in" / folder / "song.wav", music(0.3).T, RATE)
+    out = tmp_path / "out"
+    result = run_cli("separate", tmp_path / "in", "-n", tiny_model_file, "-o", out, "--stems", "vocals")
+    assert result.returncode == 1 and "would both be written to song/vocals.wav" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (out / "tiny").exists()
+    result = run_cli("separate", tmp_path / "in", "-n", tiny_model_file, "-o", out, "--stems", "vocals",
+                     "--filename", "{folder}/{track}/{stem}.{ext}")
+    assert result.returncode == 0, result.stderr
+    assert outputs(out) == ["tiny/a/song/vocals.wav", "tiny/b/song/vocals.wav"]
+
+
+def test_output_folder_is_named_by_the_model_not_its_file(tmp_path, song):
+    from tests.conftest import random_separator
+    model = tmp_path / "separator.pt"
+    save_model(model, "separator", random_separator(), {"run": "runs/corpus-w16"})
+    assert main(["separate", str(song), "--model", str(model), "-o", str(tmp_path / "out"), "--stems", "bass"]) == 0
+    assert outputs(tmp_path / "out") == ["corpus-w16/song/bass.wav"]
+
+
+def test_outputs_follow_the_umask(tmp_path, tiny_model_file, song):
+    import os
+    old = os.umask(0o022)
+    try:
+        assert main(["separate", str(song), "--model", str(tiny_model_file), "-o", str(tmp_path / "out")]) == 0
+    finally:
+        os.umask(old)
+    assert {oct(p.stat().st_mode & 0o777) for p in (tmp_path / "out").rglob("*.wav")} == {"0o644"}
+
+
+def test_unknown_model_lists_shipped_names(tmp_path, song):
+    result = run_cli("separate", song, "-n", "htdemucs", "-o", tmp_path / "out")
+    assert result.returncode == 1 and "shipped: default" in result.stderr
