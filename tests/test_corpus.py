@@ -134,9 +134,13 @@ def test_stats_and_cli(tiny, capsys):
         assert stats["splits"]["train"]["stems"][s]["rms_dbfs"] < 0
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["corpus", "stats", str(out)])
+    args = parser.parse_args(["corpus", "stats", str(out), "--json"])
     assert args.func(args) == 0
     assert json.loads(capsys.readouterr().out)["songs"] == 4
+    args = parser.parse_args(["corpus", "stats", str(out)])
+    assert args.func(args) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert "4 complete songs" in table[0] and table[2].startswith("train") and "dBFS/silent" in table[1]
     args = parser.parse_args(["corpus", "render", str(out), "--minutes", str(4 * SECONDS / 60), "--seed", "7",
                               "--song-seconds", str(SECONDS)])
     assert args.func(args) == 0

@@ -105,3 +105,15 @@ def test_bss_matches_museval_evaluate():
     sdr, _, _, _ = museval.evaluate(np.stack([refs[s].T for s in refs]), np.stack([ests[s].T for s in refs]),
                                     win=8000, hop=8000)
     assert ours["a"]["frames"] == [round(float(v), 3) for v in sdr[0]]
+
+
+def test_unknown_split_lists_the_splits(tiny_corpus, capsys):
+    assert main(["evaluate", "--baseline", "mix4", "--data", str(tiny_corpus), "--split", "nosuch"]) == 1
+    assert "has test" in capsys.readouterr().err
+
+
+def test_one_song_is_not_plural(tmp_path, capsys):
+    write_song(tmp_path / "c" / "test" / "only", seconds=1.0)
+    assert main(["evaluate", "--baseline", "mix4", "--data", str(tmp_path / "c"), "--no-bss",
+                 "-o", str(tmp_path / "r")]) == 0
+    assert "on 1 test song (stereo)" in capsys.readouterr().out

@@ -22,6 +22,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
     stats = sub.add_parser("stats", help="minutes, stem loudness and silence, mixture check")
     stats.add_argument("dir", type=Path)
+    stats.add_argument("--json", action="store_true", help="print the figures as JSON")
     stats.set_defaults(func=cmd_stats)
     return corpus
 
@@ -39,6 +40,27 @@ def cmd_render(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from . import corpus_stats
-    print(json.dumps(corpus_stats(args.dir), indent=1))
+    from . import STEMS, corpus_stats
+    stats = corpus_stats(args.dir)
+    if args.json:
+        print(json.dumps(stats, indent=1))
+        return 0
+    print(f"{args.dir}: {plural(stats['songs'], 'complete song')}; largest |mixture − Σ stems| "
+          f"{stats['max_mixture_error']:.2g}")
+    print(f"{'split':<7}{'songs':>6}{'minutes':>9}  " + "".join(f"{s + ' dBFS/silent':>20}" for s in STEMS))
+    for split, row in stats["splits"].items():
+        cells = "".join(f"{cell(row['stems'][s]):>20}" for s in STEMS)
+        print(f"{split:<7}{row['songs']:>6}{row['minutes']:>9.1f}  {cells}")
+    for song in stats["incomplete"]:
+        print(f"incomplete (rerun `jukesep corpus render` to finish it): {song}")
     return 0
+
+
+def cell(stem: dict) -> str:
+    level = "–" if stem["rms_dbfs"] is None else f"{stem['rms_dbfs']:.1f}"
+    silent = "–" if stem["silence_ratio"] is None else f"{100 * stem['silence_ratio']:.0f}%"
+    return f"{level} / {silent}"
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")

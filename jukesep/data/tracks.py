@@ -122,7 +122,10 @@ def find_tracks(root, split: str) -> list[Track]:
 
 def _scan(folder: Path, split: str) -> list[Track]:
     if not folder.is_dir():
-        raise DataError(f"{folder}: no such split folder (expected {folder}/<song>/...)")
+        present = sorted(p.name for p in folder.parent.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+            if folder.parent.is_dir() else []
+        raise DataError(f"{folder}: no such split folder (expected {folder}/<song>/...; "
+                        f"{folder.parent} has {', '.join(present) or 'no split folders'})")
     tracks = []
     for item in sorted(folder.iterdir()):
         if item.name.startswith("."):

@@ -48,7 +48,8 @@ def cmd_evaluate(args) -> int:
     out = args.out or Path("reports") / f"{system}-{args.split}{'-mono' if args.mono else ''}"
     summary = evaluate(system, estimator, args.data, out, split=args.split, stems=stems, jobs=args.jobs,
                        mono=args.mono, bss=not args.no_bss)
-    print(f"{system} on {summary['songs']} {args.split} songs ({'mono' if args.mono else 'stereo'}):")
+    songs = f"{summary['songs']} {args.split} song" + ("" if summary["songs"] == 1 else "s")
+    print(f"{system} on {songs} ({'mono' if args.mono else 'stereo'}):")
     print(f"{'stem':<10}{'MDX SDR mean':>14}{'median':>9}{'BSS SDR':>9}")
     for stem, row in summary["table"].items():
         cells = [row["mdx_sdr_mean"], row["mdx_sdr_median"], row["SDR_median"]]

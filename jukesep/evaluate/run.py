@@ -9,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ..api import Separator
 from ..atomic import atomic_write_bytes
+from ..progress import Progress
 from ..data import find_tracks
 from ..data.tracks import Track
 from ..models.separator import STEMS
@@ -67,8 +67,11 @@ def evaluate(system: str, estimator: Estimator | Separator, data, out, split: st
         return result
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        results = list(tqdm(pool.map(run, tracks), total=len(tracks), desc=f"evaluate {system}", unit="song",
-                            disable=not progress or None))
+        with Progress(len(tracks), f"evaluate {system}", "song", enabled=progress) as bar:
+            results = []
+            for result in pool.map(run, tracks):
+                results.append(result)
+                bar.update(1)
     summary = summarize(results, settings, str(data))
     atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=1).encode())
     from .report import write_report
