@@ -33,9 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("model", help="model file or shipped model name")
     info.set_defaults(func=cmd_info)
 
-    imp = sub.add_parser("import-jukebox", help="convert an official Jukebox vqvae.pth.tar (level 0)")
-    imp.add_argument("source", type=Path)
-    imp.add_argument("out", type=Path)
+    imp = sub.add_parser("import-jukebox", help="convert an official Jukebox vqvae.pth.tar (level 0)",
+                         usage="jukesep import-jukebox (SOURCE | --download) OUT [--url URL] [--sha256 HEX]")
+    imp.add_argument("paths", nargs="+", type=Path, metavar="SOURCE OUT",
+                     help="the official file and the jukesep file to write (only OUT with --download)")
+    imp.add_argument("--download", action="store_true",
+                     help="fetch OpenAI's vqvae.pth.tar first (resumable; cached in $JUKESEP_CACHE or ~/.cache/jukesep)")
+    imp.add_argument("--url", default=None, help="download from here instead of OpenAI's address")
+    imp.add_argument("--sha256", help="refuse a download whose SHA-256 differs")
+    imp.add_argument("--cache", type=Path, help="cache folder for the download")
     imp.set_defaults(func=cmd_import)
 
     train_cli.register(sub)
@@ -74,11 +80,20 @@ def _print_tree(values: dict, indent: str = "") -> None:
 
 
 def cmd_import(args) -> int:
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    model = import_jukebox(args.source, args.out)
+    from . import download
+    if len(args.paths) != (1 if args.download else 2):
+        raise JukesepError("give SOURCE OUT, or --download OUT")
+    if (args.url or args.sha256 or args.cache) and not args.download:
+        raise JukesepError("--url, --sha256 and --cache go with --download")
+    out = args.paths[-1]
+    if args.download:
+        source = download.fetch(args.url or download.JUKEBOX_URL, args.cache, args.sha256)
+    else:
+        source = args.paths[0]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = import_jukebox(source, out)
     n = sum(p.numel() for p in model.parameters())
-    print(f"wrote {args.out}: Jukebox level-0 VQ-VAE, {n:,} parameters, codebook "
-          f"{tuple(model.quantizer.k.shape)}")
+    print(f"wrote {out}: Jukebox level-0 VQ-VAE, {n:,} parameters, codebook {tuple(model.quantizer.k.shape)}")
     return 0
 
 
