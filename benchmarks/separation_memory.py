@@ -3,7 +3,8 @@
     python benchmarks/separation_memory.py [--model PATH] [--device cpu|cuda] [--minutes 1 10] [--json out.json]
 
 Each length is written to a float wav first, then separated in a fresh process through
-`Separator.separate_file` (decoding included, as `jukesep separate` does); it reports peak RSS (and CUDA max allocated on a GPU) and the
+`Separator.separate_file` (decoding included, as `jukesep separate` does); it reports peak RSS
+(and CUDA max allocated on a GPU) and the
 separation speed. Without --model, a 4-stem separator of the default model's size with random
 weights is used (the cost is the same as trained weights).
 """

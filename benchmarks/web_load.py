@@ -12,7 +12,7 @@ reported (exit code 1). Only loopback servers are accepted. Bounded: at most 200
 seconds in all.
 
 --hostile uploads small files that declare (or, behind a lying header, decode to) far more audio than
-the default limits allow, made with ffmpeg: each must be refused, or accepted and then failed, with a
+the default limits allow, made with PyAV: each must be refused, or accepted and then failed, with a
 one-line reason. It reports the server's resident memory when idle and its peak meanwhile (Linux
 /proc: VmRSS, and VmHWM after resetting it through clear_refs), so the growth is measured.
 """
@@ -65,9 +65,19 @@ def song(index: int, seconds: float) -> tuple[bytes, np.ndarray]:
 
 
 def silence(path: Path, seconds: float, rate: int, layout: str) -> Path:
-    """A silent FLAC (in Matroska when `path` ends in .mka) made by ffmpeg: a few KB per minute."""
-    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i", f"anullsrc=r={rate}:cl={layout}",
-                    "-t", str(seconds), "-c:a", "flac", str(path)], check=True)
+    """A silent FLAC (in Matroska when `path` ends in .mka), encoded with PyAV: a few KB per minute."""
+    import av
+    block = 1 << 16
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("flac", rate=rate, layout=layout)
+        zeros = np.zeros((1, block * stream.codec_context.layout.nb_channels), np.int16)  # interleaved s16
+        for start in range(0, int(seconds * rate), block):
+            n = min(block, int(seconds * rate) - start)
+            frame = av.AudioFrame.from_ndarray(zeros[:, :n * stream.codec_context.layout.nb_channels],
+                                               format="s16", layout=layout)
+            frame.sample_rate, frame.pts = rate, start
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
     return path
 
 

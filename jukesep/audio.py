@@ -143,7 +143,6 @@ def _check_size(path: Path, info: AudioInfo, max_samples: int, decoded: int | No
 def _read_av(path: Path, start: int, frames: int | None, stream: int,
              max_samples: int | None = None) -> tuple[np.ndarray, int]:
     """Decode with PyAV, frame by frame, into one `np.ndarray[C x T]` float32."""
-    import av
     info = probe(path)
     if max_samples is not None:
         _check_size(path, info, max_samples, None)

@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("paths", nargs="+", type=Path, metavar="SOURCE OUT",
                      help="the official file and the jukesep file to write (only OUT with --download)")
     imp.add_argument("--download", action="store_true",
-                     help="fetch OpenAI's vqvae.pth.tar first (resumable; cached in $JUKESEP_CACHE or ~/.cache/jukesep)")
+                     help="fetch OpenAI's vqvae.pth.tar first (resumable; cached in $JUKESEP_CACHE "
+                          "or ~/.cache/jukesep)")
     imp.add_argument("--url", default=None, help="download from here instead of OpenAI's address")
     imp.add_argument("--sha256", help="refuse a download whose SHA-256 differs")
     imp.add_argument("--cache", type=Path, help="cache folder for the download")

@@ -90,8 +90,9 @@ def _copy(response, out, have: int, total: int | None, bar: Progress, url: str) 
             raise OSError("the connection closed early")
     except (OSError, http.client.HTTPException) as exc:
         out.flush()
-        raise DownloadError(f"{url}: the download stopped after {done / 2**20:.1f} MiB of "
-                            f"{'?' if total is None else f'{total / 2**20:.1f}'} ({getattr(exc, 'reason', exc) or type(exc).__name__}); "
+        of = "?" if total is None else f"{total / 2**20:.1f}"
+        reason = getattr(exc, "reason", exc) or type(exc).__name__
+        raise DownloadError(f"{url}: the download stopped after {done / 2**20:.1f} MiB of {of} ({reason}); "
                             "run the same command again to resume") from None
 
 
@@ -102,5 +103,6 @@ def check_sha256(path: Path, expected: str) -> None:
             digest.update(block)
     if digest.hexdigest() != expected.lower():
         path.unlink()
-        raise DownloadError(f"{path.name}: SHA-256 {digest.hexdigest()} does not match the expected {expected.lower()}; "
+        raise DownloadError(f"{path.name}: SHA-256 {digest.hexdigest()} does not match the expected "
+                            f"{expected.lower()}; "
                             "the file was deleted")

@@ -73,7 +73,8 @@ class Progress:
         if self.total and rate > 0 and self.n < self.total:
             left = f", {(self.total - self.n) / rate / 60:.1f} min left"
         extra = f", {self.postfix}" if self.postfix else ""
-        print(f"{self.desc}: {self.n}{of} {self.unit} ({_clock(elapsed)} elapsed, {rate:.3g} {self.unit}/s{left}{extra})",
+        speed = f"{rate:.3g} {self.unit}/s"
+        print(f"{self.desc}: {self.n}{of} {self.unit} ({_clock(elapsed)} elapsed, {speed}{left}{extra})",
               file=self.file, flush=True)
 
 

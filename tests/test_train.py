@@ -57,7 +57,8 @@ def test_losses_by_hand():
 def test_bandwidth_makes_the_stage1_loss_level_independent(corpus):
     x = torch.randn(4, 1, 4096)
     quiet, loud = Bandwidth.measure(0.01 * x), Bandwidth.measure(x)
-    assert quiet.l2 == pytest.approx(1e-4 * loud.l2, rel=1e-4) and quiet.spec == pytest.approx(0.01 * loud.spec, rel=1e-4)
+    assert quiet.l2 == pytest.approx(1e-4 * loud.l2, rel=1e-4)
+    assert quiet.spec == pytest.approx(0.01 * loud.spec, rel=1e-4)
     assert loud.l2 == pytest.approx(1.0, rel=0.05)
     task = AutoencoderTask(tiny(corpus, "unused"))
     bandwidth = task.calibrate([{"target": a} for a in 0.05 * x])

@@ -12,10 +12,10 @@ import numpy as np
 
 from ..api import Separator
 from ..atomic import atomic_write_bytes
-from ..progress import Progress
 from ..data import find_tracks
 from ..data.tracks import Track
 from ..models.separator import STEMS
+from ..progress import Progress
 from .baselines import Estimator
 from .metrics import bss_eval, mdx_sdr
 

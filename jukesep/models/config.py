@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from ..errors import CheckpointError
 
-
 LIMITS = {"width": 2048, "depth": 64, "down_t": 12, "stride_t": 16, "emb_width": 2048, "codebook_size": 65536,
           "dilation_growth_rate": 16, "input_channels": 8, "sample_rate": 768000}
 MAX_M_CONV = 16.0
