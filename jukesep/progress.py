@@ -3,12 +3,31 @@ script's log file) one plain line every `interval` seconds and, for work that la
 one at the end, so a log shows that the work moves and how fast."""
 from __future__ import annotations
 
+import math
+import os
 import sys
 import time
 
 from tqdm import tqdm
 
+from .errors import JukesepError
+
 LOG_INTERVAL = 30.0  # seconds between log lines when not on a terminal
+LOG_INTERVAL_VARIABLE = "JUKESEP_LOG_INTERVAL"
+
+
+def log_interval() -> float:
+    """Seconds between the progress lines written to a log file: $JUKESEP_LOG_INTERVAL or 30."""
+    text = os.environ.get(LOG_INTERVAL_VARIABLE, "").strip()
+    if not text:
+        return LOG_INTERVAL
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < math.inf:
+        raise JukesepError(f"${LOG_INTERVAL_VARIABLE} must be a number of seconds ≥ 0, not {text!r}")
+    return value
 
 
 def _on_terminal(file) -> bool:
@@ -20,10 +39,11 @@ class Progress:
     usable as a context manager."""
 
     def __init__(self, total: int | None, desc: str, unit: str = "it", initial: int = 0, position: int = 0,
-                 leave: bool = True, enabled: bool = True, interval: float = LOG_INTERVAL, file=None):
+                 leave: bool = True, enabled: bool = True, interval: float | None = None, file=None):
         self.file = file or sys.stderr
         self.desc, self.unit, self.total, self.n, self.initial = desc, unit, total, initial, initial
-        self.enabled, self.interval, self.postfix, self.logged = enabled, interval, "", None
+        self.enabled, self.postfix, self.logged = enabled, "", None
+        self.interval = log_interval() if interval is None else interval
         self.started = self.last = time.monotonic()
         self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, position=position, leave=leave,
                         file=self.file, dynamic_ncols=True) if enabled and _on_terminal(self.file) else None

@@ -197,3 +197,17 @@ def test_outputs_follow_the_umask(tmp_path, tiny_model_file, song):
 def test_unknown_model_lists_shipped_names(tmp_path, song):
     result = run_cli("separate", song, "-n", "htdemucs", "-o", tmp_path / "out")
     assert result.returncode == 1 and "shipped: default" in result.stderr
+
+
+def test_separate_logs_progress_when_not_on_a_terminal_and_reads_m4a_without_ffmpeg(tmp_path, tiny_model_file):
+    import os
+
+    from tests.test_audio import encode_with_pyav
+    song = tmp_path / "song.m4a"
+    encode_with_pyav(song, music(1.0), RATE, "aac")
+    env = dict(os.environ, JUKESEP_LOG_INTERVAL="0", PATH="/nonexistent")  # no ffmpeg can be found
+    result = subprocess.run([sys.executable, "-m", "jukesep", "separate", str(song), "--mp3", "-n",
+                             str(tiny_model_file), "-o", str(tmp_path / "out")], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "song.m4a: " in result.stderr and "chunk" in result.stderr  # periodic lines, not a silent wait
+    assert outputs(tmp_path / "out") == [f"tiny/song/{s}.mp3" for s in sorted(STEMS)]

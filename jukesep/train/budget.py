@@ -3,29 +3,11 @@ progress counts toward, and the line that says which limit stopped it and how to
 the main loop (`train.loop`) and the peer baselines (`evaluate.peers`)."""
 from __future__ import annotations
 
-import math
-import os
 import time
 
-from ..errors import JukesepError
-from ..progress import LOG_INTERVAL
+from ..progress import log_interval  # noqa: F401  (the loop and peers take it from here)
 
-LOG_INTERVAL_VARIABLE = "JUKESEP_LOG_INTERVAL"  # seconds between progress lines when output is not a terminal
 STEPS, MINUTES, INTERRUPTED = "steps", "minutes", "interrupted"
-
-
-def log_interval() -> float:
-    """Seconds between the progress lines written to a log file: $JUKESEP_LOG_INTERVAL or the default."""
-    text = os.environ.get(LOG_INTERVAL_VARIABLE, "").strip()
-    if not text:
-        return LOG_INTERVAL
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 <= value < math.inf:
-        raise JukesepError(f"${LOG_INTERVAL_VARIABLE} must be a number of seconds ≥ 0, not {text!r}")
-    return value
 
 
 class Budget:
