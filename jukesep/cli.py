@@ -103,7 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     if argv and argv[0] not in parser.commands and separate_cli.looks_like_input(argv[0]):
         argv = ["separate", *argv]
-    args = parser.parse_args(argv)
+    return run(parser.parse_args(argv))
+
+
+def run(args) -> int:
+    """Run a parsed command with jukesep's error handling: one line, no traceback, exit 1 (130 on Ctrl-C)."""
     try:
         return args.func(args)
     except JukesepError as exc:

@@ -125,11 +125,5 @@ def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point (`python -m jukesep.web serve ...`), with jukesep's error handling."""
     parser = argparse.ArgumentParser(prog="jukesep")
     register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except JukesepError as exc:
-        print(f"jukesep: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    from ..cli import run
+    return run(parser.parse_args(argv))
