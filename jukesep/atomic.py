@@ -54,6 +54,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
 
 
+def promote(part: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Rename a complete file written under its own temporary name (e.g. a resumable download's
+    `.part`, which must outlive a failed run) into place, atomically."""
+    os.replace(part, target)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to `path` atomically, flushed to disk before the rename."""
     with atomic_path(path) as tmp:

@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from .atomic import promote
 from .errors import JukesepError
 from .progress import Progress
 
@@ -46,7 +47,7 @@ def fetch(url: str = JUKEBOX_URL, folder: Path | None = None, sha256: str | None
     if not target.exists():
         part = target.with_name(target.name + ".part")
         _download(url, part, progress)
-        os.replace(part, target)
+        promote(part, target)
     if sha256 is not None:
         check_sha256(target, sha256)
     return target
