@@ -17,12 +17,13 @@ from . import chunking
 from .audio import check_audio, fit_length, read_audio, resample, to_float
 from .checkpoint import load_model
 from .errors import CheckpointError, InvalidAudioError, JukesepError, TooShortAudioError
+from .hardware import choose_precision
 from .models import SeparatorModel
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 DEFAULT_MODEL = "default"
 ProgressFn = Callable[[int, int], None]
-PRECISIONS = ("float32", "bfloat16")
+PRECISIONS = ("auto", "float32", "bfloat16")
 SEGMENT_RANGE = (0.01, 3600.0)  # seconds: tinier chunks would spend minutes recomputing context
 MAX_CONTEXT = 60.0  # seconds per side
 MAX_SHIFTS = 20
@@ -90,8 +91,8 @@ class Separator:
     context: seconds of input added on each side of a chunk (None = the model's full receptive
         field, which makes chunked output identical to whole-signal output);
     overlap: fraction of a segment cross-faded with the next one (useful when `context` is cut);
-    precision: "float32" or "bfloat16" (autocast; faster only on GPUs and CPUs with AVX512-BF16/AMX;
-        code choice stays float32);
+    precision: "auto" (bfloat16 where the hardware makes it fast: CUDA GPUs, CPUs with AVX512-BF16 or
+        AMX; float32 elsewhere), "float32" or "bfloat16" (autocast; code choice stays float32);
     sum_to_mixture: add an equal share of (mixture − Σ stems) to every stem so they sum back to
         the mixture; off by default because that residual is other stems' bleed and model error;
     shifts: average this many extra passes, each on the input delayed by a random 0–0.5 s (Demucs'
@@ -100,7 +101,7 @@ class Separator:
 
     def __init__(self, model: SeparatorModel, name: str = "custom", metadata: dict | None = None,
                  device: str | torch.device = "auto", segment: float = 10.0, context: float | None = None,
-                 overlap: float = 0.0, precision: str = "float32", sum_to_mixture: bool = False, shifts: int = 0):
+                 overlap: float = 0.0, precision: str = "auto", sum_to_mixture: bool = False, shifts: int = 0):
         _check_number("segment", segment, *SEGMENT_RANGE)
         if context is not None:
             _check_number("context", context, 0.0, MAX_CONTEXT)
@@ -110,7 +111,7 @@ class Separator:
         if precision not in PRECISIONS:
             raise JukesepError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.device = resolve_device(device)
-        self.precision = precision
+        self.precision = choose_precision(self.device, precision)
         self.model = model.to(self.device).eval()
         # The channels-last twin runs the same weights much faster on CPU and CUDA (models/fast.py).
         self.runner = self.model.fast() if self.device.type in ("cpu", "cuda") else self.model

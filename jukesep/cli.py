@@ -30,7 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     separate_cli.register(sub)
 
     info = sub.add_parser("info", help="describe a model file")
-    info.add_argument("model", help="model file or shipped model name")
+    info.add_argument("model", nargs="?", help="model file or shipped model name")
+    info.add_argument("--system", action="store_true",
+                      help="describe this machine: CPU, flags, threads, device and the precision auto picks")
+    info.add_argument("-d", "--device", default="auto", help="device for --system (default auto)")
     info.set_defaults(func=cmd_info)
 
     imp = sub.add_parser("import-jukebox", help="convert an official Jukebox vqvae.pth.tar (level 0)",
@@ -55,7 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_info(args) -> int:
-    from .api import model_path
+    from .api import model_path, resolve_device
+    if args.system:
+        from .hardware import describe
+        for key, value in describe(resolve_device(args.device)).items():
+            print(f"{key + ':':<18}{value}")
+        if args.model is None:
+            return 0
+    elif args.model is None:
+        raise JukesepError("give a model file or name, or --system")
     path = model_path(args.model)
     data = read_checkpoint(path)
     state = data["state"]

@@ -57,8 +57,9 @@ def register(sub) -> None:
     sep.add_argument("--overlap", type=float, default=0.0, help="fraction of a chunk cross-faded with the next")
     sep.add_argument("--shifts", type=int, default=0,
                      help=f"average N extra passes on randomly delayed input (0-{MAX_SHIFTS}; N times slower)")
-    sep.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
-                     help="bfloat16 is faster on GPUs and CPUs with AVX512-BF16/AMX (default float32)")
+    sep.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                     help="auto (default): bfloat16 on GPUs and CPUs with AVX512-BF16/AMX, where it is faster, "
+                          "else float32; `jukesep info --system` shows the choice")
     sep.add_argument("--sum-to-mixture", action="store_true",
                      help="share the residual among stems so they add up to the mixture")
     sep.add_argument("-j", "--jobs", type=int, default=1, help="songs separated in parallel")

@@ -72,3 +72,10 @@ def song(tmp_path):
     path = tmp_path / "song.wav"
     sf.write(path, music(1.5).T, RATE)
     return path
+
+
+@pytest.fixture(autouse=True)
+def float32_by_default(monkeypatch):
+    """In-process tests compare outputs to float32 references: "auto" precision stays float32 here
+    whatever the CPU (tests of the choice itself patch `cpu_flags`)."""
+    monkeypatch.setattr("jukesep.hardware.fast_bf16", lambda device: False)

@@ -211,3 +211,16 @@ def test_separate_logs_progress_when_not_on_a_terminal_and_reads_m4a_without_ffm
     assert result.returncode == 0, result.stderr
     assert "song.m4a: " in result.stderr and "chunk" in result.stderr  # periodic lines, not a silent wait
     assert outputs(tmp_path / "out") == [f"tiny/song/{s}.mp3" for s in sorted(STEMS)]
+
+
+def test_info_system_says_what_precision_auto_picks(capsys, monkeypatch):
+    from jukesep import hardware
+    assert main(["info", "--system", "-d", "cpu"]) == 0
+    text = capsys.readouterr().out
+    assert "precision (auto):" in text and "cpu flags:" in text
+    monkeypatch.undo()  # the real choice, not conftest's float32 default
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
+    import torch
+    assert hardware.choose_precision(torch.device("cpu")) == "bfloat16"
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2"}))
+    assert hardware.choose_precision(torch.device("cpu")) == "float32"

@@ -19,7 +19,8 @@ def register(sub) -> None:
     p.add_argument("--mono", action="store_true", help="score mono downmixes, as the paper did")
     p.add_argument("--no-bss", action="store_true", help="skip BSSEval v4 (museval is slow on long songs)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
+    p.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                   help="auto: bfloat16 where the hardware makes it faster, else float32")
     p.set_defaults(func=cmd_evaluate)
 
 

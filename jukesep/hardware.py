@@ -1,0 +1,60 @@
+"""What the machine can do, for choices made by measurement rather than by guess: the CPU's model
+and flags, whether bfloat16 is fast here, and a summary for `jukesep info --system`."""
+from __future__ import annotations
+
+import os
+import platform
+from functools import lru_cache
+
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # without one of these, bf16 on CPU is emulated (slower)
+
+
+def _cpuinfo_field(name: str) -> str | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(name):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+@lru_cache(maxsize=1)
+def cpu_model() -> str:
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    return frozenset((_cpuinfo_field("flags") or "").split())
+
+
+def fast_bf16(device) -> bool:
+    """bfloat16 pays off on CUDA GPUs that support it and CPUs with AVX512-BF16 or AMX; on
+    others (e.g. AVX2 only) autocast emulates it and is many times slower than float32."""
+    import torch
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return any(flag in cpu_flags() for flag in BF16_CPU_FLAGS)
+    return False
+
+
+def choose_precision(device, requested: str = "auto") -> str:
+    """"auto" → "bfloat16" where it is fast (`fast_bf16`), else "float32"; others as given."""
+    if requested != "auto":
+        return requested
+    return "bfloat16" if fast_bf16(device) else "float32"
+
+
+def describe(device) -> dict:
+    """The facts `jukesep info --system` prints."""
+    import torch
+    flags = sorted(f for f in cpu_flags() if f.startswith(("avx", "amx", "fma", "sse4")))
+    out = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch threads": torch.get_num_threads(),
+           "cpu flags": " ".join(flags) or "unknown", "torch": torch.__version__, "device": str(device),
+           "precision (auto)": choose_precision(device)}
+    if device.type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(device)
+    return out
