@@ -62,6 +62,7 @@ from jukesep.audio import write_audio
 from jukesep.errors import JukesepError
 from jukesep.evaluate.peers import INSTALL as PEER_INSTALL
 from jukesep.evaluate.peers import import_demucs, import_openunmix
+from jukesep.hardware import cpu_flags, cpu_model
 from jukesep.models import SeparatorModel, VQVAEConfig
 
 RATE = 44100
@@ -248,28 +249,6 @@ def version(package: str) -> str:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def load_average() -> list[float] | None:
