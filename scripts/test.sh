@@ -12,7 +12,8 @@ APT=(fluidsynth fluid-soundfont-gm musescore-general-soundfont-small avldrums.lv
 python3 -c "import ensurepip" 2>/dev/null || APT+=(python3-venv)
 missing=()
 for package in "${APT[@]}"; do
-  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+  # (dpkg -s also succeeds for a removed package whose config files remain)
+  [ "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null)" = "install ok installed" ] || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo"; else
