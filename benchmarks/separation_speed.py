@@ -68,7 +68,7 @@ from jukesep.models import SeparatorModel, VQVAEConfig
 RATE = 44100
 STEMS = ("vocals", "drums", "bass", "other")
 WARMUP_SECONDS = 1.0
-SYSTEMS = ("jukesep", "jukesep-bf16", "jukesep-w32", "jukesep-w16", "jukesep-small", "jukesep-small-bf16",
+SYSTEMS = ("jukesep-default", "jukesep", "jukesep-bf16", "jukesep-w32", "jukesep-w16", "jukesep-small", "jukesep-small-bf16",
            "openunmix", "htdemucs")
 
 SeparateFn = Callable[[np.ndarray, str], dict]
@@ -223,7 +223,18 @@ def htdemucs_system(device: torch.device) -> System:
                         f"overlap {overlap}")
 
 
+def default_system(key: str, device: torch.device) -> System:
+    """The shipped default model, as `jukesep separate` runs it (precision auto, batch auto)."""
+    separator = Separator.from_pretrained(device=device)
+    return System(key, f"jukesep default ({separator.precision})", n_params(separator.model),
+                  lambda audio, path: separator.separate_file(path).stems,
+                  notes=f"shipped model, precision {separator.precision}, "
+                        f"batch {separator.batch or 'auto'}")
+
+
 def build(key: str, device: torch.device) -> System:
+    if key == "jukesep-default":
+        return default_system(key, device)
     if key == "jukesep":
         return jukesep_system(key, device)
     if key == "jukesep-bf16":

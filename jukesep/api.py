@@ -26,7 +26,9 @@ ProgressFn = Callable[[int, int], None]
 PRECISIONS = ("auto", "float32", "bfloat16")
 SEGMENT_RANGE = (0.01, 3600.0)  # seconds: tinier chunks would spend minutes recomputing context
 MAX_CONTEXT = 60.0  # seconds per side
+CPU_SEGMENT, GPU_SEGMENT = 2.0, 30.0  # seconds (see default_segment)
 MAX_SHIFTS = 20
+GPU_BATCH_SECONDS = 1200.0  # mono audio per model call on a GPU (activations ~ 1 GB per minute at width 64)
 MAX_SHIFT_SECONDS = 0.5
 
 
@@ -72,6 +74,15 @@ def model_name(path: Path, metadata: dict) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name)).strip("._") or path.stem
 
 
+def default_segment(model: SeparatorModel, device: torch.device) -> float:
+    """Seconds per chunk, from measured speed curves (benchmarks/segment_curve.py, docs/RESULTS.md):
+    on CPU short chunks stay in cache (2 s ran 1.4x faster than 10 s for the default model), on a GPU
+    long ones mean fewer launches (30 s: 1.3x faster than 10 s); and never under four times the
+    model's one-sided context, which each chunk recomputes."""
+    floor = 4 * model.context_samples() / model.sample_rate
+    return max(GPU_SEGMENT if device.type == "cuda" else CPU_SEGMENT, floor)
+
+
 class Separation(NamedTuple):
     """What `Separator.separate_file` returns."""
     stems: dict[str, np.ndarray]  # name → `np.ndarray[C x T]` at `rate`, the mixture's shape
@@ -87,7 +98,8 @@ def _check_number(name: str, value: float, low: float, high: float) -> None:
 class Separator:
     """Separates audio into stems with a `SeparatorModel`.
 
-    segment: seconds of output per chunk (memory grows with it, not with the song);
+    segment: seconds of output per chunk (memory grows with it, not with the song); None picks the
+        measured best for the device (`default_segment`);
     context: seconds of input added on each side of a chunk (None = the model's full receptive
         field, which makes chunked output identical to whole-signal output);
     overlap: fraction of a segment cross-faded with the next one (useful when `context` is cut);
@@ -96,12 +108,17 @@ class Separator:
     sum_to_mixture: add an equal share of (mixture − Σ stems) to every stem so they sum back to
         the mixture; off by default because that residual is other stems' bleed and model error;
     shifts: average this many extra passes, each on the input delayed by a random 0–0.5 s (Demucs'
-        test-time augmentation; each costs one more separation; 0 = one plain pass).
+        test-time augmentation; each costs one more separation; 0 = one plain pass);
+    batch: chunks per model call (None: 1 on CPU, as many as fit a budget on a GPU).
     """
 
     def __init__(self, model: SeparatorModel, name: str = "custom", metadata: dict | None = None,
-                 device: str | torch.device = "auto", segment: float = 10.0, context: float | None = None,
-                 overlap: float = 0.0, precision: str = "auto", sum_to_mixture: bool = False, shifts: int = 0):
+                 device: str | torch.device = "auto", segment: float | None = None, context: float | None = None,
+                 overlap: float = 0.0, precision: str = "auto", sum_to_mixture: bool = False, shifts: int = 0,
+                 batch: int | None = None):
+        self.device = resolve_device(device)
+        if segment is None:
+            segment = default_segment(model, self.device)
         _check_number("segment", segment, *SEGMENT_RANGE)
         if context is not None:
             _check_number("context", context, 0.0, MAX_CONTEXT)
@@ -110,7 +127,6 @@ class Separator:
             raise JukesepError(f"shifts must be an integer from 0 to {MAX_SHIFTS}, got {shifts!r}")
         if precision not in PRECISIONS:
             raise JukesepError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        self.device = resolve_device(device)
         self.precision = choose_precision(self.device, precision)
         self.model = model.to(self.device).eval()
         # The channels-last twin runs the same weights much faster on CPU and CUDA (models/fast.py).
@@ -118,6 +134,9 @@ class Separator:
         self.name, self.metadata = name, dict(metadata or {})
         self.segment, self.context, self.overlap = segment, context, overlap
         self.sum_to_mixture, self.shifts = sum_to_mixture, shifts
+        if batch is not None and (not isinstance(batch, int) or batch < 1):
+            raise JukesepError(f"batch must be a positive integer or None, got {batch!r}")
+        self.batch = batch
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike = DEFAULT_MODEL, **options) -> "Separator":
@@ -241,14 +260,34 @@ class Separator:
         chunks = chunking.plan_chunks(padded.shape[1], segment, context, int(self.overlap * segment), hop)
         model = self.runner.select(stems)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
+        # On a GPU the song and its stems stay on the device (one transfer each way, pinned).
+        where = self.device if self.device.type == "cuda" else torch.device("cpu")
+        if where.type == "cuda":
+            padded = padded.pin_memory().to(where, non_blocking=True)
 
-        def process(window: torch.Tensor) -> torch.Tensor:
+        def process(windows: torch.Tensor) -> torch.Tensor:
             with autocast:
-                return model(window.to(self.device)[None])[0].float().cpu()
+                return model(windows.to(self.device)).float().to(where)
 
-        out = torch.zeros(len(stems), *padded.shape)
-        chunking.overlap_add(padded, chunks, process, out, progress)
-        return out[..., :length]
+        out = torch.zeros(len(stems), *padded.shape, device=where)
+        chunking.overlap_add(padded, chunks, process, out, progress, self.batch_for(segment + 2 * context,
+                                                                                    padded.shape[0]))
+        out = out[..., :length].contiguous()
+        if where.type != "cuda":
+            return out
+        host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)  # a pinned copy back is faster
+        host.copy_(out, non_blocking=True)
+        torch.cuda.synchronize(where)
+        return host
+
+    def batch_for(self, window: int, channels: int) -> int:
+        """Chunks per model call: `batch` when set; else 1 on CPU (measured: no faster batched, and
+        memory grows) and, on a GPU, as many as `GPU_BATCH_SECONDS` of mono audio allow."""
+        if self.batch is not None:
+            return self.batch
+        if self.device.type != "cuda":
+            return 1
+        return max(1, int(GPU_BATCH_SECONDS * self.sample_rate) // (window * channels))
 
     def _refine(self, mixture: np.ndarray, stems: dict[str, np.ndarray], two_stems: str | None) -> dict:
         if two_stems is not None:

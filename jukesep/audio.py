@@ -225,9 +225,10 @@ def check_audio(audio: np.ndarray, rate: int, name: str = "audio") -> None:
                                 "(is the array transposed? expected [channels x samples])")
     if not 1000 <= rate <= 768000:
         raise InvalidAudioError(f"{name}: implausible sample rate {rate} Hz")
-    if not np.isfinite(audio).all():
+    peak = max(float(audio.max()), -float(audio.min()))  # NaN and ±inf propagate; no temporary array
+    if not np.isfinite(peak):
         raise InvalidAudioError(f"{name}: contains NaN or infinite samples")
-    if float(np.abs(audio).max()) < SILENCE_PEAK:
+    if peak < SILENCE_PEAK:
         raise SilentAudioError(f"{name}: is silent (peak below -120 dBFS); there is nothing to separate")
 
 

@@ -56,26 +56,47 @@ def fade_weights(chunk: Chunk, dtype=torch.float32) -> torch.Tensor:
     return w
 
 
-def overlap_add(signal: torch.Tensor, chunks: list[Chunk], process: Callable[[torch.Tensor], torch.Tensor],
-                out: torch.Tensor, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
-    """Run `process` on every chunk's window and cross-fade its results into `out`.
+def batches(chunks: list[Chunk], size: int) -> list[list[Chunk]]:
+    """Consecutive chunks in groups of at most `size` whose windows have the same length (so they
+    stack into one batch; the edge chunks, clipped at the signal's ends, go alone)."""
+    groups: list[list[Chunk]] = []
+    for chunk in chunks:
+        last = groups[-1] if groups else None
+        width = chunk.window_stop - chunk.window_start
+        if last and len(last) < size and last[0].window_stop - last[0].window_start == width:
+            last.append(chunk)
+        else:
+            groups.append([chunk])
+    return groups
 
-    signal: `Tensor[C x T]`; process: window `Tensor[C x W]` → `Tensor[... x C x W]`;
-    out: `Tensor[... x C x T]` of zeros, filled in place and returned.
-    `progress(done, total)` is called once before the first chunk (0 done) and after every chunk.
+
+def overlap_add(signal: torch.Tensor, chunks: list[Chunk], process: Callable[[torch.Tensor], torch.Tensor],
+                out: torch.Tensor, progress: Callable[[int, int], None] | None = None,
+                batch: int = 1) -> torch.Tensor:
+    """Run `process` on the chunks' windows, up to `batch` at a time, and cross-fade the results into `out`.
+
+    signal: `Tensor[C x T]`; process: windows `Tensor[N x C x W]` → `Tensor[N x ... x C x W]`;
+    out: `Tensor[... x C x T]` of zeros (on any device), filled in place and returned.
+    `progress(done, total)` is called once before the first chunk (0 done) and after every batch.
     """
     if signal.dim() != 2 or out.shape[-2:] != signal.shape:
         raise ShapeError(f"expected signal [C x T] and out [... x C x T], got {tuple(signal.shape)} "
                          f"and {tuple(out.shape)}")
     if progress is not None:
         progress(0, len(chunks))
-    for done, chunk in enumerate(chunks, 1):
-        window = signal[:, chunk.window_start:chunk.window_stop]
-        estimate = process(window)
-        if estimate.shape[-2:] != window.shape:
-            raise ShapeError(f"process returned {tuple(estimate.shape)} for a window of {tuple(window.shape)}")
-        lo, hi = chunk.start - chunk.window_start, chunk.stop - chunk.window_start
-        out[..., chunk.start:chunk.stop] += estimate[..., lo:hi].to(out) * fade_weights(chunk).to(out.device)
+    done, weights = 0, {}
+    for group in batches(chunks, max(1, batch)):
+        windows = torch.stack([signal[:, c.window_start:c.window_stop] for c in group])
+        estimates = process(windows)
+        if estimates.shape[0] != len(group) or estimates.shape[-2:] != windows.shape[-2:]:
+            raise ShapeError(f"process returned {tuple(estimates.shape)} for windows of {tuple(windows.shape)}")
+        for chunk, estimate in zip(group, estimates):
+            lo, hi = chunk.start - chunk.window_start, chunk.stop - chunk.window_start
+            key = (chunk.stop - chunk.start, chunk.fade_in, chunk.fade_out)
+            if key not in weights:  # a handful of distinct ramps per song: make each once, on out's device
+                weights[key] = fade_weights(chunk).to(out.device)
+            out[..., chunk.start:chunk.stop] += estimate[..., lo:hi].to(out) * weights[key]
+        done += len(group)
         if progress is not None:
             progress(done, len(chunks))
     return out

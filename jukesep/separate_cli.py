@@ -51,7 +51,9 @@ def register(sub) -> None:
                      help="values beyond full scale: rescale all of a song's stems by one gain (default), "
                           "clamp, or none (float wav only)")
     sep.add_argument("-d", "--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    sep.add_argument("--segment", type=float, default=10.0, help="seconds per chunk (memory use grows with it)")
+    sep.add_argument("--segment", type=float, default=None,
+                     help="seconds per chunk (default: the measured best for the device: 2 on CPU, 30 on GPU, at "
+                          "least 4x the model's context); memory grows with it, not with the song")
     sep.add_argument("--context", type=float, default=None,
                      help="seconds of context per chunk side (default: the model's receptive field)")
     sep.add_argument("--overlap", type=float, default=0.0, help="fraction of a chunk cross-faded with the next")

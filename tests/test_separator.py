@@ -120,6 +120,19 @@ def test_cuda_matches_cpu():
     np.testing.assert_allclose(gpu["vocals"], cpu, atol=1e-3)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.gpu
+def test_cuda_batches_chunks_and_matches_cpu():
+    model = random_separator(("vocals", "bass"), tiny_config(depth=3))
+    audio = music(3.0)
+    gpu = Separator(model, device="cuda", segment=0.1)
+    assert gpu.batch_for(int(0.3 * RATE), 2) > 8  # many chunks per model call
+    cpu = Separator(random_separator(("vocals", "bass"), tiny_config(depth=3)), device="cpu", segment=0.1)
+    out, ref = gpu.separate(audio, RATE), cpu.separate(audio, RATE)
+    for stem in ref:
+        np.testing.assert_allclose(out[stem], ref[stem], atol=1e-3)
+
+
 MEMORY_SCRIPT = textwrap.dedent("""
     import resource, sys
     import numpy as np, torch
@@ -217,3 +230,15 @@ def test_bad_audio_raises_typed_errors(audio, error):
 def test_bad_numbers_are_refused_up_front(option, value):
     with pytest.raises(JukesepError, match=option):
         Separator(random_separator(("vocals",)), device="cpu", **{option: value})
+
+
+@pytest.mark.parametrize("batch", [2, 7])
+def test_batched_chunks_give_the_same_stems(batch):
+    model = random_separator(("vocals", "bass"), tiny_config(depth=3))
+    audio = music(1.0)
+    one = Separator(model, device="cpu", segment=0.05).separate(audio, RATE)
+    many = Separator(model, device="cpu", segment=0.05, batch=batch).separate(audio, RATE)
+    for stem in one:
+        np.testing.assert_allclose(many[stem], one[stem], atol=1e-6)
+    with pytest.raises(JukesepError, match="batch"):
+        Separator(model, device="cpu", batch=0)

@@ -16,7 +16,10 @@ from .. import distrib
 from ..errors import ShapeError
 from .config import VQVAEConfig
 
-_ROWS_PER_BLOCK = 8192  # bounds the [rows x codebook] distance matrix during quantisation
+# Distances are computed in blocks of rows, so the [rows x codebook] matrix stays bounded: about
+# 64 MB on CPU (cache-friendly) and 256 MB on a GPU (fewer, larger launches).
+_BLOCK_ELEMENTS = {"cuda": 1 << 26}
+_DEFAULT_BLOCK_ELEMENTS = 1 << 24
 
 
 class Quantized(NamedTuple):
@@ -52,9 +55,10 @@ class BottleneckBlock(nn.Module):
         x, k = x.float(), self.k.float()
         k_norm = (k * k).sum(-1)
         out = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
+        block = max(1, _BLOCK_ELEMENTS.get(x.device.type, _DEFAULT_BLOCK_ELEMENTS) // k.shape[0])
         with torch.autocast(x.device.type, enabled=False):
-            for start in range(0, x.shape[0], _ROWS_PER_BLOCK):
-                rows = x[start:start + _ROWS_PER_BLOCK]
+            for start in range(0, x.shape[0], block):
+                rows = x[start:start + block]
                 # ||x - k||^2 minus the constant ||x||^2
                 out[start:start + rows.shape[0]] = torch.addmm(k_norm, rows, k.t(), alpha=-2.0).argmin(-1)
         return out
