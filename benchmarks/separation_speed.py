@@ -332,33 +332,32 @@ def main() -> None:
 
     done: list[System] = []
     skipped: dict[str, str] = {}
-    for key in args.systems:
+    for key in args.systems:  # build and warm up every system first ...
         try:
             system = build(key, device)
             check_output(system, warmup, system.separate(warmup, warmup_file))
-            for _ in range(args.repeat):
-                sync(device)
-                busy, own, start = busy_cpu_seconds(), time.process_time(), time.perf_counter()
-                out = system.separate(audio, audio_file)
-                sync(device)
-                wall = time.perf_counter() - start
-                system.times.append(wall)
-                if busy is not None:  # contention check: CPU time of other processes meanwhile
-                    system.others.append(max(0.0, busy_cpu_seconds() - busy - (time.process_time() - own)) / wall)
-                check_output(system, audio, out)
-                del out
+            done.append(system)
         except PeerMissing as exc:
             skipped[key] = str(exc)
             hint = "" if PEER_INSTALL in str(exc) else f"; install with: {PEER_INSTALL}"
             print(f"skipped {key}: {exc}{hint}", flush=True)
-            continue
         except Exception as exc:  # e.g. bf16 autocast unsupported here: report, keep going
             skipped[key] = f"failed: {type(exc).__name__}: {exc}"
             print(f"skipped {key}: failed with {type(exc).__name__}: {exc}", flush=True)
-            continue
-        seconds = statistics.median(system.times)
-        print(f"  {system.label}: {seconds:.1f} s ({args.seconds / seconds:.3f}x real time)", flush=True)
-        done.append(system)
+    for round_ in range(args.repeat):  # ... then time them in interleaved rounds: noise hits all alike
+        for system in done:
+            sync(device)
+            busy, own, start = busy_cpu_seconds(), time.process_time(), time.perf_counter()
+            out = system.separate(audio, audio_file)
+            sync(device)
+            wall = time.perf_counter() - start
+            system.times.append(wall)
+            if busy is not None:  # contention check: CPU time of other processes meanwhile
+                system.others.append(max(0.0, busy_cpu_seconds() - busy - (time.process_time() - own)) / wall)
+            check_output(system, audio, out)
+            del out
+            print(f"  round {round_ + 1}: {system.label}: {wall:.1f} s ({args.seconds / wall:.3f}x real time)",
+                  flush=True)
     load_end = load_average()
     contended = [s.label for s in done if s.others and max(s.others) > 0.2]
 

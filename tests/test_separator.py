@@ -71,7 +71,8 @@ def test_stem_subset_progress_and_sum_to_mixture():
     calls = []
     out = sep.separate(music(1.0), RATE, stems=["bass"], progress=lambda d, t: calls.append((d, t)))
     assert list(out) == ["bass"] and calls[0] == (0, calls[0][1])  # the model starts: 0 done
-    assert calls[-1][0] == calls[-1][1] == len(calls) - 1 >= 5
+    done = [d for d, _ in calls]
+    assert done == sorted(set(done)) and calls[-1][0] == calls[-1][1] >= 5 and len(calls) >= 3
     summing = Separator(random_separator(), device="cpu", sum_to_mixture=True)
     audio = music(0.5)
     out = summing.separate(audio, RATE)

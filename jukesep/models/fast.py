@@ -35,27 +35,40 @@ def _replace_convs(module: nn.Module) -> None:
 
 
 def convs_to_2d(module: nn.Module) -> nn.Module:
-    """A copy of `module` (copied once) with every Conv1d / ConvTranspose1d replaced by its 1×k 2-D twin."""
+    """A copy of `module` (copied once) with every Conv1d / ConvTranspose1d replaced by its 1×k 2-D
+    twin, and every ReLU that follows a convolution made in-place (inference only: no autograd)."""
     module = copy.deepcopy(module)
     _replace_convs(module)
+    for block in module.modules():
+        if isinstance(block, nn.Sequential):
+            for before, after in zip(block, list(block)[1:]):
+                if isinstance(after, nn.ReLU) and isinstance(before, (nn.Conv2d, nn.ConvTranspose2d)):
+                    after.inplace = True  # the conv's output is used by nothing else
     return module.to(memory_format=torch.channels_last)
 
 
 class FastStem(nn.Module):
-    """Inference-only twin of a `StemModel`: `Tensor[B x 1 x T]` → `Tensor[B x 1 x T]`."""
+    """Inference-only twin of a `StemModel`: `Tensor[B x 1 x T]` → `Tensor[B x 1 x T]`.
 
-    def __init__(self, stem: nn.Module):
+    With `dtype=torch.bfloat16` the encoder and decoder hold bfloat16 weights (cast once, not at
+    every call as autocast does) while the codebook and its search stay float32; the output has
+    the input's dtype."""
+
+    def __init__(self, stem: nn.Module, dtype: torch.dtype | None = None):
         super().__init__()
         self.cfg = stem.cfg
-        self.encoder = convs_to_2d(stem.encoder.level_blocks[0])
-        self.decoder = convs_to_2d(nn.Sequential(stem.decoder.level_blocks[0], stem.decoder.out))
+        self.encoder = convs_to_2d(stem.encoder.level_blocks[0]).to(dtype=dtype)
+        self.decoder = convs_to_2d(nn.Sequential(stem.decoder.level_blocks[0], stem.decoder.out)).to(dtype=dtype)
         self.quantizer = stem.quantizer
+        self.dtype = dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[1] != 1 or x.shape[-1] % self.cfg.hop_length != 0:
             raise ShapeError(f"expected mono audio [B x 1 x T] with T a multiple of {self.cfg.hop_length}, "
                              f"got {tuple(x.shape)}")
-        h = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # [B x 1 x 1 x T]
+        # [B x 1 x 1 x T]
+        h = x.to(self.dtype or x.dtype).unsqueeze(2).contiguous(memory_format=torch.channels_last)
         z = self.encoder(h).squeeze(2)  # [B x W x F]
         z_q = self.quantizer.dequantize(self.quantizer.quantize(z)).to(z.dtype)
-        return self.decoder(z_q.unsqueeze(2).contiguous(memory_format=torch.channels_last)).squeeze(2)
+        y = self.decoder(z_q.unsqueeze(2).contiguous(memory_format=torch.channels_last)).squeeze(2)
+        return y.to(x.dtype)

@@ -88,11 +88,13 @@ class SeparatorModel(nn.Module):
                              f"(it has {', '.join(self.stems)})")
         return SeparatorModel.from_stems({n: self.stems[n] for n in names})
 
-    def fast(self) -> "SeparatorModel":
+    def fast(self, dtype: torch.dtype | None = None) -> "SeparatorModel":
         """The inference form: every stem as its channels-last 2-D twin (same weights, faster on CPU
-        and CUDA). For inference only; its state dict is not a checkpoint's."""
-        return SeparatorModel.from_stems({n: s if isinstance(s, FastStem) else FastStem(s)
-                                          for n, s in self.stems.items()}).eval()
+        and CUDA), its convolutions in `dtype` when given (e.g. bfloat16; the code search stays
+        float32). For inference only; its state dict is not a checkpoint's."""
+        if any(isinstance(s, FastStem) for s in self.stems.values()):
+            raise JukesepError("this separator is already in its fast form")
+        return SeparatorModel.from_stems({n: FastStem(s, dtype) for n, s in self.stems.items()}).eval()
 
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
         """`Tensor[B x C x T]` mixture (T a multiple of `hop_length()`) → `Tensor[B x S x C x T]` stems,
