@@ -315,32 +315,61 @@ def _to_int(audio: np.ndarray, bits: int) -> np.ndarray:
     return ints << 8  # soundfile reads int32 as left-justified 32-bit PCM; PCM_24 keeps the top 24
 
 
+class AudioWriter:
+    """Writes one audio file block by block (`write` takes `np.ndarray[C x n]` float32, already
+    clip-prepared): wav/flac through soundfile, mp3 through PyAV's encoder (resampled with a soxr
+    stream when the rate is not one mp3 holds). Integers are made here, so nothing wraps around."""
+
+    def __init__(self, path: Path, rate: int, channels: int, fmt: str, bits: int = 16, bitrate: int = 320):
+        self.fmt, self.bits = fmt, bits
+        if fmt != "mp3":
+            subtype = "FLOAT" if bits == 32 else f"PCM_{bits}"
+            self.file = sf.SoundFile(str(path), "w", rate, channels, subtype, format=fmt.upper())
+            return
+        import av
+        import soxr
+        out_rate = rate if rate in MP3_RATES else min(MP3_RATES, key=lambda r: (abs(r - rate), -r))
+        self.resampler = soxr.ResampleStream(rate, out_rate, channels, dtype="float32", quality="HQ") \
+            if out_rate != rate else None
+        self.layout, self.rate, self.pts, self.flushed = "mono" if channels == 1 else "stereo", out_rate, 0, False
+        self.container = av.open(str(path), "w", format="mp3")
+        self.stream = self.container.add_stream("libmp3lame", rate=out_rate, layout=self.layout)
+        self.stream.bit_rate = bitrate * 1000
+
+    def write(self, block: np.ndarray, last: bool = False) -> None:
+        if self.fmt != "mp3":
+            self.file.write(block.T if self.bits == 32 else _to_int(block, self.bits).T)
+            return
+        if self.resampler is not None:
+            block = self.resampler.resample_chunk(np.ascontiguousarray(block.T), last=last).T
+            self.flushed = last
+        for begin in range(0, block.shape[1], MP3_BLOCK):
+            self._encode(np.ascontiguousarray(block[:, begin:begin + MP3_BLOCK], dtype=np.float32))
+
+    def _encode(self, block: np.ndarray) -> None:
+        import av
+        frame = av.AudioFrame.from_ndarray(block, format="fltp", layout=self.layout)
+        frame.sample_rate, frame.pts = self.rate, self.pts
+        self.pts += block.shape[1]
+        self.container.mux(self.stream.encode(frame))
+
+    def close(self) -> None:
+        if self.fmt != "mp3":
+            self.file.close()
+            return
+        if self.resampler is not None and not self.flushed:  # the resampler's tail
+            self.write(np.zeros((1 if self.layout == "mono" else 2, 0), np.float32), last=True)
+        self.container.mux(self.stream.encode(None))
+        self.container.close()
+
+
 def _write_file(path: Path, audio: np.ndarray, rate: int, fmt: str, bits: int, clip: str, gain: float,
                 bitrate: int) -> None:
-    audio = prepare_for_pcm(np.asarray(audio, dtype=np.float32), clip, gain)
-    if fmt == "mp3":
-        _write_mp3(path, audio, rate, bitrate)
-    elif fmt == "wav" and bits == 32:
-        sf.write(str(path), audio.T, rate, format="WAV", subtype="FLOAT")
-    else:
-        sf.write(str(path), _to_int(audio, bits).T, rate, format=fmt.upper(), subtype=f"PCM_{bits}")
-
-
-def _write_mp3(path: Path, audio: np.ndarray, rate: int, bitrate: int) -> None:
-    import av
-    # MP3 knows only rates up to 48 kHz: anything else is resampled (soxr) to the nearest it holds.
-    out_rate = rate if rate in MP3_RATES else min(MP3_RATES, key=lambda r: (abs(r - rate), -r))
-    audio = np.ascontiguousarray(resample(audio, rate, out_rate), dtype=np.float32)
-    layout = "mono" if audio.shape[0] == 1 else "stereo"
-    with av.open(str(path), "w", format="mp3") as container:
-        stream = container.add_stream("libmp3lame", rate=out_rate, layout=layout)
-        stream.bit_rate = bitrate * 1000
-        for begin in range(0, audio.shape[1], MP3_BLOCK):
-            frame = av.AudioFrame.from_ndarray(audio[:, begin:begin + MP3_BLOCK], format="fltp", layout=layout)
-            frame.sample_rate = out_rate
-            frame.pts = begin
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+    writer = AudioWriter(path, rate, audio.shape[0], fmt, bits, bitrate)
+    try:
+        writer.write(prepare_for_pcm(np.asarray(audio, dtype=np.float32), clip, gain), last=True)
+    finally:
+        writer.close()
 
 
 def write_stems(paths_audio: dict[Path, np.ndarray], rate: int, fmt: str = "wav", bits: int = 16,
