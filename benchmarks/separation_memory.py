@@ -3,7 +3,7 @@
     python benchmarks/separation_memory.py [--model PATH] [--device cpu|cuda] [--minutes 1 10] [--json out.json]
 
 Each length is written to a float wav first, then separated in a fresh process through
-`Separator.separate_file` (decoding included, as `jukesep separate` does); it reports peak RSS
+`Separator.separate_file_to` (decoding and writing included, as `jukesep separate` does); it reports peak RSS
 (and CUDA max allocated on a GPU) and the
 separation speed. Without --model, a 4-stem separator of the default model's size with random
 weights is used (the cost is the same as trained weights).
@@ -38,7 +38,9 @@ else:
     sep = Separator(model, device=device)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
-out = sep.separate_file(song).stems
+import tempfile, pathlib
+folder = pathlib.Path(tempfile.mkdtemp())
+out = sep.separate_file_to(song, {s: folder / f"{s}.wav" for s in sep.stems}).peaks
 seconds = time.perf_counter() - start
 cuda = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
 print(json.dumps({"minutes": minutes, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

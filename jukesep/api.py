@@ -201,6 +201,18 @@ class Separator:
         self.check(audio, rate, str(path))
         return Separation(self._separate(audio, rate, stems, two_stems, progress), rate, audio)
 
+    def separate_file_to(self, path, targets: dict, fmt: str = "wav", bits: int = 16, clip: str = "rescale",
+                         bitrate: int = 320, stems: list[str] | None = None, two_stems: str | None = None,
+                         progress: ProgressFn | None = None, max_samples: int | None = None):
+        """Separate `path` straight into files, block by block: memory stays flat in the song's
+        length, and the output equals `separate_file`'s. `targets`: {name: file} for the names
+        `separate_file` would return (and "mixture" for a copy of the input); all are written
+        together or not at all. `progress(done, total)` counts seconds of audio. Returns
+        `streaming.Written` (rate, frames, the clip gain, peaks)."""
+        from .streaming import separate_to_files
+        return separate_to_files(self, path, {name: Path(p) for name, p in targets.items()}, fmt, bits, clip,
+                                 bitrate, stems, two_stems, progress, max_samples)
+
     def separate(self, audio, sample_rate: int, stems: list[str] | None = None, two_stems: str | None = None,
                  progress: ProgressFn | None = None) -> dict:
         """Separate `audio` (`[C x T]` or `[T]`, numpy or torch, any rate and channel count; integer

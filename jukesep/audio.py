@@ -172,7 +172,7 @@ def _read_av(path: Path, start: int, frames: int | None, stream: int,
     channels = info.channels
     audio = np.concatenate(pieces, axis=1) if pieces else np.zeros((channels, 0), np.float32)
     if frames is None and not start:
-        _check_complete(path, audio.shape[1], info)
+        check_complete(path, audio.shape[1], info)
     return np.ascontiguousarray(audio, dtype=np.float32), info.rate
 
 
@@ -204,7 +204,7 @@ def _frames(container, source, path: Path, info: AudioInfo):
                                    f"of {info.frames / info.rate:.2f} s ({_reason(exc)})") from None
 
 
-def _check_complete(path: Path, decoded: int, info: AudioInfo) -> None:
+def check_complete(path: Path, decoded: int, info: AudioInfo) -> None:
     """A file that decodes to much less than its header declares is damaged (e.g. cut short);
     separating what remains would silently give short stems."""
     missing = info.frames - decoded

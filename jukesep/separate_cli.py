@@ -1,4 +1,4 @@
-"""`jukesep separate`: a thin shell over `Separator.separate_file` and `audio.write_stems`.
+"""`jukesep separate`: a thin shell over `Separator.separate_file_to` (block by block, flat memory).
 
 Flags follow Demucs where the meaning is the same (-n/--name, -d/--device, --mp3, --mp3-bitrate,
 --int24, --float32, --clip-mode, --shifts, --filename), so Demucs users' habits work.
@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .api import DEFAULT_MODEL, MAX_SHIFTS, Separator
-from .audio import CLIP_MODES, FORMATS, MP3_BITRATES, check_output, list_audio_files, write_stems
+from .audio import CLIP_MODES, FORMATS, MP3_BITRATES, check_output, list_audio_files
 from .errors import JukesepError
 from .progress import Progress
 
@@ -191,7 +191,7 @@ def song_runner(separator: Separator, plan: dict, root: Path, args, stop: thread
     def run(path: Path) -> str | None:
         with lock:
             slot = slots.pop()
-        chunks = Progress(None, path.name[:30], "chunk", position=slot, leave=False, enabled=args.jobs == 1)
+        chunks = Progress(None, path.name[:30], "s", position=slot, leave=False, enabled=args.jobs == 1)
 
         def progress(done, total):
             if stop.is_set():
@@ -237,17 +237,12 @@ def run_parallel(run, files: list[Path], jobs: int, stop: threading.Event, error
 
 
 def separate_one(separator: Separator, path: Path, targets: dict[str, Path], args, progress, songs) -> None:
-    result = separator.separate_file(path, None if args.two_stems else list(targets), args.two_stems, progress)
-    try:
-        for target in targets.values():
-            target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise JukesepError(f"cannot create {exc.filename} ({exc.strerror or exc})") from None
-    gain = write_stems({targets[name]: audio for name, audio in result.stems.items()}, result.rate, args.format,
-                       args.bits, args.clip, args.mp3_bitrate)
-    if gain < 1.0:
+    stems = None if args.two_stems else list(targets)
+    written = separator.separate_file_to(path, targets, args.format, args.bits, args.clip, args.mp3_bitrate, stems,
+                                         args.two_stems, progress)
+    if written.gain < 1.0:
         songs.write(f"jukesep: {path.name}: the stems exceed full scale; all were lowered by "
-                    f"{-20 * math.log10(gain):.1f} dB to fit (--bits 32 --clip none keeps their level)")
+                    f"{-20 * math.log10(written.gain):.1f} dB to fit (--bits 32 --clip none keeps their level)")
 
 
 def looks_like_input(word: str) -> bool:

@@ -1,6 +1,5 @@
 """Hostile-but-fair input to the CLI and the API: every case ends in a clean one-line error before
 any work, or in correct output; Ctrl-C stops at once and leaves nothing half-written."""
-import os
 import signal
 import subprocess
 import sys
@@ -141,18 +140,17 @@ def test_the_property_test_sees_both_outcomes():
 
 
 def test_process_is_not_left_with_part_files_on_error(tmp_path, tiny_model_file, song, monkeypatch):
-    import jukesep.audio as audio_module
-    calls = []
+    import jukesep.streaming as streaming
+    made = []
 
-    def failing_write(path, *args, **kwargs):
-        calls.append(path)
-        if len(calls) == 3:
-            raise OSError(28, "No space left on device", str(path))
-        return real_write(path, *args, **kwargs)
+    class FullDisk(streaming.AudioWriter):
+        def write(self, block, last=False):
+            made.append(self)
+            if len(made) == 3:  # the third output: the disk is full
+                raise OSError(28, "No space left on device", "stem.wav")
+            super().write(block, last)
 
-    real_write = audio_module._write_file
-    monkeypatch.setattr(audio_module, "_write_file", failing_write)
+    monkeypatch.setattr(streaming, "AudioWriter", FullDisk)
     from jukesep.cli import main
     assert main(["separate", str(song), "--model", str(tiny_model_file), "-o", str(tmp_path / "out")]) == 1
-    song_dir = tmp_path / "out/tiny/song"
-    assert not song_dir.exists() or not os.listdir(song_dir)
+    assert files_under(tmp_path / "out") == ["tiny"]  # no song folder, no stem, no scratch file

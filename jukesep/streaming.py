@@ -1,0 +1,165 @@
+"""Separating a file straight into files, block by block, so memory does not grow with the song.
+
+The song is read in blocks of `BLOCK_SECONDS`, each with the model's receptive field of extra audio
+on both sides (plus a margin for the resampler's filter), separated by the in-memory engine, and
+the middle of each block is appended to a float32 scratch file per output. Output is therefore
+identical to whole-song separation for files at the model's rate, and equal within the resampler's
+precision for others. The clip policy needs the song's peak, so a last pass converts the scratch
+files into the requested format, all outputs renamed into place together (`atomic_paths`).
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import soundfile as sf
+
+from .atomic import atomic_paths
+from .audio import SILENCE_PEAK, AudioWriter, check_complete, check_output, prepare_for_pcm, probe, read_audio
+from .errors import AudioError, InvalidAudioError, SilentAudioError, TooLongAudioError, TooShortAudioError
+
+BLOCK_SECONDS = 60.0  # audio per block: memory ~ a few copies of this, whatever the song's length
+RESAMPLER_MARGIN = 4096  # extra samples per side when the rate changes (soxr HQ's filter is far shorter)
+CONVERT_BLOCK = 1 << 18  # frames per block in the final conversion pass
+
+
+class Written(NamedTuple):
+    """What `separate_to_files` wrote."""
+    rate: int
+    frames: int
+    gain: float  # the clip policy's gain (1.0 when nothing was too loud)
+    peaks: dict  # name → peak |sample| before the gain
+
+
+def separate_to_files(separator, path, targets: dict[str, Path], fmt: str = "wav", bits: int = 16,
+                      clip: str = "rescale", bitrate: int = 320, stems: list[str] | None = None,
+                      two_stems: str | None = None, progress=None, max_samples: int | None = None,
+                      block_seconds: float = BLOCK_SECONDS) -> Written:
+    """Separate `path` into `targets` ({output name: file}; names as `Separator.separate_file`
+    returns them, plus "mixture" for a copy of the input). `progress(done, total)` counts seconds."""
+    path = Path(path)
+    stems = separator.resolve_stems(stems, two_stems)
+    info = probe(path)
+    check_output(fmt, bits, clip, info.channels, bitrate)
+    block = _aligned(block_seconds * info.rate, separator, info.rate)
+    context = _context(separator, info.rate)
+    with tempfile.TemporaryDirectory(prefix=".jukesep-", dir=_existing(next(iter(targets.values())).parent)) as scratch:
+        writers = {name: sf.SoundFile(f"{scratch}/{name}.wav", "w", info.rate, info.channels, "FLOAT")
+                   for name in targets}
+        try:
+            frames, peaks = _separate_blocks(separator, path, info, writers, stems, two_stems, block, context,
+                                             progress, max_samples)
+        finally:
+            for writer in writers.values():
+                writer.close()
+        check_complete(path, frames, info)  # a file cut short decodes to less than its header says
+        if frames < separator.min_samples(info.rate):
+            raise TooShortAudioError(f"{path}: too short to separate ({frames} samples at {info.rate} Hz; "
+                                     f"at least {separator.min_samples(info.rate)} are needed)")
+        if peaks.pop("_input") < SILENCE_PEAK:
+            raise SilentAudioError(f"{path}: is silent (peak below -120 dBFS); there is nothing to separate")
+        gain = 1.0 / max(peaks.values()) if clip == "rescale" and max(peaks.values()) > 1.0 else 1.0
+        _convert(scratch, targets, info.rate, info.channels, fmt, bits, clip, bitrate, gain)
+    return Written(info.rate, frames, gain, peaks)
+
+
+def _aligned(samples: float, separator, rate: int) -> int:
+    """`samples` rounded up to a whole number of "grid units": a block starting on one lands on a
+    latent-frame boundary of the model's grid once resampled to the model's rate (e.g. 8 samples at
+    44.1 kHz, 1280 at 48 kHz), so blocks see the grid the whole song would."""
+    hop, model_rate = separator.model.hop_length(), separator.sample_rate
+    common = math.gcd(rate, model_rate)
+    unit = rate // common * hop // math.gcd(hop, model_rate // common)
+    return max(unit, math.ceil(samples / unit) * unit)
+
+
+def _context(separator, rate: int) -> int:
+    """Extra samples (at `rate`) read on each side of a block: what the model sees of its edges."""
+    seconds = separator.model.context_samples() / separator.sample_rate if separator.context is None \
+        else separator.context
+    margin = RESAMPLER_MARGIN if rate != separator.sample_rate else 0
+    return _aligned(seconds * rate + margin, separator, rate)
+
+
+def _separate_blocks(separator, path: Path, info, writers: dict, stems, two_stems, block: int, context: int,
+                     progress, max_samples) -> tuple[int, dict]:
+    """Separate block after block into the scratch writers; returns (frames, peaks incl. "_input")."""
+    peaks = {name: 0.0 for name in list(writers) + ["_input"]}
+    start, total = 0, max(info.frames, 1)
+    while True:
+        first = max(0, start - context)
+        wanted = start + block + context - first
+        window, _ = read_audio(path, check=False, start=first, frames=wanted)
+        end = first + window.shape[1]  # a window shorter than asked for ends at the song's end
+        if max_samples is not None and end * info.channels > max_samples:
+            raise TooLongAudioError(f"{path}: decodes to more than {max_samples // info.channels / info.rate:.1f} s "
+                                    f"of {info.channels} channels at {info.rate} Hz, the most allowed here")
+        if end <= start:
+            return start, peaks
+        _check_block(path, window, peaks)
+        outputs = separator._separate(window, info.rate, stems, two_stems, None)
+        outputs["mixture"] = window
+        keep = slice(start - first, min(start + block, end) - first)
+        for name, writer in writers.items():
+            kept = outputs[name][:, keep]
+            peaks[name] = max(peaks[name], float(np.abs(kept).max(initial=0.0)))
+            writer.write(np.ascontiguousarray(kept.T))
+        start = min(start + block, end)
+        if progress is not None:
+            total = max(total, end)
+            progress(round(start / info.rate), round(total / info.rate))
+        if window.shape[1] < wanted and start >= end:
+            return start, peaks
+
+
+def _check_block(path: Path, window: np.ndarray, peaks: dict) -> None:
+    peak = max(float(window.max(initial=0.0)), -float(window.min(initial=0.0)))
+    if not np.isfinite(peak):
+        raise InvalidAudioError(f"{path}: contains NaN or infinite samples")
+    peaks["_input"] = max(peaks["_input"], peak)
+
+
+def _existing(folder: Path) -> Path:
+    """`folder`, or its nearest existing parent (the scratch files' home: same disk, nothing made)."""
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    return folder
+
+
+def _convert(scratch: str, targets: dict[str, Path], rate: int, channels: int, fmt: str, bits: int, clip: str,
+             bitrate: int, gain: float) -> None:
+    """The scratch float files → the requested files, all renamed into place together; folders are
+    made only now, and removed again if the writing fails."""
+    names = list(targets)
+    made = [f for f in {t.parent for t in targets.values()} if not f.exists()]
+    try:
+        for target in targets.values():
+            target.parent.mkdir(parents=True, exist_ok=True)
+        _write_all(scratch, targets, names, rate, channels, fmt, bits, clip, bitrate, gain)
+    except BaseException:
+        for folder in sorted(made, key=lambda f: len(f.parts), reverse=True):
+            while folder.exists() and not any(folder.iterdir()) and folder not in {Path(scratch).parent}:
+                folder.rmdir()
+                folder = folder.parent
+        raise
+
+
+def _write_all(scratch: str, targets: dict, names: list, rate: int, channels: int, fmt: str, bits: int,
+               clip: str, bitrate: int, gain: float) -> None:
+    try:
+        with atomic_paths([targets[n] for n in names]) as temps:
+            for name, temp in zip(names, temps):
+                writer = AudioWriter(temp, rate, channels, fmt, bits, bitrate)
+                try:
+                    with sf.SoundFile(f"{scratch}/{name}.wav") as source:
+                        for data in source.blocks(CONVERT_BLOCK, dtype="float32", always_2d=True):
+                            writer.write(prepare_for_pcm(np.ascontiguousarray(data.T), clip, gain))
+                finally:
+                    writer.close()
+    except sf.LibsndfileError as exc:
+        raise AudioError(f"cannot write {targets[names[0]].parent}: {exc}") from None
+    except OSError as exc:
+        raise AudioError(f"cannot write {exc.filename or targets[names[0]].parent}: {exc.strerror or exc}") from None
