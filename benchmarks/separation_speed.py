@@ -68,7 +68,8 @@ from jukesep.models import SeparatorModel, VQVAEConfig
 RATE = 44100
 STEMS = ("vocals", "drums", "bass", "other")
 WARMUP_SECONDS = 1.0
-SYSTEMS = ("jukesep-default", "jukesep", "jukesep-bf16", "jukesep-w32", "jukesep-w16", "jukesep-small", "jukesep-small-bf16",
+SYSTEMS = ("jukesep-default", "jukesep", "jukesep-bf16",
+           "jukesep-w32", "jukesep-w16", "jukesep-small", "jukesep-small-bf16",
            "openunmix", "htdemucs")
 
 SeparateFn = Callable[[np.ndarray, str], dict]
