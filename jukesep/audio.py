@@ -245,6 +245,26 @@ def to_float(audio) -> np.ndarray:
     return array.astype(np.float32, copy=False)
 
 
+def waveform_peaks(path: Path, bins: int, block: int = 1 << 18) -> list[list[float]]:
+    """[[min, max], ...] per bin over all channels of a written audio file, read block by block
+    (memory stays flat in the song's length), rounded for a small JSON."""
+    with sf.SoundFile(str(path)) as f:
+        frames = f.frames
+        bins = max(1, min(bins, frames))
+        edges = np.linspace(0, frames, bins + 1).astype(np.int64)
+        lows, highs = np.full(bins, np.inf), np.full(bins, -np.inf)
+        start = 0
+        for data in f.blocks(block, dtype="float32", always_2d=True):
+            end = start + len(data)
+            first = int(np.searchsorted(edges, start, side="right")) - 1
+            last = int(np.searchsorted(edges, end - 1, side="right")) - 1
+            local = np.maximum(edges[first:last + 1] - start, 0)  # where each bin starts in this block
+            lows[first:last + 1] = np.minimum(lows[first:last + 1], np.minimum.reduceat(data.min(axis=1), local))
+            highs[first:last + 1] = np.maximum(highs[first:last + 1], np.maximum.reduceat(data.max(axis=1), local))
+            start = end
+    return [[round(float(lo), 3), round(float(hi), 3)] for lo, hi in zip(lows, highs)]
+
+
 def list_audio_files(folder: Path) -> list[Path]:
     """Audio files (by extension) under `folder`, recursively, sorted."""
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS

@@ -22,6 +22,7 @@ from .audio import SILENCE_PEAK, AudioWriter, check_complete, check_output, prep
 from .errors import AudioError, InvalidAudioError, SilentAudioError, TooLongAudioError, TooShortAudioError
 
 BLOCK_SECONDS = 60.0  # audio per block: memory ~ a few copies of this, whatever the song's length
+BLOCK_SAMPLES = 2 * 48000 * 60  # and at most this many samples (all channels) per block
 RESAMPLER_MARGIN = 4096  # extra samples per side when the rate changes (soxr HQ's filter is far shorter)
 CONVERT_BLOCK = 1 << 18  # frames per block in the final conversion pass
 
@@ -39,12 +40,14 @@ def separate_to_files(separator, path, targets: dict[str, Path], fmt: str = "wav
                       two_stems: str | None = None, progress=None, max_samples: int | None = None,
                       block_seconds: float = BLOCK_SECONDS) -> Written:
     """Separate `path` into `targets` ({output name: file}; names as `Separator.separate_file`
-    returns them, plus "mixture" for a copy of the input). `progress(done, total)` counts seconds."""
+    returns them, plus "mixture" for a copy of the input). `progress(done, total)` counts seconds
+    of audio (to a tenth)."""
     path = Path(path)
     stems = separator.resolve_stems(stems, two_stems)
     info = probe(path)
     check_output(fmt, bits, clip, info.channels, bitrate)
-    block = _aligned(block_seconds * info.rate, separator, info.rate)
+    # Blocks are bounded in samples too, so a file of many channels at a high rate stays small.
+    block = _aligned(min(block_seconds * info.rate, BLOCK_SAMPLES / info.channels), separator, info.rate)
     context = _context(separator, info.rate)
     with tempfile.TemporaryDirectory(prefix=".jukesep-", dir=_existing(next(iter(targets.values())).parent)) as scratch:
         writers = {name: sf.SoundFile(f"{scratch}/{name}.wav", "w", info.rate, info.channels, "FLOAT")
@@ -100,7 +103,14 @@ def _separate_blocks(separator, path: Path, info, writers: dict, stems, two_stem
         if end <= start:
             return start, peaks
         _check_block(path, window, peaks)
-        outputs = separator._separate(window, info.rate, stems, two_stems, None)
+        total = max(total, end)
+
+        def within(done: int, count: int, start=start, end=end) -> None:  # chunks of this block → seconds
+            if progress is not None:
+                kept = min(start + block, end) - start
+                progress(round((start + kept * done / max(count, 1)) / info.rate, 1), round(total / info.rate, 1))
+
+        outputs = separator._separate(window, info.rate, stems, two_stems, within)
         outputs["mixture"] = window
         keep = slice(start - first, min(start + block, end) - first)
         for name, writer in writers.items():
@@ -108,9 +118,6 @@ def _separate_blocks(separator, path: Path, info, writers: dict, stems, two_stem
             peaks[name] = max(peaks[name], float(np.abs(kept).max(initial=0.0)))
             writer.write(np.ascontiguousarray(kept.T))
         start = min(start + block, end)
-        if progress is not None:
-            total = max(total, end)
-            progress(round(start / info.rate), round(total / info.rate))
         if window.shape[1] < wanted and start >= end:
             return start, peaks
 

@@ -210,7 +210,7 @@ def test_separate_logs_progress_when_not_on_a_terminal_and_reads_m4a_without_ffm
                              str(tiny_model_file), "-o", str(tmp_path / "out")],
                             capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
-    assert "song.m4a: 1/1 s (" in result.stderr  # periodic lines in seconds of audio, not a silent wait
+    assert "song.m4a: 1.0/1.0 s (" in result.stderr  # periodic lines in seconds of audio, not a silent wait
     assert outputs(tmp_path / "out") == [f"tiny/song/{s}.mp3" for s in sorted(STEMS)]
 
 

@@ -51,7 +51,7 @@ def separator(model_file):
 
 class SlowSeparator:
     """The real separator, slowed down per chunk so tests can watch queue and progress. The worker
-    only calls `separate_file` (the one door); everything else is the real separator's."""
+    only calls `separate_file_to` (the one door); everything else is the real separator's."""
 
     def __init__(self, inner, delay=0.05):
         self.inner, self.delay = inner, delay
@@ -60,14 +60,14 @@ class SlowSeparator:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def separate_file(self, path, stems=None, two_stems=None, progress=None, max_samples=None):
+    def separate_file_to(self, path, targets, *args, progress=None, **kwargs):
         self.paths.append(path)
 
         def slow(done, total):
             time.sleep(self.delay)
             if progress:
                 progress(done, total)
-        return self.inner.separate_file(path, stems, two_stems, slow, max_samples)
+        return self.inner.separate_file_to(path, targets, *args, progress=slow, **kwargs)
 
 
 class GatedSeparator(SlowSeparator):
@@ -77,9 +77,9 @@ class GatedSeparator(SlowSeparator):
         super().__init__(inner, delay)
         self.gate = threading.Event()
 
-    def separate_file(self, path, stems=None, two_stems=None, progress=None, max_samples=None):
+    def separate_file_to(self, path, targets, *args, **kwargs):
         assert self.gate.wait(30)
-        return super().separate_file(path, stems, two_stems, progress, max_samples)
+        return super().separate_file_to(path, targets, *args, **kwargs)
 
 
 def silent_wav(seconds=0.25):

@@ -15,10 +15,8 @@ import traceback
 import zipfile
 from pathlib import Path
 
-import numpy as np
-
 from ..atomic import atomic_path, atomic_write_text
-from ..audio import write_stems
+from ..audio import waveform_peaks
 from ..errors import JukesepError, UnreadableAudioError
 from .disk import private_dir
 from .store import JobStore
@@ -39,16 +37,6 @@ def user_message(exc: JukesepError, path: Path, name: str) -> str:
     if isinstance(exc, UnreadableAudioError):
         return f"{name}: this is not an audio file that can be decoded"
     return str(exc).replace(str(path), name)
-
-
-def compute_peaks(audio: np.ndarray, bins: int = PEAK_BINS) -> list[list[float]]:
-    """[[min, max], ...] per bin over all channels of `np.ndarray[C x T]`, rounded for a small JSON."""
-    length = audio.shape[1]
-    bins = max(1, min(bins, length))
-    edges = np.linspace(0, length, bins + 1).astype(np.int64)
-    lows = np.minimum.reduceat(audio.min(axis=0), edges[:-1])
-    highs = np.maximum.reduceat(audio.max(axis=0), edges[:-1])
-    return [[round(float(lo), 3), round(float(hi), 3)] for lo, hi in zip(lows, highs)]
 
 
 class JobManager:
@@ -221,20 +209,20 @@ class JobManager:
         job_id = job["id"]
         if self.guard is not None:
             self.guard(self.input_path(job), job["name"])
-        result = self.separator.separate_file(self.input_path(job), max_samples=self.max_samples,
-                                              progress=lambda done, total: self._on_chunk(job_id, done, total))
+        # Block by block into the files, mixture included: memory stays flat in the song's length.
+        stems = list(self.separator.stems)
+        tracks = [MIXTURE, *stems]
+        written = self.separator.separate_file_to(
+            self.input_path(job), {name: self.stem_path(job_id, name) for name in tracks}, "wav", 16, "rescale",
+            max_samples=self.max_samples, progress=lambda done, total: self._on_chunk(job_id, done, total))
         self._check_stop(job_id)
         self._set_live(job_id, phase="writing")
-        tracks = {MIXTURE: result.mixture, **result.stems}
-        out = self.job_dir(job_id) / "stems"
-        out.mkdir(exist_ok=True)
-        write_stems({out / f"{name}.wav": track for name, track in tracks.items()}, result.rate, "wav", 16, "rescale")
-        peaks = {"duration": result.mixture.shape[1] / result.rate,
-                 "tracks": {name: compute_peaks(track) for name, track in tracks.items()}}
+        peaks = {"duration": written.frames / written.rate,
+                 "tracks": {name: waveform_peaks(self.stem_path(job_id, name), PEAK_BINS) for name in tracks}}
         atomic_write_text(self.peaks_path(job_id), json.dumps(peaks, separators=(",", ":")))
-        self._write_zip(job, list(result.stems))
+        self._write_zip(job, stems)
         self._check_stop(job_id)
-        self.store.finish(job_id, list(result.stems))
+        self.store.finish(job_id, stems)
         log.info("job %s done: %s", job_id, job["name"])
         self.input_path(job).unlink(missing_ok=True)  # the decoded mixture.wav stays for listening
 
