@@ -100,6 +100,12 @@ def av_errors() -> tuple:
     return (av.FFmpegError,)
 
 
+def audio_errors() -> tuple:
+    """The codec libraries' own exception types (soundfile's and PyAV's), for callers that turn
+    them into one-line AudioErrors."""
+    return (sf.LibsndfileError,) + av_errors()
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:160]
@@ -245,23 +251,39 @@ def to_float(audio) -> np.ndarray:
     return array.astype(np.float32, copy=False)
 
 
+def float_writer(path: str | os.PathLike, rate: int, channels: int) -> sf.SoundFile:
+    """An open float32 wav for scratch audio written block by block (`write(np.ndarray[n x C])`)."""
+    return sf.SoundFile(str(path), "w", rate, channels, "FLOAT")
+
+
+def blocks(path: str | os.PathLike, frames: int = 1 << 18):
+    """A wav/flac file as consecutive `np.ndarray[n x C]` float32 blocks, and its length in frames:
+    (length, iterator)."""
+    source = sf.SoundFile(str(path))
+
+    def read():
+        with source:
+            yield from source.blocks(frames, dtype="float32", always_2d=True)
+
+    return source.frames, read()
+
+
 def waveform_peaks(path: Path, bins: int, block: int = 1 << 18) -> list[list[float]]:
     """[[min, max], ...] per bin over all channels of a written audio file, read block by block
     (memory stays flat in the song's length), rounded for a small JSON."""
-    with sf.SoundFile(str(path)) as f:
-        frames = f.frames
-        bins = max(1, min(bins, frames))
-        edges = np.linspace(0, frames, bins + 1).astype(np.int64)
-        lows, highs = np.full(bins, np.inf), np.full(bins, -np.inf)
-        start = 0
-        for data in f.blocks(block, dtype="float32", always_2d=True):
-            end = start + len(data)
-            first = int(np.searchsorted(edges, start, side="right")) - 1
-            last = int(np.searchsorted(edges, end - 1, side="right")) - 1
-            local = np.maximum(edges[first:last + 1] - start, 0)  # where each bin starts in this block
-            lows[first:last + 1] = np.minimum(lows[first:last + 1], np.minimum.reduceat(data.min(axis=1), local))
-            highs[first:last + 1] = np.maximum(highs[first:last + 1], np.maximum.reduceat(data.max(axis=1), local))
-            start = end
+    frames, data_blocks = blocks(path, block)
+    bins = max(1, min(bins, frames))
+    edges = np.linspace(0, frames, bins + 1).astype(np.int64)
+    lows, highs = np.full(bins, np.inf), np.full(bins, -np.inf)
+    start = 0
+    for data in data_blocks:
+        end = start + len(data)
+        first = int(np.searchsorted(edges, start, side="right")) - 1
+        last = int(np.searchsorted(edges, end - 1, side="right")) - 1
+        local = np.maximum(edges[first:last + 1] - start, 0)  # where each bin starts in this block
+        lows[first:last + 1] = np.minimum(lows[first:last + 1], np.minimum.reduceat(data.min(axis=1), local))
+        highs[first:last + 1] = np.maximum(highs[first:last + 1], np.maximum.reduceat(data.max(axis=1), local))
+        start = end
     return [[round(float(lo), 3), round(float(hi), 3)] for lo, hi in zip(lows, highs)]
 
 

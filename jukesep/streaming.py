@@ -15,10 +15,20 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import soundfile as sf
 
 from .atomic import atomic_paths
-from .audio import SILENCE_PEAK, AudioWriter, check_complete, check_output, prepare_for_pcm, probe, read_audio
+from .audio import (
+    SILENCE_PEAK,
+    AudioWriter,
+    audio_errors,
+    blocks,
+    check_complete,
+    check_output,
+    float_writer,
+    prepare_for_pcm,
+    probe,
+    read_audio,
+)
 from .errors import AudioError, InvalidAudioError, SilentAudioError, TooLongAudioError, TooShortAudioError
 
 BLOCK_SECONDS = 60.0  # audio per block: memory ~ a few copies of this, whatever the song's length
@@ -50,8 +60,7 @@ def separate_to_files(separator, path, targets: dict[str, Path], fmt: str = "wav
     block = _aligned(min(block_seconds * info.rate, BLOCK_SAMPLES / info.channels), separator, info.rate)
     context = _context(separator, info.rate)
     with tempfile.TemporaryDirectory(prefix=".jukesep-", dir=_existing(next(iter(targets.values())).parent)) as scratch:
-        writers = {name: sf.SoundFile(f"{scratch}/{name}.wav", "w", info.rate, info.channels, "FLOAT")
-                   for name in targets}
+        writers = {name: float_writer(f"{scratch}/{name}.wav", info.rate, info.channels) for name in targets}
         try:
             frames, peaks = _separate_blocks(separator, path, info, writers, stems, two_stems, block, context,
                                              progress, max_samples)
@@ -161,12 +170,11 @@ def _write_all(scratch: str, targets: dict, names: list, rate: int, channels: in
             for name, temp in zip(names, temps):
                 writer = AudioWriter(temp, rate, channels, fmt, bits, bitrate)
                 try:
-                    with sf.SoundFile(f"{scratch}/{name}.wav") as source:
-                        for data in source.blocks(CONVERT_BLOCK, dtype="float32", always_2d=True):
-                            writer.write(prepare_for_pcm(np.ascontiguousarray(data.T), clip, gain))
+                    for data in blocks(f"{scratch}/{name}.wav", CONVERT_BLOCK)[1]:
+                        writer.write(prepare_for_pcm(np.ascontiguousarray(data.T), clip, gain))
                 finally:
                     writer.close()
-    except sf.LibsndfileError as exc:
+    except audio_errors() as exc:  # soundfile's or PyAV's, from audio.py's writer
         raise AudioError(f"cannot write {targets[names[0]].parent}: {exc}") from None
     except OSError as exc:
         raise AudioError(f"cannot write {exc.filename or targets[names[0]].parent}: {exc.strerror or exc}") from None
