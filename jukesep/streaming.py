@@ -127,7 +127,9 @@ def _separate_blocks(separator, path: Path, info, writers: dict, stems, two_stem
             peaks[name] = max(peaks[name], float(np.abs(kept).max(initial=0.0)))
             writer.write(np.ascontiguousarray(kept.T))
         start = min(start + block, end)
-        if window.shape[1] < wanted and start >= end:
+        last = window.shape[1] < wanted and start >= end
+        del window, outputs, kept  # before the next block is read: one block in memory, not two
+        if last:
             return start, peaks
 
 
