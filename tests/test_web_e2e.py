@@ -5,15 +5,13 @@ Takes screenshots of the home and result views into the test's temporary folder;
 README's pictures, name the result one: JUKESEP_SCREENSHOT=docs/web/result.png (home.png goes beside it).
 """
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import soundfile as sf
-
-from jukesep.checkpoint import save_model
-from tests.conftest import RATE, music, random_separator
 
 CHROMIUM = "/usr/bin/chromium"
 try:
@@ -23,6 +21,7 @@ except ImportError:
 
 pytestmark = pytest.mark.skipif(sync_playwright is None or not os.path.exists(CHROMIUM),
                                 reason="needs /usr/bin/chromium and playwright")
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "song.flac"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--autoplay-policy=no-user-gesture-required"]
@@ -30,9 +29,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 
 @pytest.fixture
 def server(tmp_path):
-    model = tmp_path / "tiny.pt"
-    save_model(model, "separator", random_separator(), {"trained_on": "test"})
-    proc = subprocess.Popen([sys.executable, "-m", "jukesep.web", "serve", "--model", str(model), "--port", "0",
+    # the real thing, as a user sees it: the shipped default model (and, below, the example song)
+    proc = subprocess.Popen([sys.executable, "-m", "jukesep.web", "serve", "--model", "default", "--port", "0",
                              "--data-dir", str(tmp_path / "data"), "--max-upload-mb", "20"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -46,8 +44,9 @@ def server(tmp_path):
 
 def test_page_separates_plays_and_shows_stems(server, tmp_path):
     screenshot = Path(os.environ.get("JUKESEP_SCREENSHOT") or tmp_path / "screens" / "result.png")
-    song = tmp_path / "Demo Song.wav"
-    sf.write(song, music(3.0).T, RATE)
+    song = tmp_path / "Demo Song.flac"
+    shutil.copy(EXAMPLE, song)
+    seconds = sf.info(str(EXAMPLE)).duration
     not_audio = tmp_path / "notes.mp3"
     not_audio.write_text("these are not sounds\n" * 50)
     with sync_playwright() as p:
@@ -70,13 +69,13 @@ def test_page_separates_plays_and_shows_stems(server, tmp_path):
             page.set_input_files("#file-input", str(song))
             page.wait_for_url("**/#/job/*", timeout=30_000)
             page.wait_for_selector("#player[data-ready='1']", timeout=90_000)
-            assert page.inner_text("#job-name") == "Demo Song.wav"
+            assert page.inner_text("#job-name") == "Demo Song.flac"
             rows = page.eval_on_selector_all(
                 ".track", "els => els.map(e => [e.dataset.name, parseFloat(e.dataset.duration || '0'),"
                           " e.querySelector('a.download').getAttribute('href')])")
             assert [r[0] for r in rows] == ["mixture", "vocals", "drums", "bass", "other"]
             for name, duration, href in rows:
-                assert abs(duration - 3.0) < 0.05, (name, duration)
+                assert abs(duration - seconds) < 0.05, (name, duration)
                 assert href.endswith(f"/audio/{name}.wav?download=1")
             assert page.get_attribute("#zip-link", "href").endswith("/zip")
             assert page.eval_on_selector(".wave-base", "c => c.width") > 100
