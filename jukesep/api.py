@@ -27,7 +27,7 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 SEGMENT_RANGE = (0.01, 3600.0)  # seconds: tinier chunks would spend minutes recomputing context
 MAX_CONTEXT = 60.0  # seconds per side
 CPU_SEGMENT, GPU_SEGMENT = 2.0, 30.0  # seconds (see default_segment)
-CPU_BATCH = 4  # chunks per model call on CPU (see batch_for)
+CPU_BATCH = 1  # chunks per model call on CPU (see batch_for)
 MAX_SHIFTS = 20
 GPU_BATCH_SECONDS = 1200.0  # mono audio per model call on a GPU (activations ~ 1 GB per minute at width 64)
 MAX_SHIFT_SECONDS = 0.5
@@ -110,7 +110,7 @@ class Separator:
         the mixture; off by default because that residual is other stems' bleed and model error;
     shifts: average this many extra passes, each on the input delayed by a random 0–0.5 s (Demucs'
         test-time augmentation; each costs one more separation; 0 = one plain pass);
-    batch: chunks per model call (None: 4 on CPU, as many as fit a budget on a GPU).
+    batch: chunks per model call (None: 1 on CPU, as many as fit a budget on a GPU).
     """
 
     def __init__(self, model: SeparatorModel, name: str = "custom", metadata: dict | None = None,
@@ -299,8 +299,8 @@ class Separator:
 
     def batch_for(self, window: int, channels: int) -> int:
         """Chunks per model call: `batch` when set; else `CPU_BATCH` on CPU (measured with the default
-        model: 4 chunks of 2 s ran 1.16-1.26x faster than 1; 8 or 16 were slower again) and, on a GPU,
-        as many as `GPU_BATCH_SECONDS` of mono audio allow."""
+        model in interleaved rounds: 4 chunks per call were 1.9x slower in float32 and no faster in
+        bfloat16) and, on a GPU, as many as `GPU_BATCH_SECONDS` of mono audio allow."""
         if self.batch is not None:
             return self.batch
         if self.device.type != "cuda":
