@@ -38,9 +38,8 @@ else:
     sep = Separator(model, device=device)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
-import tempfile, pathlib
-folder = pathlib.Path(tempfile.mkdtemp())
-out = sep.separate_file_to(song, {s: folder / f"{s}.wav" for s in sep.stems}).peaks
+folder = song.removesuffix(".wav")  # inside the parent's temporary folder, removed with it
+out = sep.separate_file_to(song, {s: f"{folder}/{s}.wav" for s in sep.stems}).peaks
 seconds = time.perf_counter() - start
 cuda = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
 print(json.dumps({"minutes": minutes, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

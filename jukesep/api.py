@@ -186,8 +186,19 @@ class Separator:
     def check(self, audio: np.ndarray, rate: int, name: str = "audio") -> None:
         """Raise an `AudioError` subclass for audio that cannot be separated (`np.ndarray[C x T]`)."""
         check_audio(audio, rate, name)
-        if audio.shape[1] < self.min_samples(rate):
-            raise TooShortAudioError(f"{name}: too short to separate ({audio.shape[1]} samples at {rate} Hz; "
+        self.check_length(audio.shape[1], rate, name)
+
+    def check_header(self, info, name: str = "audio") -> None:
+        """What a file's header (`audio.AudioInfo`) can decide before decoding — channels, rate, too
+        short — by the same rules as `check`, run on a stand-in of the header's shape (a read-only
+        view of one value: no memory, whatever channel count a broken header claims)."""
+        needed = self.min_samples(info.rate) if info.rate > 0 else 1
+        self.check(np.broadcast_to(np.float32(1), (info.channels, min(info.frames, needed))), info.rate, name)
+
+    def check_length(self, frames: int, rate: int, name: str = "audio") -> None:
+        """TooShortAudioError for fewer than `min_samples(rate)` frames."""
+        if frames < self.min_samples(rate):
+            raise TooShortAudioError(f"{name}: too short to separate ({frames} samples at {rate} Hz; "
                                      f"at least {self.min_samples(rate)} are needed)")
 
     # -- separation ----------------------------------------------------------------------------------

@@ -100,11 +100,6 @@ def av_errors() -> tuple:
     return (av.FFmpegError,)
 
 
-def audio_errors() -> tuple:
-    """The codec libraries' own exception types (soundfile's and PyAV's), for callers that turn
-    them into one-line AudioErrors."""
-    return (sf.LibsndfileError,) + av_errors()
-
 
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
@@ -126,7 +121,7 @@ def read_audio(path: str | os.PathLike, check: bool = True, start: int = 0, fram
         if stream != 0 or path.suffix.lower() not in SOUNDFILE_EXTENSIONS:
             raise RuntimeError("not for soundfile")
         if max_samples is not None:  # libsndfile decodes no more than the frames its header declares
-            _check_size(path, probe(path), max_samples, None)
+            check_size(path, probe(path), max_samples, None)
         data, rate = sf.read(str(path), start=start, frames=-1 if frames is None else frames,
                              dtype="float32", always_2d=True)
         audio = np.ascontiguousarray(data.T)
@@ -137,7 +132,9 @@ def read_audio(path: str | os.PathLike, check: bool = True, start: int = 0, fram
     return audio, int(rate)
 
 
-def _check_size(path: Path, info: AudioInfo, max_samples: int, decoded: int | None) -> None:
+def check_size(path: Path, info: AudioInfo, max_samples: int, decoded: int | None) -> None:
+    """TooLongAudioError when the header's length (or `decoded` frames so far) over all channels
+    passes `max_samples`."""
     frames = info.frames if decoded is None else decoded
     if frames * info.channels > max_samples:
         limit = max_samples // max(1, info.channels) / info.rate
@@ -151,7 +148,7 @@ def _read_av(path: Path, start: int, frames: int | None, stream: int,
     """Decode with PyAV, frame by frame, into one `np.ndarray[C x T]` float32."""
     info = probe(path)
     if max_samples is not None:
-        _check_size(path, info, max_samples, None)
+        check_size(path, info, max_samples, None)
     if stream >= info.streams:
         raise UnreadableAudioError(f"{path}: has {info.streams} audio streams, stream {stream} was asked for")
     stop = None if frames is None else start + frames
@@ -174,7 +171,7 @@ def _read_av(path: Path, start: int, frames: int | None, stream: int,
             if stop is not None and position >= stop:
                 break
             if max_samples is not None:  # headers can lie: count what really decodes
-                _check_size(path, info, max_samples, position)
+                check_size(path, info, max_samples, position)
     channels = info.channels
     audio = np.concatenate(pieces, axis=1) if pieces else np.zeros((channels, 0), np.float32)
     if frames is None and not start:
@@ -231,10 +228,19 @@ def check_audio(audio: np.ndarray, rate: int, name: str = "audio") -> None:
                                 "(is the array transposed? expected [channels x samples])")
     if not 1000 <= rate <= 768000:
         raise InvalidAudioError(f"{name}: implausible sample rate {rate} Hz")
-    peak = max(float(audio.max()), -float(audio.min()))  # NaN and ±inf propagate; no temporary array
+    check_peak(peak_of(audio), name)
+
+
+def peak_of(audio: np.ndarray) -> float:
+    """Largest |sample|; NaN or inf when there is one (they propagate), with no temporary array."""
+    return max(float(audio.max(initial=0.0)), -float(audio.min(initial=0.0)))
+
+
+def check_peak(peak: float, name: str, silent_too: bool = True) -> None:
+    """InvalidAudioError for NaN/inf samples; SilentAudioError (with `silent_too`) below -120 dBFS."""
     if not np.isfinite(peak):
         raise InvalidAudioError(f"{name}: contains NaN or infinite samples")
-    if peak < SILENCE_PEAK:
+    if silent_too and peak < SILENCE_PEAK:
         raise SilentAudioError(f"{name}: is silent (peak below -120 dBFS); there is nothing to separate")
 
 
@@ -333,10 +339,12 @@ def check_output(fmt: str, bits: int, clip: str, channels: int | None = None, bi
 def pcm_gain(tracks, clip: str) -> float:
     """The gain the clip policy applies: with 'rescale', one gain for all `tracks` of a song (so
     stems keep their balance and still add up) that brings the loudest peak to full scale; else 1."""
-    if clip != "rescale":
-        return 1.0
-    peak = max((float(np.abs(a).max()) for a in tracks if np.size(a)), default=0.0)
-    return 1.0 / peak if peak > 1.0 else 1.0
+    return gain_for_peak(max((float(np.abs(a).max()) for a in tracks if np.size(a)), default=0.0), clip)
+
+
+def gain_for_peak(peak: float, clip: str) -> float:
+    """`pcm_gain` from the songs' loudest peak."""
+    return 1.0 / peak if clip == "rescale" and peak > 1.0 else 1.0
 
 
 def prepare_for_pcm(audio: np.ndarray, clip: str, gain: float = 1.0) -> np.ndarray:
@@ -405,15 +413,6 @@ class AudioWriter:
         self.container.close()
 
 
-def _write_file(path: Path, audio: np.ndarray, rate: int, fmt: str, bits: int, clip: str, gain: float,
-                bitrate: int) -> None:
-    writer = AudioWriter(path, rate, audio.shape[0], fmt, bits, bitrate)
-    try:
-        writer.write(prepare_for_pcm(np.asarray(audio, dtype=np.float32), clip, gain), last=True)
-    finally:
-        writer.close()
-
-
 def write_stems(paths_audio: dict[Path, np.ndarray], rate: int, fmt: str = "wav", bits: int = 16,
                 clip: str = "rescale", bitrate: int = 320) -> float:
     """Write several files all-or-nothing: only when every one is complete are they renamed into
@@ -421,19 +420,33 @@ def write_stems(paths_audio: dict[Path, np.ndarray], rate: int, fmt: str = "wav"
     clip policy applied to all of them (1.0 when nothing was too loud)."""
     for audio in paths_audio.values():
         check_output(fmt, bits, clip, np.shape(audio)[0], bitrate)
-    paths = [Path(p) for p in paths_audio]
     gain = pcm_gain(paths_audio.values(), clip)
+    sources = {Path(p): (np.shape(a)[0], lambda a=a: [np.asarray(a, dtype=np.float32)]) for p, a in paths_audio.items()}
+    write_files(sources, rate, fmt, bits, clip, gain, bitrate)
+    return gain
+
+
+def write_files(sources: dict, rate: int, fmt: str, bits: int, clip: str, gain: float, bitrate: int = 320) -> None:
+    """Write several files all-or-nothing from blocks: `sources` maps each path to (channels, a
+    function returning its `np.ndarray[C x n]` float32 blocks), which get the clip policy (with
+    `gain`) on the way. Only when every file is complete are they renamed into place; errors are
+    one-line AudioErrors."""
+    paths = [Path(p) for p in sources]
     try:
         with atomic_paths(paths) as temps:
-            for tmp, audio in zip(temps, paths_audio.values()):
-                _write_file(tmp, audio, rate, fmt, bits, clip, gain, bitrate)
+            for tmp, (channels, blocks_of) in zip(temps, sources.values()):
+                writer = AudioWriter(tmp, rate, channels, fmt, bits, bitrate)
+                try:
+                    for block in blocks_of():
+                        writer.write(prepare_for_pcm(block, clip, gain))
+                finally:
+                    writer.close()
     except sf.LibsndfileError as exc:
         raise AudioError(f"cannot write {paths[0].parent}: {exc}") from None
     except av_errors() as exc:
         raise AudioError(f"cannot encode {fmt} in {paths[0].parent}: {_reason(exc)}") from None
     except OSError as exc:
         raise AudioError(f"cannot write {exc.filename or paths[0].parent}: {exc.strerror or exc}") from None
-    return gain
 
 
 def write_audio(path, audio: np.ndarray, rate: int, fmt: str | None = None, bits: int = 16,

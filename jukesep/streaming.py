@@ -16,20 +16,19 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .atomic import atomic_paths
 from .audio import (
-    SILENCE_PEAK,
-    AudioWriter,
-    audio_errors,
     blocks,
     check_complete,
     check_output,
+    check_peak,
+    check_size,
     float_writer,
-    prepare_for_pcm,
+    gain_for_peak,
+    peak_of,
     probe,
     read_audio,
+    write_files,
 )
-from .errors import AudioError, InvalidAudioError, SilentAudioError, TooLongAudioError, TooShortAudioError
 
 BLOCK_SECONDS = 60.0  # audio per block: memory ~ a few copies of this, whatever the song's length
 BLOCK_SAMPLES = 2 * 48000 * 60  # and at most this many samples (all channels) per block
@@ -55,6 +54,8 @@ def separate_to_files(separator, path, targets: dict[str, Path], fmt: str = "wav
     path = Path(path)
     stems = separator.resolve_stems(stems, two_stems)
     info = probe(path)
+    if info.frames > 0:  # a header without a length is judged when decoding ends
+        separator.check_header(info, str(path))
     check_output(fmt, bits, clip, info.channels, bitrate)
     # Blocks are bounded in samples too, so a file of many channels at a high rate stays small.
     block = _aligned(min(block_seconds * info.rate, BLOCK_SAMPLES / info.channels), separator, info.rate)
@@ -68,12 +69,9 @@ def separate_to_files(separator, path, targets: dict[str, Path], fmt: str = "wav
             for writer in writers.values():
                 writer.close()
         check_complete(path, frames, info)  # a file cut short decodes to less than its header says
-        if frames < separator.min_samples(info.rate):
-            raise TooShortAudioError(f"{path}: too short to separate ({frames} samples at {info.rate} Hz; "
-                                     f"at least {separator.min_samples(info.rate)} are needed)")
-        if peaks.pop("_input") < SILENCE_PEAK:
-            raise SilentAudioError(f"{path}: is silent (peak below -120 dBFS); there is nothing to separate")
-        gain = 1.0 / max(peaks.values()) if clip == "rescale" and max(peaks.values()) > 1.0 else 1.0
+        separator.check_length(frames, info.rate, str(path))
+        check_peak(peaks.pop("_input"), str(path))
+        gain = gain_for_peak(max(peaks.values()), clip)
         _convert(scratch, targets, info.rate, info.channels, fmt, bits, clip, bitrate, gain)
     return Written(info.rate, frames, gain, peaks)
 
@@ -106,12 +104,13 @@ def _separate_blocks(separator, path: Path, info, writers: dict, stems, two_stem
         wanted = start + block + context - first
         window, _ = read_audio(path, check=False, start=first, frames=wanted)
         end = first + window.shape[1]  # a window shorter than asked for ends at the song's end
-        if max_samples is not None and end * info.channels > max_samples:
-            raise TooLongAudioError(f"{path}: decodes to more than {max_samples // info.channels / info.rate:.1f} s "
-                                    f"of {info.channels} channels at {info.rate} Hz, the most allowed here")
+        if max_samples is not None:  # headers can lie: count what really decodes
+            check_size(path, info, max_samples, end)
         if end <= start:
             return start, peaks
-        _check_block(path, window, peaks)
+        peak = peak_of(window)
+        check_peak(peak, str(path), silent_too=False)  # silence is judged on the whole song, at the end
+        peaks["_input"] = max(peaks["_input"], peak)
         total = max(total, end)
 
         def within(done: int, count: int, start=start, end=end) -> None:  # chunks of this block → seconds
@@ -133,13 +132,6 @@ def _separate_blocks(separator, path: Path, info, writers: dict, stems, two_stem
             return start, peaks
 
 
-def _check_block(path: Path, window: np.ndarray, peaks: dict) -> None:
-    peak = max(float(window.max(initial=0.0)), -float(window.min(initial=0.0)))
-    if not np.isfinite(peak):
-        raise InvalidAudioError(f"{path}: contains NaN or infinite samples")
-    peaks["_input"] = max(peaks["_input"], peak)
-
-
 def _existing(folder: Path) -> Path:
     """`folder`, or its nearest existing parent (the scratch files' home: same disk, nothing made)."""
     while not folder.exists() and folder.parent != folder:
@@ -149,34 +141,19 @@ def _existing(folder: Path) -> Path:
 
 def _convert(scratch: str, targets: dict[str, Path], rate: int, channels: int, fmt: str, bits: int, clip: str,
              bitrate: int, gain: float) -> None:
-    """The scratch float files → the requested files, all renamed into place together; folders are
-    made only now, and removed again if the writing fails."""
-    names = list(targets)
-    made = [f for f in {t.parent for t in targets.values()} if not f.exists()]
+    """The scratch float files → the requested files, all renamed into place together. Folders are
+    made only now, and those made are removed again if the writing fails."""
+    made = sorted({f for t in targets.values() for f in [t.parent, *t.parent.parents] if not f.exists()},
+                  key=lambda f: len(f.parts))
     try:
-        for target in targets.values():
-            target.parent.mkdir(parents=True, exist_ok=True)
-        _write_all(scratch, targets, names, rate, channels, fmt, bits, clip, bitrate, gain)
+        for folder in made:
+            folder.mkdir()
+        sources = {target: (channels, lambda name=name: (b.T for b in blocks(f"{scratch}/{name}.wav",
+                                                                           CONVERT_BLOCK)[1]))
+                   for name, target in targets.items()}
+        write_files(sources, rate, fmt, bits, clip, gain, bitrate)
     except BaseException:
-        for folder in sorted(made, key=lambda f: len(f.parts), reverse=True):
-            while folder.exists() and not any(folder.iterdir()) and folder not in {Path(scratch).parent}:
+        for folder in reversed(made):
+            if folder.exists() and not any(folder.iterdir()):
                 folder.rmdir()
-                folder = folder.parent
         raise
-
-
-def _write_all(scratch: str, targets: dict, names: list, rate: int, channels: int, fmt: str, bits: int,
-               clip: str, bitrate: int, gain: float) -> None:
-    try:
-        with atomic_paths([targets[n] for n in names]) as temps:
-            for name, temp in zip(names, temps):
-                writer = AudioWriter(temp, rate, channels, fmt, bits, bitrate)
-                try:
-                    for data in blocks(f"{scratch}/{name}.wav", CONVERT_BLOCK)[1]:
-                        writer.write(prepare_for_pcm(np.ascontiguousarray(data.T), clip, gain))
-                finally:
-                    writer.close()
-    except audio_errors() as exc:  # soundfile's or PyAV's, from audio.py's writer
-        raise AudioError(f"cannot write {targets[names[0]].parent}: {exc}") from None
-    except OSError as exc:
-        raise AudioError(f"cannot write {exc.filename or targets[names[0]].parent}: {exc.strerror or exc}") from None

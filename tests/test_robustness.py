@@ -140,17 +140,25 @@ def test_the_property_test_sees_both_outcomes():
 
 
 def test_process_is_not_left_with_part_files_on_error(tmp_path, tiny_model_file, song, monkeypatch):
-    import jukesep.streaming as streaming
+    import jukesep.audio as audio
     made = []
 
-    class FullDisk(streaming.AudioWriter):
+    class FullDisk(audio.AudioWriter):
         def write(self, block, last=False):
             made.append(self)
             if len(made) == 3:  # the third output: the disk is full
                 raise OSError(28, "No space left on device", "stem.wav")
             super().write(block, last)
 
-    monkeypatch.setattr(streaming, "AudioWriter", FullDisk)
+    monkeypatch.setattr(audio, "AudioWriter", FullDisk)
     from jukesep.cli import main
     assert main(["separate", str(song), "--model", str(tiny_model_file), "-o", str(tmp_path / "out")]) == 1
     assert files_under(tmp_path / "out") == ["tiny"]  # no song folder, no stem, no scratch file
+
+
+def test_block_by_block_path_applies_the_header_rules(tmp_path, tiny_model_file):
+    many = tmp_path / "many.wav"
+    sf.write(many, np.tile(music(0.3).T, (1, 20)), RATE)  # 40 channels
+    result = run_cli("separate", many, "--model", tiny_model_file, "-o", tmp_path / "out")
+    assert result.returncode == 1 and "40 channels is more than the 32 supported" in result.stderr
+    assert files_under(tmp_path / "out") in ([], ["tiny"])

@@ -25,7 +25,7 @@ from ..data import Augment, ExcerptDataset, find_tracks
 from ..errors import CheckpointError, JukesepError
 from ..models.separator import STEMS
 from ..progress import Progress
-from ..train.budget import Budget, log_interval
+from ..train.budget import Budget
 from ..train.step import train_step
 
 INSTALL = "pip install --no-deps openunmix==1.3.0 demucs==4.1.0 einops julius"
@@ -103,7 +103,7 @@ def train_peer(kind: str, data, out: Path, steps: int, minutes: float = 0.0, bat
     model.to(dev).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     budget, step, losses = Budget(steps, minutes), 0, []
-    bar = Progress(steps, f"train {kind}", unit="step", enabled=progress, interval=log_interval())
+    bar = Progress(steps, f"train {kind}", unit="step", enabled=progress)
     while (stopped := budget.stop_reason(step)) is None:
         result = train_step(model, optimizer, lambda: batch_loss(step))
         step += 1

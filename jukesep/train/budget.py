@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import time
 
-from ..progress import log_interval  # noqa: F401  (the loop and peers take it from here)
-
 STEPS, MINUTES, INTERRUPTED = "steps", "minutes", "interrupted"
 
 

@@ -19,7 +19,7 @@ from ..checkpoint import save_model
 from ..data import Augment, DataError, ExcerptDataset, find_tracks, validation_excerpts
 from ..errors import JukesepError
 from ..progress import Progress
-from .budget import INTERRUPTED, Budget, how_to_continue, log_interval
+from .budget import INTERRUPTED, Budget, how_to_continue
 from .config import TrainConfig
 from .step import ParamEMA, StepResult, adam_with_warmup, train_step
 from .tasks import build_task, validate
@@ -91,8 +91,7 @@ def _train(cfg: TrainConfig, resume: bool) -> dict:
             writer.add_text("loss/bandwidth", f"l2 {bandwidth.l2:.3g}, spec {bandwidth.spec:.3g}", step)
     eval_model = copy.deepcopy(model).eval()
     budget = Budget(cfg.steps, cfg.minutes, step)
-    bar = Progress(cfg.steps, f"{cfg.stage} {cfg.stem}".strip(), unit="step", initial=step, enabled=main,
-                   interval=log_interval())
+    bar = Progress(cfg.steps, f"{cfg.stage} {cfg.stem}".strip(), unit="step", initial=step, enabled=main)
     shown, result, losses = {}, {"val_sdr": None}, []  # shown: the values after the bar
     previous_minutes = last_history_minutes(run) if resume else 0.0
 

@@ -115,11 +115,8 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
     store = JobStore(data_dir / "jobs.sqlite3")
     limits = Limits(int(max_upload_mb * 2**20), max_minutes)
 
-    def worker_guard(path: Path, name: str) -> None:
-        check_file(separator, limits, path, name)  # the header again: the file on disk is what counts
-
     manager = JobManager(store, separator, data_dir, workers=workers, retention_hours=retention_hours,
-                         guard=worker_guard, max_samples=limits.max_samples)
+                         max_samples=limits.max_samples)
     quota = DiskQuota(manager, int(max_disk_gb * 1e9), len(separator.stems))
     limit_bytes = limits.max_bytes
     too_big = f"the file is larger than the {max_upload_mb:g} MB upload limit"
@@ -161,7 +158,7 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
         job_id = job["id"]
         out = {k: job[k] for k in ("id", "name", "status", "created", "started", "finished", "duration", "rate",
                                    "channels", "error", "note")}
-        out["expires"] = (job["finished"] + manager.retention_s) if job["finished"] else None
+        out["expires"] = manager.expires(job)
         if job["status"] == "queued":
             out["queue_ahead"] = store.queue_ahead(job_id)
         if job["status"] == "running":

@@ -41,12 +41,12 @@ def user_message(exc: JukesepError, path: Path, name: str) -> str:
 
 class JobManager:
     def __init__(self, store: JobStore, separator, data_dir: Path, workers: int = 1,
-                 retention_hours: float = 72.0, guard=None, max_samples: int | None = None):
-        """`guard(path, name)`, when given, runs before a song is decoded and raises a JukesepError
-        to fail it (the web app re-checks the file's limits there)."""
+                 retention_hours: float = 72.0, max_samples: int | None = None):
+        """`max_samples`: the decode of a song stops past it (headers can lie; the upload was
+        checked from its header already)."""
         self.store = store
         self.separator = separator
-        self.guard, self.max_samples = guard, max_samples  # the decode stops past max_samples (lying headers)
+        self.max_samples = max_samples
         self.jobs_dir = Path(data_dir) / "jobs"
         self.workers = workers
         self.retention_s = retention_hours * 3600.0
@@ -109,13 +109,13 @@ class JobManager:
 
     # ----- state for the API -----
     def progress(self, job_id: str) -> dict:
-        """A running job's phase, chunks done of total, fraction and seconds left (None until known)."""
+        """A running job's phase, seconds of audio done of total, fraction and seconds left (None until known)."""
         with self._live_lock:
             live = dict(self._live.get(job_id) or {"phase": "starting", "done": 0, "total": 0})
         fraction = live["done"] / live["total"] if live["total"] else 0.0
         eta = None
         if live.get("clock") and live["done"] > live["clock"][1]:
-            # timed from the first finished chunk: decoding before it says nothing about the model's pace
+            # timed from when the model started (the first report): decoding says nothing about its pace
             started, first = live["clock"]
             eta = (time.time() - started) * (live["total"] - live["done"]) / (live["done"] - first)
         return {"phase": live["phase"], "done": live["done"], "total": live["total"],
@@ -129,7 +129,6 @@ class JobManager:
         if job["status"] == "running":
             with self._live_lock:
                 self._cancel.add(job_id)
-        if job["status"] == "running":
             self.store.delete(job_id)  # its worker deletes the folder when it stops
         else:
             self.remove(job_id)
@@ -139,10 +138,16 @@ class JobManager:
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
         self.store.delete(job_id)
 
+    def expires(self, job: dict) -> float | None:
+        """When a finished (done or failed) job expires, by the same rule as `JobStore.expired`."""
+        if job["status"] not in ("done", "failed"):
+            return None
+        return (job["finished"] if job["finished"] is not None else job["created"]) + self.retention_s
+
     def is_expired(self, job: dict, now: float | None = None) -> bool:
         """A finished job past its retention: never served, even before the cleanup deletes it."""
-        ended = job["finished"] if job["status"] in ("done", "failed") else None
-        return ended is not None and ended + self.retention_s < (time.time() if now is None else now)
+        expires = self.expires(job)
+        return expires is not None and expires < (time.time() if now is None else now)
 
     # ----- workers -----
     def _work(self) -> None:
@@ -197,7 +202,8 @@ class JobManager:
             raise _Stop()
 
     def _on_chunk(self, job_id: str, done: int, total: int) -> None:
-        """Progress callback: the first chunk ends decoding; raising _Stop abandons the separation."""
+        """Progress callback, in seconds of audio: the first report ends decoding; raising _Stop
+        abandons the separation."""
         with self._live_lock:
             live = self._live[job_id]
             if live["clock"] is None:
@@ -207,8 +213,6 @@ class JobManager:
 
     def _separate(self, job: dict) -> None:
         job_id = job["id"]
-        if self.guard is not None:
-            self.guard(self.input_path(job), job["name"])
         # Block by block into the files, mixture included: memory stays flat in the song's length.
         stems = list(self.separator.stems)
         tracks = [MIXTURE, *stems]

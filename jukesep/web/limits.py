@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..audio import AudioInfo, probe
 from ..errors import AudioError
 
@@ -60,15 +58,6 @@ def _gib(samples: int) -> str:
     return f"{samples * 4 / 2**30:.2f} GiB"
 
 
-def check_header(separator, info: AudioInfo, name: str) -> None:
-    """Run the separator's own checks on a stand-in of the header's shape (its channels and rate,
-    at most `min_samples` long), so what a header can decide (channels, rate, too short) is ruled in
-    one place without decoding. Content (silence, NaN) is checked when the worker decodes."""
-    needed = separator.min_samples(info.rate) if info.rate > 0 else 1
-    # a read-only view of one value: no memory, whatever channel count a broken header claims
-    separator.check(np.broadcast_to(np.float32(1), (info.channels, min(info.frames, needed))), info.rate, name)
-
-
 def check_file(separator, limits: Limits, path: Path, name: str) -> AudioInfo:
     """Everything the header of `path` can tell, without decoding; raises an AudioError
     (OverLimitError, with its HTTP status, for the server's limits)."""
@@ -77,6 +66,6 @@ def check_file(separator, limits: Limits, path: Path, name: str) -> AudioInfo:
         # checking the shape first would call this "no audio samples"; the length is what is missing
         raise OverLimitError(f"{name}: its header declares no length, so it cannot be checked before "
                              "decoding", 422)
-    check_header(separator, info, name)
+    separator.check_header(info, name)
     limits.check(info, name)
     return info

@@ -225,7 +225,7 @@ function renderProgress(job) {
     $("progress-title").textContent = titles[p.phase] || "Working…";
     let detail = "";
     if (p.phase === "separating" && p.total) {
-      detail = `Chunk ${p.done} of ${p.total}`;
+      detail = `${fmtTime(p.done)} of ${fmtTime(p.total)} separated`;
       if (p.eta != null && p.done > 0) detail += ` · about ${fmtTime(Math.max(1, p.eta))} left`;
     }
     $("progress-detail").textContent = detail;
