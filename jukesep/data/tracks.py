@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import probe, read_audio
+from ..audio import fit_length, probe, read_audio
 from ..errors import AudioError, JukesepError
 from ..models.separator import STEMS
 
@@ -66,9 +66,7 @@ class Track:
         frames = self.length if frames is None else frames
         if audio.shape[0] == 1:
             audio = np.repeat(audio, 2, axis=0)
-        if audio.shape[1] < frames:
-            audio = np.pad(audio, ((0, 0), (0, frames - audio.shape[1])))
-        return np.ascontiguousarray(audio[:2, :frames])
+        return fit_length(audio[:2], frames)
 
 
 def _wav_track(folder: Path, split: str) -> Track:
