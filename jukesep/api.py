@@ -19,6 +19,7 @@ from .checkpoint import load_model
 from .errors import CheckpointError, InvalidAudioError, JukesepError, TooShortAudioError
 from .hardware import choose_precision
 from .models import SeparatorModel
+from .refine import DEFAULT_REFINE, check_refine, refine
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 DEFAULT_MODEL = "default"
@@ -106,6 +107,8 @@ class Separator:
     overlap: fraction of a segment cross-faded with the next one (useful when `context` is cut);
     precision: "auto" (bfloat16 where the hardware makes it fast: CUDA GPUs, CPUs with AVX512-BF16 or
         AMX; float32 elsewhere), "float32" or "bfloat16" (autocast; code choice stays float32);
+    refine: "none", "softmask" or "wiener": filter the mixture's STFT with the model's stems as
+        power estimates (norbert; see refine.py), so that the stems add up to the mixture;
     sum_to_mixture: add an equal share of (mixture − Σ stems) to every stem so they sum back to
         the mixture; off by default because that residual is other stems' bleed and model error;
     shifts: average this many extra passes, each on the input delayed by a random 0–0.5 s (Demucs'
@@ -116,7 +119,8 @@ class Separator:
     def __init__(self, model: SeparatorModel, name: str = "custom", metadata: dict | None = None,
                  device: str | torch.device = "auto", segment: float | None = None, context: float | None = None,
                  overlap: float = 0.0, precision: str = "auto", sum_to_mixture: bool = False, shifts: int = 0,
-                 batch: int | None = None):
+                 batch: int | None = None, refine: str = DEFAULT_REFINE):
+        self.refine = check_refine(refine)
         self.device = resolve_device(device)
         if segment is None:
             segment = default_segment(model, self.device)
@@ -258,7 +262,7 @@ class Separator:
         estimates = self._run_model(torch.from_numpy(signal), stems, progress)
         result = {name: fit_length(resample(estimates[i].numpy(), self.sample_rate, rate), audio.shape[1])
                   for i, name in enumerate(stems)}
-        return self._refine(audio, result, two_stems)
+        return self._refine(audio, result, rate, two_stems)
 
     def _run_model(self, signal: torch.Tensor, stems: list[str], progress: ProgressFn | None) -> torch.Tensor:
         """`Tensor[C x T]` at the model's rate → `Tensor[S x C x T]`: one plain pass, or the mean of
@@ -318,7 +322,8 @@ class Separator:
             return CPU_BATCH
         return max(1, int(GPU_BATCH_SECONDS * self.sample_rate) // (window * channels))
 
-    def _refine(self, mixture: np.ndarray, stems: dict[str, np.ndarray], two_stems: str | None) -> dict:
+    def _refine(self, mixture: np.ndarray, stems: dict[str, np.ndarray], rate: int, two_stems: str | None) -> dict:
+        stems = refine(mixture, stems, self.refine, rate, complete=len(stems) == len(self.stems))
         if two_stems is not None:
             return {two_stems: stems[two_stems], f"no_{two_stems}": mixture - stems[two_stems]}
         if self.sum_to_mixture:

@@ -3,8 +3,9 @@
 A jukesep file is a `torch.save`d dict of plain data (loadable with `weights_only=True`):
     {"format": "jukesep", "format_version": 1, "kind": "vqvae" | "encoder" | "separator",
      "config": {...}, "state": {name: tensor}, "metadata": {...}}
-For "separator" the config is {"stems": {stem: VQVAEConfig dict}}; every file rebuilds its model
-from its own config, without the training code.
+For "separator" the config is {"stems": {stem: VQVAEConfig dict}}, plus {"trunk": VQVAEConfig dict,
+"head": HeadConfig dict} in the shared layout; every file rebuilds its model from its own config,
+without the training code.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from torch import nn
 from .atomic import atomic_torch_save
 from .errors import CheckpointError
 from .models import VQVAE, Encoder, SeparatorModel, VQVAEConfig
+from .models.config import HeadConfig
 
 FORMAT = "jukesep"
 FORMAT_VERSION = 1
@@ -29,6 +31,8 @@ def save_model(path, kind: str, model: nn.Module, metadata: dict | None = None) 
         raise CheckpointError(f"unknown model kind {kind!r} (one of {', '.join(KINDS)})")
     if kind == "separator":
         config = {"stems": {name: cfg.to_dict() for name, cfg in model.configs.items()}}
+        if model.trunk_config is not None:
+            config.update(trunk=model.trunk_config.to_dict(), head=model.head_config.to_dict())
     else:
         config = model.cfg.to_dict()
     state = {name: t.detach().cpu().clone() for name, t in model.state_dict().items()}
@@ -68,7 +72,11 @@ def load_model(path, expect_kind: str | None = None) -> tuple[nn.Module, dict]:
             stems = data["config"].get("stems")
             if not isinstance(stems, dict) or not stems:
                 raise CheckpointError("separator config lists no stems")
-            model = SeparatorModel({name: VQVAEConfig.from_dict(c) for name, c in stems.items()})
+            shared = {}
+            if "trunk" in data["config"] or "head" in data["config"]:
+                shared = {"trunk": VQVAEConfig.from_dict(data["config"].get("trunk")),
+                          "head": HeadConfig.from_dict(data["config"].get("head"))}
+            model = SeparatorModel({name: VQVAEConfig.from_dict(c) for name, c in stems.items()}, **shared)
         else:
             cfg = VQVAEConfig.from_dict(data["config"])
             model = VQVAE(cfg) if kind == "vqvae" else Encoder(cfg)

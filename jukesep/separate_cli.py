@@ -18,6 +18,7 @@ from .api import DEFAULT_MODEL, MAX_SHIFTS, Separator
 from .audio import CLIP_MODES, FORMATS, MP3_BITRATES, check_output, list_audio_files
 from .errors import JukesepError
 from .progress import Progress
+from .refine import DEFAULT_REFINE, REFINES
 
 DEFAULT_TEMPLATE = "{track}/{stem}.{ext}"
 TEMPLATE_FIELDS = ("track", "trackext", "folder", "stem", "ext")
@@ -62,6 +63,9 @@ def register(sub) -> None:
     sep.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                      help="auto (default): bfloat16 on GPUs and CPUs with AVX512-BF16/AMX, where it is faster, "
                           "else float32; `jukesep info --system` shows the choice")
+    sep.add_argument("--refine", choices=REFINES, default=DEFAULT_REFINE,
+                     help=f"filter the mixture's STFT with the model's stems (default: {DEFAULT_REFINE}; "
+                          "softmask and wiener make the stems add up to the mixture)")
     sep.add_argument("--sum-to-mixture", action="store_true",
                      help="share the residual among stems so they add up to the mixture")
     sep.add_argument("-j", "--jobs", type=int, default=1, help="songs separated in parallel")
@@ -155,7 +159,8 @@ def cmd_separate(args) -> int:
     files, problems = collect_inputs(args.inputs)
     separator = Separator.from_pretrained(args.model, device=args.device, segment=args.segment,
                                           context=args.context, overlap=args.overlap, precision=args.precision,
-                                          sum_to_mixture=args.sum_to_mixture, shifts=args.shifts)
+                                          sum_to_mixture=args.sum_to_mixture, shifts=args.shifts,
+                                          refine=args.refine)
     plan = plan_outputs(files, args.filename, stem_names(separator, args), args.format)
     root = args.out / separator.name
     ensure_writable(root)

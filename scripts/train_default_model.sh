@@ -1,42 +1,76 @@
 #!/usr/bin/env bash
-# Trains jukesep's default model and the transfer-vs-scratch comparison with the project's own
-# commands (issue: ship a trained default model). CPU-sized: see docs/RESULTS.md for what was run.
-#   scripts/train_default_model.sh CORPUS RUNS
-# The two arms run side by side, one thread each (a 2-core machine); rerunning resumes.
+# Trains jukesep's default model and the stage-2 ablation, with the project's own commands
+# (issue #12). CPU-sized for a 2-core machine: two runs side by side, one thread each. Every run
+# is resumable: rerunning this script continues each one where it stopped (a finished run is
+# skipped), so it may be spread over several sessions.
+#   scripts/train_default_model.sh CORPUS RUNS [PHASE...]
+# Phases (default: all, in order): foundation stage1 default ablation scratch bundle
+#   foundation  foundation VQ-VAE on all audio                         (core 1)
+#   stage1      stage 1, one VQ-VAE per stem, from the foundation       (core 1)
+#   default     stage 2, shared layout + output loss: the shipped model (core 1)
+#   peers       Open-Unmix for the same wall time as foundation+stage1+stage2 (core 2, alongside)
+#   ablation    the other stage-2 arms at the same wall time: paper (per stem, latent loss),
+#               per stem + output loss, shared + latent loss, shared + both losses
+#   scratch     the default design without transfer: stage 1 and stage 2 from random weights
 set -euo pipefail
 DATA=${1:?corpus folder (jukesep corpus render ...)}
 RUNS=${2:?output folder}
+shift 2
+PHASES=${*:-foundation stage1 default ablation scratch}
 SIZE="--width 16 --depth 6 --emb-width 32 --codebook-size 512"
-TRAIN="--preset small --excerpt 16384 --batch-size 4 --lr 1e-3 --linf-k 512 --workers 1 --val-every 100 --ckpt-every 100 --val-excerpts 2"
-FOUNDATION_STEPS=${FOUNDATION_STEPS:-2000}
-STAGE_STEPS=${STAGE_STEPS:-800}
+TRAIN="--preset small --excerpt 16384 --batch-size 4 --lr 1e-3 --linf-k 512 --workers 1 --val-every 100 --ckpt-every 100 --val-excerpts 2 --steps 100000"
+FOUNDATION_MIN=${FOUNDATION_MIN:-12}  # wall-time budgets in minutes, one thread each
+STAGE1_MIN=${STAGE1_MIN:-4}           # per stem
+STAGE2_MIN=${STAGE2_MIN:-20}          # all four stems together
+PEER_MIN=${PEER_MIN:-$((FOUNDATION_MIN + 4 * STAGE1_MIN + STAGE2_MIN))}
+STEMS="vocals drums bass other"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
-resume() { [ -f "$1/train_state.pt" ] && echo --resume || true; }
+# Runs `jukesep train STAGE ... --out OUT` for MINUTES of wall time in all, resuming when OUT
+# holds a run; a run that already has last.pt is done.
+run() {
+  local minutes=$1 out=$2; shift 2
+  [ -f "$out/last.pt" ] && return 0
+  if [ -f "$out/train_state.pt" ]; then
+    jukesep train "$1" --resume --out "$out" --minutes "$minutes"
+  else
+    jukesep train "$@" --out "$out" --minutes "$minutes"
+  fi
+}
 
-transfer() {
-  jukesep train foundation --data "$DATA" --out "$RUNS/foundation" --steps "$FOUNDATION_STEPS" $SIZE $TRAIN \
-    $(resume "$RUNS/foundation")
-  jukesep train all --data "$DATA" --init "foundation:$RUNS/foundation/best.pt" --out "$RUNS/transfer" \
-    --steps "$STAGE_STEPS" $TRAIN
-}
-# Same stages, same budget per stage, initialised at random.
-scratch() {
-  jukesep train all --data "$DATA" --init scratch --out "$RUNS/scratch" --steps "$STAGE_STEPS" $SIZE $TRAIN
-}
-# The shipped model: the transfer arm with its stage-2 encoders trained on (stage 2 is the bottleneck).
-longer_encoders() {
-  for stem in "$@"; do
-    jukesep train encoder --resume --out "$RUNS/default/encoder-$stem" --steps "$DEFAULT_ENCODER_STEPS"
+foundation() { run "$FOUNDATION_MIN" "$RUNS/foundation" foundation --data "$DATA" $SIZE $TRAIN; }
+stage1() {  # ARM INIT [SIZE: the architecture, for a scratch init]
+  for stem in $STEMS; do
+    run "$STAGE1_MIN" "$RUNS/$1/vqvae-$stem" vqvae --stem "$stem" --data "$DATA" --init "$2" $3 $TRAIN
   done
 }
-DEFAULT_ENCODER_STEPS=${DEFAULT_ENCODER_STEPS:-2400}
+shared() {  # ARM NAME INIT LOSS
+  run "$STAGE2_MIN" "$RUNS/$1/$2" shared --data "$DATA" --vqvae "$RUNS/$1" --init "$3" --stage2-loss "$4" $TRAIN
+}
+per_stem() {  # ARM NAME LOSS: one encoder per stem, a quarter of the stage-2 time each
+  for stem in $STEMS; do
+    run "$(echo "$STAGE2_MIN / 4" | bc -l)" "$RUNS/$1/$2/encoder-$stem" encoder --stem "$stem" --data "$DATA" \
+      --vqvae "$RUNS/$1/vqvae-$stem/best.pt" --init "foundation:$RUNS/foundation/best.pt" --stage2-loss "$3" $TRAIN
+  done
+  [ -f "$RUNS/$1/$2/separator.pt" ] || jukesep bundle "$RUNS/$1/$2/separator.pt" \
+    $(for stem in $STEMS; do echo --stem "$stem=$RUNS/$1/vqvae-$stem/best.pt,$RUNS/$1/$2/encoder-$stem/best.pt"; done)
+}
 mkdir -p "$RUNS"
-transfer > "$RUNS/transfer.log" 2>&1 &
-scratch > "$RUNS/scratch.log" 2>&1 &
-wait
-[ -d "$RUNS/default" ] || { cp -r "$RUNS/transfer" "$RUNS/default"; rm -f "$RUNS/default/separator.pt"; }
-longer_encoders vocals other > "$RUNS/default-1.log" 2>&1 &
-longer_encoders drums bass > "$RUNS/default-2.log" 2>&1 &
-wait
-jukesep bundle "$RUNS/default/separator.pt" --run "$RUNS/default"
+for phase in $PHASES; do
+  case $phase in
+    foundation) foundation ;;
+    stage1) stage1 transfer "foundation:$RUNS/foundation/best.pt" ;;
+    default) shared transfer shared-output "foundation:$RUNS/foundation/best.pt" output ;;
+    peers) [ -f "$RUNS/openunmix.pt" ] || jukesep baselines train openunmix --data "$DATA" --out "$RUNS/openunmix.pt" \
+             --steps 1000000 --minutes "$PEER_MIN" --config '{"hidden": 128}' ;;
+    ablation)
+      per_stem transfer paper latent
+      per_stem transfer per-stem-output output
+      shared transfer shared-latent "foundation:$RUNS/foundation/best.pt" latent
+      shared transfer shared-both "foundation:$RUNS/foundation/best.pt" both ;;
+    scratch)
+      stage1 scratch scratch "$SIZE"
+      shared scratch shared-output scratch output ;;
+    *) echo "unknown phase $phase" >&2; exit 2 ;;
+  esac
+done

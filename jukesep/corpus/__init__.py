@@ -5,6 +5,8 @@ when installed.
     OUT/corpus.json                        seed, song length, generator (checked when resuming)
     OUT/{train,valid,test}/<song>/{vocals,drums,bass,other,mixture}.wav   44.1 kHz stereo float32
     OUT/{train,valid,test}/<song>/meta.json
+    OUT/heldout/<song>/...                 optional: only timbres (a font and its drum kits) that the
+                                           other splits never use, to test generalisation
 
 mixture.wav is the float32 sum of the stored stems. A song is a pure function of (seed, split,
 index): same seed → identical bytes. Splits never share material: procedural songs draw from
@@ -28,7 +30,8 @@ from .compose import STEMS, chorale_paths, material_split
 from .render import RATE, Tools, render_song, song_complete
 
 SPLITS = ("train", "valid", "test")
-GENERATOR = "jukesep.corpus 1"
+HELDOUT = "heldout"  # the held-out-timbre split
+GENERATOR = "jukesep.corpus 2"
 CHORALE_SHARE = 0.3  # share of songs arranged from a music21 chorale (when music21 is installed)
 
 __all__ = ["render_corpus", "corpus_stats", "plan_corpus", "SPLITS", "STEMS"]
@@ -55,10 +58,13 @@ def split_counts(n: int, fractions) -> list[int]:
 
 
 def plan_corpus(out_dir, minutes: float, seed: int = 0, song_seconds: float = 60.0,
-                splits=(0.8, 0.1, 0.1), sf2_dirs=None) -> list[dict]:
-    """The jobs (one per song) of a corpus, without rendering anything."""
+                splits=(0.8, 0.1, 0.1), sf2_dirs=None, heldout_minutes: float = 0.0) -> list[dict]:
+    """The jobs (one per song) of a corpus, without rendering anything. `heldout_minutes` more of
+    songs go to the held-out-timbre split."""
     if minutes <= 0:
         raise JukesepError(f"--minutes must be positive, got {minutes}")
+    if not 0 <= heldout_minutes < math.inf:
+        raise JukesepError(f"--heldout-minutes must be a finite number ≥ 0, got {heldout_minutes}")
     if not 2 <= song_seconds <= 1200:
         raise JukesepError(f"--song-seconds must be between 2 and 1200, got {song_seconds}")
     out = Path(out_dir)
@@ -79,7 +85,15 @@ def plan_corpus(out_dir, minutes: float, seed: int = 0, song_seconds: float = 60
                             "split_rule": "seed stream keyed by (seed, split, index)"}
             jobs.append({"name": name, "split": split, "folder": str(out / split / name), "seed": seed,
                          "entropy": [int(seed), k, i], "song_seconds": float(song_seconds),
-                         "material": material, "sf2_dirs": sf2_dirs})
+                         "material": material, "sf2_dirs": sf2_dirs, "generator": GENERATOR})
+    heldout = math.ceil(heldout_minutes * 60 / song_seconds - 1e-9) if heldout_minutes > 0 else 0
+    for i in range(heldout):  # procedural material from its own seed stream (split index 3)
+        name = f"{HELDOUT}-{seed:04d}-{i:05d}"
+        jobs.append({"name": name, "split": HELDOUT, "folder": str(out / HELDOUT / name),
+                     "seed": seed, "entropy": [int(seed), 3, i], "song_seconds": float(song_seconds),
+                     "material": {"kind": "procedural", "id": f"procedural/seed{seed}/{HELDOUT}/{i}",
+                                  "split_rule": "seed stream keyed by (seed, split, index)"},
+                     "sf2_dirs": sf2_dirs, "generator": GENERATOR, "heldout": True})
     return jobs
 
 
@@ -97,15 +111,16 @@ def _check_config(out: Path, config: dict) -> None:
 
 
 def render_corpus(out_dir, minutes: float, seed: int = 0, jobs: int = 1, song_seconds: float = 60.0,
-                  splits=(0.8, 0.1, 0.1), progress: bool = True, sf2_dirs=None) -> dict:
+                  splits=(0.8, 0.1, 0.1), progress: bool = True, sf2_dirs=None,
+                  heldout_minutes: float = 0.0) -> dict:
     """Render about `minutes` of songs into `out_dir` (resumable: complete songs are skipped).
     Returns a summary: songs per split, rendered/skipped counts, wall time and speed."""
     tools = Tools(sf2_dirs)  # fail early, with the package to install
     out = Path(out_dir)
-    plan = plan_corpus(out, minutes, seed, song_seconds, splits, sf2_dirs)
+    plan = plan_corpus(out, minutes, seed, song_seconds, splits, sf2_dirs, heldout_minutes)
     _check_config(out, {"seed": int(seed), "song_seconds": float(song_seconds), "generator": GENERATOR,
                         "sample_rate": RATE, "stems": list(STEMS)})
-    for split in SPLITS:  # leftovers of interrupted runs
+    for split in (*SPLITS, HELDOUT):  # leftovers of interrupted runs
         for tmp in (out / split).glob(".tmp-*") if (out / split).is_dir() else []:
             shutil.rmtree(tmp, ignore_errors=True)
     todo = [j for j in plan if not song_complete(Path(j["folder"]))]
@@ -131,7 +146,7 @@ def render_corpus(out_dir, minutes: float, seed: int = 0, jobs: int = 1, song_se
     audio_min = len(rendered) * song_seconds / 60
     return {
         "out_dir": str(out), "seed": seed, "songs": len(plan),
-        "per_split": {s: sum(j["split"] == s for j in plan) for s in SPLITS},
+        "per_split": {s: n for s in (*SPLITS, HELDOUT) if (n := sum(j["split"] == s for j in plan))},
         "rendered": len(rendered), "skipped": len(plan) - len(rendered),
         "rendered_names": sorted(r["name"] for r in rendered),
         "minutes_rendered": round(audio_min, 3), "wall_seconds": round(wall, 2),
@@ -148,7 +163,7 @@ def corpus_stats(corpus_dir, silence_db: float = -60.0) -> dict:
     if not root.is_dir():
         raise JukesepError(f"{root}: no such folder")
     result = {"splits": {}, "max_mixture_error": 0.0, "songs": 0, "incomplete": []}
-    for split in SPLITS:
+    for split in SPLITS + ((HELDOUT,) if (root / HELDOUT).is_dir() else ()):
         folder = root / split
         songs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) \
             if folder.is_dir() else []

@@ -18,6 +18,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     render.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
     render.add_argument("-j", "--jobs", type=int, default=1, help="songs rendered in parallel")
     render.add_argument("--song-seconds", type=float, default=60.0, help="length of each song (default 60)")
+    render.add_argument("--heldout-minutes", type=float, default=0.0,
+                        help="minutes more in a heldout/ split rendered only with timbres the other splits never "
+                             "use (needs opl3-soundfont; default 0)")
     render.set_defaults(func=cmd_render)
 
     stats = sub.add_parser("stats", help="minutes, stem loudness and silence, mixture check")
@@ -31,7 +34,8 @@ def cmd_render(args) -> int:
     from . import render_corpus
     if args.jobs < 1:
         raise JukesepError(f"--jobs must be at least 1, got {args.jobs}")
-    summary = render_corpus(args.out, args.minutes, seed=args.seed, jobs=args.jobs, song_seconds=args.song_seconds)
+    summary = render_corpus(args.out, args.minutes, seed=args.seed, jobs=args.jobs, song_seconds=args.song_seconds,
+                            heldout_minutes=args.heldout_minutes)
     speed = summary["speed_x_realtime"]
     print(f"{summary['songs']} songs in {args.out} ({summary['rendered']} rendered, {summary['skipped']} "
           f"already there; {', '.join(f'{k} {v}' for k, v in summary['per_split'].items())}); "

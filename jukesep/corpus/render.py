@@ -26,9 +26,14 @@ SOUNDFONTS = {
     "FluidR3_GM.sf2": ("fluid-soundfont-gm", "gm"),
     "MuseScore_General.sf3": ("musescore-general-soundfont", "gm"),
     "MuseScore_General_Lite.sf3": ("musescore-general-soundfont-small", "gm"),
+    "TimGM6mb.sf2": ("timgm6mb-soundfont", "gm"),
+    "sf_GMbank.sf2": ("csound-soundfont", "gm"),
     "Black_Pearl_4_LV2.sf2": ("avldrums.lv2-soundfont", "drumkit"),
     "Red_Zeppelin_4_LV2.sf2": ("avldrums.lv2-soundfont", "drumkit"),
+    # FM synthesis, unlike every sampled font above: the held-out-timbre split's only font.
+    "OPL-3_FM_128M.sf2": ("opl3-soundfont", "heldout"),
 }
+HELDOUT_FONT = "OPL-3_FM_128M.sf2"
 GM_KITS = [0, 8, 16, 24, 25, 32, 40]  # standard, room, power, electronic, TR-808, jazz, brush
 
 
@@ -56,6 +61,7 @@ class Tools:
             del found["MuseScore_General_Lite.sf3"]  # same family: keep the full one
         self.gm = sorted(n for n in found if SOUNDFONTS[n][1] == "gm")
         self.kits = sorted(n for n in found if SOUNDFONTS[n][1] == "drumkit")
+        self.heldout = sorted(n for n in found if SOUNDFONTS[n][1] == "heldout")
         self.paths = found
         self.singer = pysinsy_available()
 
@@ -264,6 +270,8 @@ def effects(audio: np.ndarray, stem: str, rng: np.random.Generator) -> tuple[np.
     if rng.random() < 0.3:
         add(pb.PeakFilter, cutoff_frequency_hz=float(rng.uniform(300, 4000)), gain_db=float(rng.uniform(-6, 6)),
             q=float(rng.uniform(0.5, 2)))
+    if rng.random() < 0.25:  # saturation: harmonics the clean renders lack
+        add(pb.Distortion, drive_db=float(rng.uniform(2, 14)))
     if stem != "bass" and rng.random() < 0.6:
         add(pb.Reverb, room_size=float(rng.uniform(0.1, 0.8)), wet_level=float(rng.uniform(0.05, 0.3)),
             dry_level=float(rng.uniform(0.7, 1.0)), damping=float(rng.uniform(0.2, 0.8)))
@@ -316,6 +324,11 @@ def render_song(job: dict) -> dict:
     if song_complete(folder):
         return {"name": job["name"], "split": job["split"], "skipped": True}
     tools = Tools(job.get("sf2_dirs"))
+    heldout = bool(job.get("heldout"))
+    if heldout and not tools.heldout:
+        raise JukesepError(f"the held-out-timbre split needs {HELDOUT_FONT} "
+                           f"(Debian/Ubuntu: apt install {SOUNDFONTS[HELDOUT_FONT][0]})")
+    melodic = tools.heldout if heldout else tools.gm
     seconds = float(job["song_seconds"])
     n = int(round(seconds * RATE))
     rng = np.random.default_rng(np.random.SeedSequence(job["entropy"]))
@@ -337,7 +350,7 @@ def render_song(job: dict) -> dict:
             tracks = song.tracks[stem]
             info: dict = {}
             audio = None
-            if stem == "vocals" and tools.singer and rng.random() < 0.85:
+            if stem == "vocals" and tools.singer and not heldout and rng.random() < 0.85:
                 mono, takes, touched = sing(tracks[0], song, n, work, rng)
                 if mono is not None:
                     audio = pan_mono(mono, float(rng.uniform(-0.15, 0.15)))
@@ -347,7 +360,7 @@ def render_song(job: dict) -> dict:
                     info["pysinsy_failed"] = f"{takes} blown-up takes"
             if audio is None:
                 if stem == "drums":
-                    kit_fonts = tools.gm + tools.kits
+                    kit_fonts = melodic if heldout else tools.gm + tools.kits
                     font = kit_fonts[int(rng.integers(len(kit_fonts)))]
                     if font in tools.kits:
                         # AVL kits: a melodic preset with GM note numbers (no 35: use 36)
@@ -360,7 +373,7 @@ def render_song(job: dict) -> dict:
                             t.program = int(rng.choice(GM_KITS))
                         info["kit"] = f"GM bank 128 program {tracks[0].program}"
                 else:
-                    font = tools.gm[int(rng.integers(len(tools.gm)))]
+                    font = melodic[int(rng.integers(len(melodic)))]
                     if stem == "vocals":
                         info["engine"] = "fluidsynth GM voice"
                 midi = work / f"{stem}.mid"
@@ -405,7 +418,8 @@ def render_song(job: dict) -> dict:
             "stems": meta_stems, "headroom_gain_db": round(20 * np.log10(head), 2),
             "soundfonts_used": sorted({v["soundfont"] for v in meta_stems.values() if "soundfont" in v}),
             "vocals_engine": meta_stems["vocals"].get("engine"),
-            "generator": "jukesep.corpus 1",
+            "timbres": "held out" if heldout else "training",
+            "generator": job.get("generator", "jukesep.corpus 2"),
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False), encoding="utf-8")
         shutil.rmtree(work)

@@ -17,6 +17,7 @@ from ..errors import ShapeError
 from ..models.separator import STEMS
 from .tracks import DataError, Track
 
+ALL = "all"  # target: every stem at once (the shared stage)
 SILENT_RMS = 10 ** (-60 / 20)  # -60 dBFS: quieter target excerpts are not worth training on
 MAX_DRAWS = 20
 
@@ -42,7 +43,8 @@ def to_mono(audio: np.ndarray, weight: float | None = 0.5) -> np.ndarray:
 class ExcerptDataset(torch.utils.data.Dataset):
     """Random excerpts of `length` samples.
 
-    target: the stem to learn, or None for any source (foundation training: mixtures and stems).
+    target: the stem to learn, None for any source (foundation training: mixtures and stems), or
+        ALL for every stem (`Tensor[S x 1 x L]`, S in STEMS order; redrawn when the mixture is silent).
     with_mixture: also return the (possibly remixed) mixture of the same excerpt (stage 2).
     Items: {"target": Tensor[1 x L]} and, with_mixture, {"mixture": Tensor[1 x L]}
     (`[2 x L]` with Augment(stereo=True)).
@@ -50,7 +52,7 @@ class ExcerptDataset(torch.utils.data.Dataset):
 
     def __init__(self, tracks: list[Track], length: int, target: str | None, with_mixture: bool = False,
                  items_per_epoch: int = 1000, seed: int = 0, augment: Augment | None = Augment()):
-        if target is not None and target not in STEMS:
+        if target is not None and target not in STEMS + (ALL,):
             raise DataError(f"unknown stem {target!r} (choose from {', '.join(STEMS)})")
         usable = [t for t in tracks if t.length >= length]
         if not usable:
@@ -66,12 +68,14 @@ class ExcerptDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, 0, index])  # the 0 keeps the draws of earlier versions
         for _ in range(MAX_DRAWS):
             item = self._draw(rng)
-            if np.sqrt(np.mean(item["target"] ** 2)) > SILENT_RMS:
+            if np.sqrt(np.mean(item["mixture" if self.target == ALL else "target"] ** 2)) > SILENT_RMS:
                 return {k: torch.from_numpy(v) for k, v in item.items()}
         raise DataError(f"{MAX_DRAWS} excerpts in a row had a silent {self.target or 'source'}; "
                         "is this stem present in the data?")
 
     def _draw(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        if self.target == ALL:
+            return self._draw_all(rng)
         source = self.target or rng.choice(("mixture",) + STEMS)
         aug = self.augment
         blend = rng.uniform() if aug and aug.mono_blend else 0.5
@@ -87,6 +91,18 @@ class ExcerptDataset(torch.utils.data.Dataset):
                  for stem in STEMS}
         mixture = sum(stems.values())
         return {"target": to_mono(stems[source], blend), "mixture": to_mono(mixture, blend)}
+
+    def _draw_all(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        aug = self.augment
+        blend = rng.uniform() if aug and aug.mono_blend else 0.5
+        blend = None if aug and aug.stereo else blend
+        song = rng.integers(len(self.tracks))
+        if aug is None or not aug.remix:
+            offset = rng.integers(self.tracks[song].length - self.length + 1)
+            stems = [self.tracks[song].read(stem, offset, self.length) for stem in STEMS]
+        else:
+            stems = [self._read(rng, stem, rng.integers(len(self.tracks))) for stem in STEMS]
+        return {"target": np.stack([to_mono(s, blend) for s in stems]), "mixture": to_mono(sum(stems), blend)}
 
     def _read(self, rng: np.random.Generator, source: str, song: int) -> np.ndarray:
         track = self.tracks[song]
@@ -108,6 +124,12 @@ def validation_excerpts(tracks: list[Track], length: int, per_track: int, target
         if track.length < length:
             continue
         for offset in np.linspace(0, track.length - length, per_track).astype(int):
+            if target == ALL:
+                mixture = to_mono(track.read("mixture", int(offset), length))
+                if np.sqrt(np.mean(mixture ** 2)) > SILENT_RMS:
+                    stems = np.stack([to_mono(track.read(s, int(offset), length)) for s in STEMS])
+                    items.append({"target": torch.from_numpy(stems), "mixture": torch.from_numpy(mixture)})
+                continue
             sources = [target or "mixture"] + (["mixture"] if with_mixture and target else [])
             audio = {s: to_mono(track.read(s, int(offset), length)) for s in sources}
             if np.sqrt(np.mean(audio[sources[0]] ** 2)) <= SILENT_RMS:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from ..errors import JukesepError
 from ..models.separator import STEMS
+from ..refine import DEFAULT_REFINE, REFINES
 
 
 def register(sub) -> None:
@@ -21,6 +22,8 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                    help="auto: bfloat16 where the hardware makes it faster, else float32")
+    p.add_argument("--refine", choices=REFINES, default=DEFAULT_REFINE,
+                   help=f"--model: refinement on the mixture's STFT (default: {DEFAULT_REFINE})")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -29,7 +32,8 @@ def estimator_for(args):
     from .baselines import BUILTIN
     if args.model:
         from ..api import Separator, model_path
-        separator = Separator.from_pretrained(args.model, device=args.device, precision=args.precision)
+        separator = Separator.from_pretrained(args.model, device=args.device, precision=args.precision,
+                                              refine=args.refine)
         stems = [s for s in STEMS if s in separator.stems]
         return model_path(args.model).stem, stems, separator
     kind, _, path = args.baseline.partition(":")

@@ -1,6 +1,6 @@
 from .bottleneck import BottleneckBlock
-from .config import VQVAEConfig
+from .config import HeadConfig, VQVAEConfig
 from .separator import SeparatorModel, StemModel
 from .vqvae import VQVAE, Decoder, Encoder
 
-__all__ = ["VQVAEConfig", "VQVAE", "Encoder", "Decoder", "BottleneckBlock", "StemModel", "SeparatorModel"]
+__all__ = ["VQVAEConfig", "HeadConfig", "VQVAE", "Encoder", "Decoder", "BottleneckBlock", "StemModel", "SeparatorModel"]

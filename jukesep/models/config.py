@@ -76,28 +76,73 @@ class VQVAEConfig:
         Audio further than this from an output sample cannot change it, so chunks padded with this
         much context on each side give exactly the whole-signal result.
         """
+        # The decoder mirrors the encoder; its output conv reaches one sample each side.
+        return 2 * self.encoder_reach() + 1
+
+    def encoder_reach(self) -> int:
+        """One-sided receptive field of the encoder (or of the decoder), in audio samples."""
         kernel_reach = self.stride_t  # a (2s, stride s, pad s//2) conv reaches s input steps each side
         per_step = sum(self.dilations())  # each dilated kernel-3 conv reaches d frames each side
         one_way = 0
         for step in range(self.down_t):
             jump_in, jump_out = self.stride_t ** step, self.stride_t ** (step + 1)
             one_way += kernel_reach * jump_in + per_step * jump_out
-        one_way += self.hop_length  # the kernel-3 conv at the latent rate
-        # The decoder mirrors the encoder; its output conv reaches one sample each side.
-        return 2 * one_way + 1
+        return one_way + self.hop_length  # + the kernel-3 conv at the latent rate
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "VQVAEConfig":
-        if not isinstance(data, dict):
-            raise CheckpointError(f"model config must be a mapping, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise CheckpointError(f"unknown model config fields: {', '.join(unknown)}")
-        try:
-            return cls(**data)
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(f"invalid model config: {exc}") from None
+        return _from_dict(cls, data)
+
+
+def _from_dict(cls, data: dict):
+    """A config dataclass from a checkpoint's mapping; CheckpointError on anything odd."""
+    if not isinstance(data, dict):
+        raise CheckpointError(f"model config must be a mapping, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise CheckpointError(f"unknown model config fields: {', '.join(unknown)}")
+    try:
+        return cls(**data)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"invalid model config: {exc}") from None
+
+
+HEAD_LIMITS = {"width": 2048, "depth": 64, "dilation_growth_rate": 16}
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """A stem's head in the shared layout: residual dilated convs at the latent rate that map the
+    mixture's latents (the shared encoder's output) onto the stem's latent space."""
+    width: int = 64  # channels inside the head
+    depth: int = 4  # residual blocks; block i has dilation dilation_growth_rate ** i
+    dilation_growth_rate: int = 2
+
+    def __post_init__(self):
+        for name, high in HEAD_LIMITS.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
+                raise ValueError(f"HeadConfig.{name} must be an integer from 1 to {high}, got {value!r}")
+        if self.depth * 4 * self.width ** 2 > MAX_PARAMETERS:
+            raise ValueError(f"HeadConfig: about {self.depth * 4 * self.width ** 2:,} parameters is more than "
+                             f"the {MAX_PARAMETERS:,} jukesep accepts")
+        if self.reach_frames() > 1 << 16:
+            raise ValueError("HeadConfig: the head's receptive field is beyond what any chunk could hold")
+
+    def dilations(self) -> list[int]:
+        return [self.dilation_growth_rate ** d for d in range(self.depth)]
+
+    def reach_frames(self) -> int:
+        """One-sided receptive field in latent frames: the kernel-3 convs in and out, and the blocks."""
+        return 2 + sum(self.dilations())
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "HeadConfig":
+        return _from_dict(cls, data)

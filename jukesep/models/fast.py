@@ -47,19 +47,14 @@ def convs_to_2d(module: nn.Module) -> nn.Module:
     return module.to(memory_format=torch.channels_last)
 
 
-class FastStem(nn.Module):
-    """Inference-only twin of a `StemModel`: `Tensor[B x 1 x T]` → `Tensor[B x 1 x T]`.
+class FastEncoder(nn.Module):
+    """Inference-only twin of an `Encoder`: `Tensor[B x 1 x T]` → `Tensor[B x E x T/hop]` in `dtype`
+    (the input's when None)."""
 
-    With `dtype=torch.bfloat16` the encoder and decoder hold bfloat16 weights (cast once, not at
-    every call as autocast does) while the codebook and its search stay float32; the output has
-    the input's dtype."""
-
-    def __init__(self, stem: nn.Module, dtype: torch.dtype | None = None):
+    def __init__(self, encoder: nn.Module, dtype: torch.dtype | None = None):
         super().__init__()
-        self.cfg = stem.cfg
-        self.encoder = convs_to_2d(stem.encoder.level_blocks[0]).to(dtype=dtype)
-        self.decoder = convs_to_2d(nn.Sequential(stem.decoder.level_blocks[0], stem.decoder.out)).to(dtype=dtype)
-        self.quantizer = stem.quantizer
+        self.cfg = encoder.cfg
+        self.model = convs_to_2d(encoder.level_blocks[0]).to(dtype=dtype)
         self.dtype = dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -68,7 +63,29 @@ class FastStem(nn.Module):
                              f"got {tuple(x.shape)}")
         # [B x 1 x 1 x T]
         h = x.to(self.dtype or x.dtype).unsqueeze(2).contiguous(memory_format=torch.channels_last)
-        z = self.encoder(h).squeeze(2)  # [B x W x F]
+        return self.model(h).squeeze(2)
+
+
+class FastStem(nn.Module):
+    """Inference-only twin of a `StemModel` (`Tensor[B x 1 x T]` → `Tensor[B x 1 x T]`) or of a
+    `SharedStem` (mixture latents `Tensor[B x E x F]` → `Tensor[B x 1 x F*hop]`).
+
+    With `dtype=torch.bfloat16` the encoder, head and decoder hold bfloat16 weights (cast once, not
+    at every call as autocast does) while the codebook and its search stay float32; the output has
+    the input's dtype."""
+
+    def __init__(self, stem: nn.Module, dtype: torch.dtype | None = None):
+        super().__init__()
+        self.cfg = stem.cfg
+        shared = hasattr(stem, "head")
+        self.encoder = None if shared else FastEncoder(stem.encoder, dtype)
+        self.head = copy.deepcopy(stem.head).to(dtype=dtype) if shared else None
+        self.decoder = convs_to_2d(nn.Sequential(stem.decoder.level_blocks[0], stem.decoder.out)).to(dtype=dtype)
+        self.quantizer = stem.quantizer
+        self.dtype = dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.encoder(x) if self.encoder is not None else self.head(x.to(self.dtype or x.dtype))  # [B x W x F]
         z_q = self.quantizer.dequantize(self.quantizer.quantize(z)).to(z.dtype)
         y = self.decoder(z_q.unsqueeze(2).contiguous(memory_format=torch.channels_last)).squeeze(2)
         return y.to(x.dtype)

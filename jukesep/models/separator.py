@@ -1,6 +1,11 @@
-"""The paper's inference path, one `StemModel` per stem:
-mixture → stem's mixture encoder → nearest code of the stem's codebook → stem's decoder.
-`SeparatorModel` runs every stem on every channel in one `forward`: `[B x C x T]` → `[B x S x C x T]`."""
+"""The separator: every stem on every channel in one `forward`, `[B x C x T]` → `[B x S x C x T]`.
+
+Two layouts:
+- per stem (the paper): one `StemModel` per stem, mixture → stem's mixture encoder → nearest code
+  of the stem's codebook → stem's decoder;
+- shared (shared.py): one mixture encoder (the trunk) for all stems, then per stem a head at the
+  latent rate → the stem's codebook → the stem's decoder.
+"""
 from __future__ import annotations
 
 import math
@@ -10,8 +15,9 @@ from torch import nn
 
 from ..errors import CheckpointError, JukesepError, ShapeError
 from .bottleneck import BottleneckBlock
-from .config import VQVAEConfig
-from .fast import FastStem
+from .config import HeadConfig, VQVAEConfig
+from .fast import FastEncoder, FastStem
+from .shared import SharedStem
 from .vqvae import VQVAE, Decoder, Encoder
 
 STEMS = ("vocals", "drums", "bass", "other")
@@ -45,37 +51,64 @@ class StemModel(nn.Module):
 class SeparatorModel(nn.Module):
     """A bundle of stems; each may have its own config, all share one sample rate.
 
-    The model is mono: `forward` folds channels into the batch, runs every stem, and unfolds.
+    configs: {stem: its VQ-VAE config}; trunk and head: the shared layout's encoder and head
+    configs (both None: the per-stem layout). The model is mono: `forward` folds channels into the
+    batch, runs every stem, and unfolds.
     """
 
-    def __init__(self, configs: dict[str, VQVAEConfig]):
+    def __init__(self, configs: dict[str, VQVAEConfig], trunk: VQVAEConfig | None = None,
+                 head: HeadConfig | None = None):
         super().__init__()
-        self._setup({name: StemModel(cfg) for name, cfg in configs.items()})
+        if (trunk is None) != (head is None):
+            raise CheckpointError("the shared layout needs both a trunk and a head config")
+        if trunk is None:
+            self._setup({name: StemModel(cfg) for name, cfg in configs.items()})
+        else:
+            self._setup({name: SharedStem(cfg, trunk.emb_width, head) for name, cfg in configs.items()},
+                        Encoder(trunk))
 
     @classmethod
-    def from_stems(cls, stems: dict[str, nn.Module]) -> "SeparatorModel":
+    def from_stems(cls, stems: dict[str, nn.Module], trunk: nn.Module | None = None) -> "SeparatorModel":
         """A separator over existing stem modules (shared, not copied), e.g. a subset or fast twins."""
         model = cls.__new__(cls)
         nn.Module.__init__(model)
-        model._setup(stems)
+        model._setup(stems, trunk)
         return model
 
-    def _setup(self, stems: dict[str, nn.Module]) -> None:
+    def _setup(self, stems: dict[str, nn.Module], trunk: nn.Module | None = None) -> None:
         if not stems:
             raise CheckpointError("a separator needs at least one stem")
         rates = {stem.cfg.sample_rate for stem in stems.values()}
+        if trunk is not None:
+            rates.add(trunk.cfg.sample_rate)
+            hops = {stem.cfg.hop_length for stem in stems.values()}
+            if hops != {trunk.cfg.hop_length}:
+                raise CheckpointError(f"the shared encoder's hop {trunk.cfg.hop_length} differs from the "
+                                      f"stems' {sorted(hops)}")
         if len(rates) != 1:
             raise CheckpointError(f"stems disagree on the sample rate: {sorted(rates)}")
         self.configs = {name: stem.cfg for name, stem in stems.items()}
         self.sample_rate = rates.pop()
         self.stems = nn.ModuleDict(stems)
+        self.trunk = trunk
 
     @property
     def stem_names(self) -> list[str]:
         return list(self.stems.keys())
 
+    @property
+    def trunk_config(self) -> VQVAEConfig | None:
+        return None if self.trunk is None else self.trunk.cfg
+
+    @property
+    def head_config(self) -> HeadConfig | None:
+        return None if self.trunk is None else next(iter(self.stems.values())).head.cfg
+
     def context_samples(self) -> int:
-        return max(cfg.context_samples() for cfg in self.configs.values())
+        if self.trunk is None:
+            return max(cfg.context_samples() for cfg in self.configs.values())
+        head = self.head_config.reach_frames() * self.trunk.cfg.hop_length
+        return self.trunk.cfg.encoder_reach() + head + max(c.encoder_reach() for c in self.configs.values()) + 1
 
     def hop_length(self) -> int:
         return math.lcm(*(cfg.hop_length for cfg in self.configs.values()))
@@ -86,15 +119,16 @@ class SeparatorModel(nn.Module):
         if unknown or not names:
             raise JukesepError(f"stem {', '.join(unknown) or '(none)'} not in this model "
                              f"(it has {', '.join(self.stems)})")
-        return SeparatorModel.from_stems({n: self.stems[n] for n in names})
+        return SeparatorModel.from_stems({n: self.stems[n] for n in names}, self.trunk)
 
     def fast(self, dtype: torch.dtype | None = None) -> "SeparatorModel":
-        """The inference form: every stem as its channels-last 2-D twin (same weights, faster on CPU
-        and CUDA), its convolutions in `dtype` when given (e.g. bfloat16; the code search stays
-        float32). For inference only; its state dict is not a checkpoint's."""
-        if any(isinstance(s, FastStem) for s in self.stems.values()):
+        """The inference form: every encoder and decoder as its channels-last 2-D twin (same weights,
+        faster on CPU and CUDA), its convolutions in `dtype` when given (e.g. bfloat16; the code
+        search stays float32). For inference only; its state dict is not a checkpoint's."""
+        if any(isinstance(s, FastStem) for s in self.stems.values()) or isinstance(self.trunk, FastEncoder):
             raise JukesepError("this separator is already in its fast form")
-        return SeparatorModel.from_stems({n: FastStem(s, dtype) for n, s in self.stems.items()}).eval()
+        trunk = None if self.trunk is None else FastEncoder(self.trunk, dtype)
+        return SeparatorModel.from_stems({n: FastStem(s, dtype) for n, s in self.stems.items()}, trunk).eval()
 
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
         """`Tensor[B x C x T]` mixture (T a multiple of `hop_length()`) → `Tensor[B x S x C x T]` stems,
@@ -104,4 +138,6 @@ class SeparatorModel(nn.Module):
                              f"got {tuple(mixture.shape)}")
         batch, channels, length = mixture.shape
         mono = mixture.reshape(batch * channels, 1, length)
-        return torch.stack([stem(mono).reshape(batch, channels, length) for stem in self.stems.values()], dim=1)
+        source = mono if self.trunk is None else self.trunk(mono)
+        return torch.stack([stem(source).to(mixture.dtype).reshape(batch, channels, length)
+                            for stem in self.stems.values()], dim=1)

@@ -17,6 +17,7 @@ UNUSED = {  # stage: {flag a stage would ignore: why}
     "foundation": {"stem": "it learns from all audio (mixtures and stems)",
                    "vqvae": "only the encoder stage takes a stage-1 VQ-VAE"},
     "vqvae": {"vqvae": "only the encoder stage takes a stage-1 VQ-VAE (stage 1 starts from --init)"},
+    "shared": {"stem": "it trains every stem at once"},
 }
 
 def register(sub) -> None:
@@ -24,7 +25,9 @@ def register(sub) -> None:
     stages = parser.add_subparsers(dest="stage", required=True)
     for stage, text in (("foundation", "pretrain a level-0 VQ-VAE on all audio (mixtures and stems)"),
                         ("vqvae", "stage 1: fine-tune a VQ-VAE on one stem"),
-                        ("encoder", "stage 2: train a mixture encoder for one stem")):
+                        ("encoder", "stage 2: train a mixture encoder for one stem"),
+                        ("shared", "stage 2, shared layout: one mixture encoder and a head per stem, "
+                                   "writes a whole separator (RUN/best.pt)")):
         p = stages.add_parser(stage, help=text, add_help=False)
         unused = UNUSED.get(stage, {})
         flags.add_arguments(p, skip=("stage", *unused))

@@ -18,25 +18,32 @@ from ..errors import JukesepError
 from ..models import VQVAEConfig
 from ..models.separator import STEMS
 
-STAGES = ("foundation", "vqvae", "encoder")
+STAGES = ("foundation", "vqvae", "encoder", "shared")
+STAGE2_LOSSES = ("latent", "output", "both")
 MODEL_FIXED = ("input_channels", "sample_rate")  # set by the data (mono, 44.1 kHz), not by flags
 RESUME_MAY_CHANGE = ("steps", "minutes")  # the budget; everything else belongs to the run
-AT_LEAST_ONE = ("steps", "batch_size", "excerpt", "warmup", "val_excerpts", "linf_k", "log_every", "val_every",
+AT_LEAST_ONE = ("steps", "head_width", "head_depth", "batch_size", "excerpt", "warmup", "val_excerpts", "linf_k", "log_every", "val_every",
                 "ckpt_every")
 NOT_NEGATIVE = ("minutes", "clip", "stft_weight", "commit_weight", "linf_weight", "workers", "seed")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    stage: str = "vqvae"  # foundation | vqvae (stage 1) | encoder (stage 2)
+    stage: str = "vqvae"  # foundation | vqvae (stage 1) | encoder (stage 2) | shared (stage 2, one encoder)
     data: str = ""  # corpus root in the MUSDB18-HQ layout (or MUSDB18 .stem.mp4 files)
     out: str = "runs/run"  # run folder: checkpoints, TensorBoard logs, resolved config
     stem: str = ""  # vqvae/encoder: the stem to learn
     init: str = "scratch"  # scratch | jukebox:PATH (official vqvae.pth.tar) | foundation:PATH (jukesep VQ-VAE file)
-    vqvae: str = ""  # encoder stage: the stem's stage-1 VQ-VAE file
+    vqvae: str = ""  # encoder stage: the stem's stage-1 VQ-VAE file; shared stage: a folder of vqvae-STEM/best.pt
     # The architecture of a scratch model. A pretrained --init, or the encoder stage's --vqvae,
     # brings its own; the run's config.json records the architecture actually trained.
     model: VQVAEConfig = field(default_factory=VQVAEConfig)
+    # stage 2: what the mixture encoder learns from. latent (the paper): the stage-1 encoder's embedding
+    # of the clean stem; output: the clean stem, decoded through the frozen codebook (straight-through)
+    # and decoder, with the waveform + multi-resolution STFT loss; both: their sum
+    stage2_loss: str = "latent"  # stage 2: latent (paper: stem embedding) | output (stem audio via frozen decoder) | both
+    head_width: int = 32  # shared stage: channels of each stem's head (at the latent rate)
+    head_depth: int = 4  # shared stage: residual blocks per head (dilations 1, 2, 4, ...)
     # optimisation (paper: batch 4 x 393,216, Adam 3e-4, 100 warm-up steps, clip 1.0, parameter EMA)
     steps: int = 80000  # optimisation steps in all, earlier ones of a resumed run included
     minutes: float = 0.0  # stop (and checkpoint) after this many minutes of wall time; 0 = no limit
@@ -68,12 +75,16 @@ class TrainConfig:
     def __post_init__(self):
         if self.stage not in STAGES:
             raise JukesepError(f"unknown stage {self.stage!r} (choose from {', '.join(STAGES)})")
-        if self.stage != "foundation" and not self.stem:
+        if self.stage in ("vqvae", "encoder") and not self.stem:
             raise JukesepError(f"the {self.stage} stage needs --stem")
-        if self.stage != "foundation" and self.stem not in STEMS:
+        if self.stage in ("vqvae", "encoder") and self.stem not in STEMS:
             raise JukesepError(f"unknown stem {self.stem!r} (choose from {', '.join(STEMS)})")
         if self.stage == "encoder" and not self.vqvae:
             raise JukesepError("the encoder stage needs --vqvae, the stem's stage-1 VQ-VAE file")
+        if self.stage == "shared" and not self.vqvae:
+            raise JukesepError("the shared stage needs --vqvae, a folder holding vqvae-<stem>/best.pt for each stem")
+        if self.stage2_loss not in STAGE2_LOSSES:
+            raise JukesepError(f"--stage2-loss must be one of {', '.join(STAGE2_LOSSES)}, not {self.stage2_loss!r}")
         if not self.data:
             raise JukesepError("--data is required")
         if self.init != "scratch" and not self.init.startswith(("jukebox:", "foundation:")):

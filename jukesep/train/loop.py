@@ -17,6 +17,7 @@ from ..api import resolve_device
 from ..atomic import atomic_torch_save, atomic_write_text
 from ..checkpoint import save_model
 from ..data import Augment, DataError, ExcerptDataset, find_tracks, validation_excerpts
+from ..data.datasets import ALL
 from ..errors import JukesepError
 from ..progress import Progress
 from .budget import INTERRUPTED, Budget, how_to_continue
@@ -64,7 +65,7 @@ def _train(cfg: TrainConfig, resume: bool) -> dict:
     # Everything that can be wrong (init and stage-1 files, the excerpt, the data) fails here,
     # before the run folder is written.
     task = build_task(cfg)
-    cfg = dataclasses.replace(cfg, model=task.model.cfg)  # config.json records the architecture trained
+    cfg = dataclasses.replace(cfg, model=task.arch)  # config.json records the architecture trained
     dataset, val_items = training_data(cfg)
     model = task.model.to(device).train()
     for frozen in task.frozen:
@@ -82,7 +83,7 @@ def _train(cfg: TrainConfig, resume: bool) -> dict:
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=StepBatches(cfg.batch_size, step, distrib.rank(), distrib.world_size()),
         num_workers=cfg.workers, pin_memory=device.type == "cuda")
-    net = wrap(model, cfg, device)
+    net = wrap(task.training_module(model), cfg, device)
     writer = None
     if main:
         from torch.utils.tensorboard import SummaryWriter
@@ -110,7 +111,7 @@ def _train(cfg: TrainConfig, resume: bool) -> dict:
             return
         ema.copy_to(model, eval_model)
         metrics = validate(task, eval_model, val_items, device)
-        log_validation(writer, metrics, step, model.cfg.sample_rate)
+        log_validation(writer, metrics, step, task.arch.sample_rate)
         result["val_sdr"] = metrics["sdr"]
         append_history(run, step, metrics["sdr"], elapsed())
         meta = {"stage": cfg.stage, "stem": cfg.stem or None, "init": cfg.init, "data": str(cfg.data),
@@ -175,8 +176,8 @@ def stop_line(cfg: TrainConfig, budget: Budget, reason: str, step: int) -> str:
 
 def training_data(cfg: TrainConfig) -> tuple[ExcerptDataset, list[dict]]:
     """The stage's training excerpts and its fixed validation excerpts."""
-    target = None if cfg.stage == "foundation" else cfg.stem
-    with_mixture = cfg.stage == "encoder"
+    target = {"foundation": None, "shared": ALL}.get(cfg.stage, cfg.stem)
+    with_mixture = cfg.stage in ("encoder", "shared")
     if not Path(cfg.data).is_dir():
         raise DataError(f"--data {cfg.data}: no such folder (expected DATA/train and DATA/{cfg.val_split})")
     val_items = validation_excerpts(find_tracks(cfg.data, cfg.val_split), cfg.excerpt, cfg.val_excerpts, target,

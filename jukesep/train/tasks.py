@@ -4,17 +4,26 @@
   lmix / l2 + stft_weight · multi-resolution STFT / spec + commit_weight · commitment, with l2 and
   spec the data's `Bandwidth` (as in Jukebox); codebook by EMA k-means.
 - `EncoderTask` (stage 2): a new encoder maps the mixture onto the frozen stage-1 encoder's
-  pre-quantisation embeddings of the clean stem; loss = lmix on the embeddings.
+  pre-quantisation embeddings of the clean stem; loss = lmix on the embeddings (`--stage2-loss
+  latent`, the paper), or the autoencoder's waveform + STFT loss on the stem decoded through the
+  frozen codebook (straight-through) and decoder (`output`), or both.
+- `SharedTask` (stage 2, shared layout): one mixture encoder (from the foundation encoder) and a
+  head per stem, with the frozen stage-1 codebooks and decoders of all four stems; the same losses,
+  summed over stems. Its result is a whole separator.
 Validation reports the MDX SDR of what the stage would output at separation time.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..checkpoint import import_jukebox, load_model
+from ..data.datasets import SILENT_RMS
 from ..errors import JukesepError
-from ..models import VQVAE, Encoder, VQVAEConfig
+from ..models import VQVAE, Encoder, HeadConfig, SeparatorModel, VQVAEConfig
+from ..models.separator import STEMS
 from .config import TrainConfig
 from .losses import STFT_RESOLUTIONS, Bandwidth, lmix, multi_resolution_stft_loss, sdr
 
@@ -32,6 +41,23 @@ def pretrained_vqvae(init: str) -> VQVAE | None:
     return model
 
 
+def audio_loss(estimate: torch.Tensor, target: torch.Tensor, bandwidth: Bandwidth, cfg: TrainConfig) -> dict:
+    """The autoencoder's loss terms on audio, `Tensor[B x 1 x T]` pair → {"recon", "stft"} (each
+    divided by the data's `Bandwidth`, as in Jukebox)."""
+    return {"recon": lmix(estimate, target, cfg.linf_weight, cfg.linf_k) / bandwidth.l2,
+            "stft": multi_resolution_stft_loss(estimate, target) / bandwidth.spec}
+
+
+def measure_bandwidths(dataset, stems: int | None = None) -> list[Bandwidth]:
+    """Loss normalisers from the first training excerpts (the same on every rank): one for the
+    targets, or one per stem when the targets are `[S x 1 x L]`."""
+    count = min(BANDWIDTH_EXAMPLES, len(dataset))
+    examples = torch.stack([dataset[i]["target"] for i in range(count)])
+    if stems is None:
+        return [Bandwidth.measure(examples.reshape(-1, 1, examples.shape[-1]))]
+    return [Bandwidth.measure(examples[:, s]) for s in range(stems)]
+
+
 class AutoencoderTask:
     kind = "vqvae"
 
@@ -44,21 +70,25 @@ class AutoencoderTask:
         self.frozen: list[nn.Module] = []
         self.bandwidth = Bandwidth()
 
+    @property
+    def arch(self) -> VQVAEConfig:
+        return self.model.cfg
+
+    def training_module(self, model: nn.Module) -> nn.Module:
+        return model
+
     def calibrate(self, dataset) -> Bandwidth:
         """Measure the loss normalisers on the first training excerpts (the same on every rank)."""
-        count = min(BANDWIDTH_EXAMPLES, len(dataset))
-        examples = torch.stack([dataset[i]["target"] for i in range(count)])
-        self.bandwidth = Bandwidth.measure(examples.reshape(-1, 1, examples.shape[-1]))
+        self.bandwidth = measure_bandwidths(dataset)[0]
         return self.bandwidth
 
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
         """batch["target"]: `Tensor[B x 1 x T]` → (scalar loss, {term name: scalar})."""
         x = batch["target"]
         out = model(x)
-        recon_loss = lmix(out.audio, x, self.cfg.linf_weight, self.cfg.linf_k) / self.bandwidth.l2
-        spec_loss = multi_resolution_stft_loss(out.audio, x) / self.bandwidth.spec
-        loss = recon_loss + self.cfg.stft_weight * spec_loss + self.cfg.commit_weight * out.commit_loss
-        return loss, {"recon": recon_loss, "stft": spec_loss, "commit": out.commit_loss, **out.metrics}
+        terms = audio_loss(out.audio, x, self.bandwidth, self.cfg)
+        loss = terms["recon"] + self.cfg.stft_weight * terms["stft"] + self.cfg.commit_weight * out.commit_loss
+        return loss, {**terms, "commit": out.commit_loss, **out.metrics}
 
     @torch.no_grad()
     def estimate(self, model: VQVAE, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,16 +114,27 @@ class EncoderTask:
         if base is not None:
             self.model.load_state_dict(base.encoder.state_dict())
         self.frozen = [self.teacher]
+        self.bandwidth = Bandwidth()
 
-    def calibrate(self, dataset) -> None:
-        """The embedding loss needs no normaliser."""
+    @property
+    def arch(self) -> VQVAEConfig:
+        return self.model.cfg
+
+    def training_module(self, model: nn.Module) -> nn.Module:
+        return model
+
+    def calibrate(self, dataset) -> Bandwidth | None:
+        """The output loss's normalisers (the embedding loss needs none)."""
+        if self.cfg.stage2_loss == "latent":
+            return None
+        self.bandwidth = measure_bandwidths(dataset)[0]
+        return self.bandwidth
 
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
-        """batch["mixture"], batch["target"]: `Tensor[B x 1 x T]` → (scalar loss, {"embedding": loss})."""
-        with torch.no_grad():
-            target = self.teacher.encoder(batch["target"])
-        loss = lmix(model(batch["mixture"]), target, self.cfg.linf_weight, self.cfg.linf_k)
-        return loss, {"embedding": loss}
+        """batch["mixture"], batch["target"]: `Tensor[B x 1 x T]` → (scalar loss, {term name: scalar})."""
+        latents = model(batch["mixture"])
+        return stage2_loss(self.cfg, latents, batch["target"], self.teacher.encoder, self.teacher.quantizer,
+                           self.teacher.decoder, self.bandwidth)
 
     @torch.no_grad()
     def estimate(self, model: Encoder, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,8 +144,114 @@ class EncoderTask:
         return self.teacher.decode(codes), stem
 
 
+def stage2_loss(cfg: TrainConfig, latents: torch.Tensor, target: torch.Tensor, teacher: nn.Module,
+                quantizer: nn.Module, decoder: nn.Module, bandwidth: Bandwidth) -> tuple[torch.Tensor, dict]:
+    """One stem's stage-2 loss. latents: the mixture encoder's `Tensor[B x E x F]`; target: the clean
+    stem `Tensor[B x 1 x T]`; teacher, quantizer, decoder: the stem's frozen stage-1 parts."""
+    terms, loss = {}, latents.new_zeros(())
+    if cfg.stage2_loss in ("latent", "both"):
+        with torch.no_grad():
+            wanted = teacher(target)
+        terms["embedding"] = lmix(latents, wanted, cfg.linf_weight, cfg.linf_k)
+        loss = loss + terms["embedding"]
+    if cfg.stage2_loss in ("output", "both"):
+        with torch.no_grad():
+            nearest = quantizer.dequantize(quantizer.quantize(latents)).to(latents.dtype)
+        terms["commit"] = (latents - nearest).pow(2).mean()
+        audio = decoder(latents + (nearest - latents).detach())  # straight-through: gradients reach the encoder
+        terms.update(audio_loss(audio, target, bandwidth, cfg))
+        loss = loss + terms["recon"] + cfg.stft_weight * terms["stft"] + cfg.commit_weight * terms["commit"]
+    return loss, terms
+
+
+class SharedLatents(nn.Module):
+    """What DDP wraps in the shared stage: mixture `Tensor[B x 1 x T]` → per-stem head latents
+    `Tensor[B x S x E x F]` (one E for all stems)."""
+
+    def __init__(self, model: SeparatorModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, mixture: torch.Tensor) -> torch.Tensor:
+        z = self.model.trunk(mixture)
+        return torch.stack([stem.head(z) for stem in self.model.stems.values()], dim=1)
+
+
+class SharedTask:
+    kind = "separator"
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        stage1 = {}
+        for stem in STEMS:
+            path = Path(cfg.vqvae) / f"vqvae-{stem}" / "best.pt"
+            if not path.is_file():
+                raise JukesepError(f"--vqvae {cfg.vqvae}: no stage-1 model {path} (train it with "
+                                   f"`jukesep train vqvae --stem {stem} --out {path.parent}`)")
+            stage1[stem], _ = load_model(path, expect_kind="vqvae")
+        configs = {stem: m.cfg for stem, m in stage1.items()}
+        if len({c.emb_width for c in configs.values()}) != 1:
+            raise JukesepError("the shared stage needs stage-1 VQ-VAEs of one latent width")
+        base = pretrained_vqvae(cfg.init)
+        trunk = base.cfg if base is not None else next(iter(configs.values()))
+        if cfg.model not in (VQVAEConfig(), trunk):  # an architecture was asked for: not this one
+            raise JukesepError(f"the model flags ask for {cfg.model}, but the shared encoder takes the "
+                               f"architecture of {'--init' if base is not None else 'the stage-1 VQ-VAEs'}: {trunk}")
+        try:
+            head = HeadConfig(width=cfg.head_width, depth=cfg.head_depth)
+            self.model = SeparatorModel(configs, trunk=trunk, head=head)
+        except (ValueError, JukesepError) as exc:
+            raise JukesepError(f"shared stage: {exc}") from None
+        if base is not None:
+            self.model.trunk.load_state_dict(base.encoder.state_dict())
+        for stem, vqvae in stage1.items():
+            part = self.model.stems[stem]
+            part.quantizer.load_state_dict(vqvae.quantizer.state_dict())
+            part.decoder.load_state_dict(vqvae.decoder.state_dict())
+            part.quantizer.requires_grad_(False)
+            part.decoder.requires_grad_(False)
+        self.teachers = nn.ModuleList([stage1[stem].encoder.requires_grad_(False) for stem in STEMS])
+        self.frozen = [self.teachers]
+        self.bandwidths = [Bandwidth()] * len(STEMS)
+
+    @property
+    def arch(self) -> VQVAEConfig:
+        return self.model.trunk.cfg
+
+    def training_module(self, model: SeparatorModel) -> nn.Module:
+        return SharedLatents(model)
+
+    def calibrate(self, dataset) -> Bandwidth | None:
+        if self.cfg.stage2_loss == "latent":
+            return None
+        self.bandwidths = measure_bandwidths(dataset, len(STEMS))
+        return self.bandwidths[0]
+
+    def loss(self, net: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
+        """batch["mixture"]: `Tensor[B x 1 x T]`, batch["target"]: `Tensor[B x S x 1 x T]` → (scalar
+        loss: the sum over stems, {stem/term: scalar})."""
+        latents = net(batch["mixture"])
+        total, logs = latents.new_zeros(()), {}
+        for i, (stem, part) in enumerate(self.model.stems.items()):
+            loss, terms = stage2_loss(self.cfg, latents[:, i], batch["target"][:, i], self.teachers[i],
+                                      part.quantizer, part.decoder, self.bandwidths[i])
+            total = total + loss
+            logs.update({f"{stem}/{k}": v for k, v in terms.items()})
+        return total, logs
+
+    @torch.no_grad()
+    def estimate(self, model: SeparatorModel, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every audible (example, stem) pair: `Tensor[N x 1 x T]` estimates and references."""
+        hop = model.hop_length()
+        mix = batch["mixture"][..., : batch["mixture"].shape[-1] - batch["mixture"].shape[-1] % hop]
+        stems = batch["target"][..., : mix.shape[-1]]
+        estimate = model(mix)  # [B x S x 1 x T]
+        audible = stems.pow(2).mean(dim=(-2, -1)).sqrt() > SILENT_RMS
+        return estimate[audible], stems[audible]
+
+
 def build_task(cfg: TrainConfig):
-    task = EncoderTask(cfg) if cfg.stage == "encoder" else AutoencoderTask(cfg)
+    task = {"encoder": EncoderTask, "shared": SharedTask}.get(cfg.stage, AutoencoderTask)(cfg)
     check_excerpt(cfg.excerpt, task)
     return task
 
@@ -112,11 +259,11 @@ def build_task(cfg: TrainConfig):
 def check_excerpt(excerpt: int, task) -> None:
     """The model takes whole latent frames, and the STFT loss's reflection padding needs more than
     half its largest FFT: refused here, not by torch in the first step."""
-    hop = task.model.cfg.hop_length
+    hop = task.arch.hop_length
     if excerpt % hop:
         raise JukesepError(f"--excerpt {excerpt} (samples) must be a multiple of the model's hop length {hop}")
     shortest = max(n_fft for n_fft, _, _ in STFT_RESOLUTIONS) // 2 + 1
-    if isinstance(task, AutoencoderTask) and excerpt < shortest:
+    if (isinstance(task, AutoencoderTask) or task.cfg.stage2_loss != "latent") and excerpt < shortest:
         raise JukesepError(f"--excerpt {excerpt} (samples) is too short for the STFT loss: at least {shortest}")
 
 
