@@ -73,7 +73,9 @@ def load_model(path, expect_kind: str | None = None) -> tuple[nn.Module, dict]:
             if not isinstance(stems, dict) or not stems:
                 raise CheckpointError("separator config lists no stems")
             shared = {}
-            if "trunk" in data["config"] or "head" in data["config"]:
+            if ("trunk" in data["config"]) != ("head" in data["config"]):
+                raise CheckpointError("the shared layout needs both a trunk and a head config")
+            if "trunk" in data["config"]:
                 shared = {"trunk": VQVAEConfig.from_dict(data["config"].get("trunk")),
                           "head": HeadConfig.from_dict(data["config"].get("head"))}
             model = SeparatorModel({name: VQVAEConfig.from_dict(c) for name, c in stems.items()}, **shared)

@@ -76,7 +76,10 @@ def cmd_info(args) -> int:
     configs = data["config"].get("stems", {"(model)": data["config"]})
     if data["kind"] == "separator":
         print(f"stems:    {', '.join(configs)}")
-    for name, cfg in configs.items():
+    if data["kind"] == "separator":
+        print(f"layout:   {'shared encoder + a head per stem' if 'trunk' in data['config'] else 'per stem (paper)'}")
+    shared = {"shared encoder": data["config"].get("trunk"), "heads": data["config"].get("head")}
+    for name, cfg in {**configs, **{k: v for k, v in shared.items() if isinstance(v, dict)}}.items():
         print(f"config {name}: " + ", ".join(f"{k}={v}" for k, v in cfg.items()))
     _print_tree(data["metadata"])
     return 0

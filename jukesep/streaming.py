@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import refine
 from .audio import (
     blocks,
     check_complete,
@@ -83,6 +84,8 @@ def _aligned(samples: float, separator, rate: int) -> int:
     hop, model_rate = separator.model.hop_length(), separator.sample_rate
     common = math.gcd(rate, model_rate)
     unit = rate // common * hop // math.gcd(hop, model_rate // common)
+    if separator.refine != "none":  # and on the refinement's STFT frames, which are at `rate`
+        unit = math.lcm(unit, refine.HOP)
     return max(unit, math.ceil(samples / unit) * unit)
 
 
@@ -91,6 +94,8 @@ def _context(separator, rate: int) -> int:
     seconds = separator.model.context_samples() / separator.sample_rate if separator.context is None \
         else separator.context
     margin = RESAMPLER_MARGIN if rate != separator.sample_rate else 0
+    if separator.refine != "none":  # the STFT frames that reach into the block
+        margin += refine.N_FFT
     return _aligned(seconds * rate + margin, separator, rate)
 
 

@@ -1,10 +1,12 @@
 """Copy a trained separator into the package as the default model, with its provenance.
 
-    python scripts/ship_default_model.py SEPARATOR.pt RUNS_DIR TEST_SUMMARY.json [--notes "..."]
+    python scripts/ship_default_model.py SEPARATOR.pt --run foundation=RUNS/foundation \\
+        --run vqvae-vocals=RUNS/transfer/vqvae-vocals ... --run shared=RUNS/transfer/shared-output \\
+        --score test=TEST_SUMMARY.json --score heldout=HELDOUT_SUMMARY.json --recipe "..." --hardware "..."
 
-The metadata (`jukesep info default`) records the data, the per-stem training budget and
-validation SDR (from RUNS_DIR/<stage>-<stem>/val_history.json), and the test-split SDR of the
-evaluation summary. The model is small, so it stays in float32.
+The metadata (`jukesep info default`) records the recipe, each training run's budget and best
+validation SDR (from RUN/val_history.json and RUN/config.json), and the MDX SDR of each evaluation
+summary given. The model is small, so it stays in float32.
 """
 from __future__ import annotations
 
@@ -21,34 +23,48 @@ def run_summary(run: Path) -> dict:
     """Steps, minutes, best validation SDR and the main settings of one training run folder."""
     history = json.loads((run / "val_history.json").read_text())
     config = json.loads((run / "config.json").read_text())
-    return {"steps": history[-1]["step"], "minutes": history[-1]["minutes"],
+    return {"stage": config["stage"], "steps": history[-1]["step"], "minutes": history[-1]["minutes"],
             "val_sdr": round(max(h["sdr"] for h in history), 2), "init": config["init"],
-            "batch": f"{config['batch_size']} x {config['excerpt']}", "lr": config["lr"]}
+            "batch": f"{config['batch_size']} x {config['excerpt']}", "lr": config["lr"],
+            **({"stage2_loss": config["stage2_loss"]} if config["stage"] in ("encoder", "shared") else {})}
+
+
+def score_summary(path: Path) -> dict:
+    summary = json.loads(path.read_text())
+    return {"mdx_sdr": {k: round(v["mdx_sdr_mean"], 2) for k, v in summary["table"].items()},
+            "songs": summary["songs"], "minutes": round(summary["seconds_audio"] / 60, 1),
+            "refine": summary["settings"].get("refine", "?")}
+
+
+def pairs(values: list[str], flag: str) -> dict[str, Path]:
+    out = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep:
+            raise SystemExit(f"{flag} {value!r}: expected NAME=PATH")
+        out[name] = Path(path)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("separator", type=Path)
-    parser.add_argument("runs", type=Path)
-    parser.add_argument("summary", type=Path, help="summary.json of `jukesep evaluate` on the test split")
-    parser.add_argument("--foundation", type=Path, help="the foundation run folder (transfer models)")
+    parser.add_argument("--run", action="append", default=[], metavar="NAME=FOLDER", help="a training run (repeat)")
+    parser.add_argument("--score", action="append", default=[], metavar="SPLIT=SUMMARY",
+                        help="summary.json of `jukesep evaluate` on a split (repeat)")
+    parser.add_argument("--recipe", required=True, help="how it was made: the commands, in words")
+    parser.add_argument("--data", required=True, help="what it was trained on")
     parser.add_argument("--hardware", default="", help="where it was trained, e.g. '2-core CPU, 1 thread per run'")
-    parser.add_argument("--data", help="how the training data was made (default: the evaluated folder's path)")
     parser.add_argument("--notes", default="")
     args = parser.parse_args()
-    model, data = load_model(args.separator, expect_kind="separator")
-    summary = json.loads(args.summary.read_text())
-    training = {f"{stage}-{stem}": run_summary(args.runs / f"{stage}-{stem}")
-                for stem in model.stem_names for stage in ("vqvae", "encoder")}
-    if args.foundation:
-        training["foundation"] = run_summary(args.foundation)
-    table = summary["table"]
+    model, _ = load_model(args.separator, expect_kind="separator")
+    training = {name: run_summary(path) for name, path in pairs(args.run, "--run").items()}
     meta = {
         "name": "default",
-        "data": args.data or summary["data"],
-        "test_sdr_mdx": {k: round(v["mdx_sdr_mean"], 2) for k, v in table.items()},
-        "test_split": f"{summary['songs']} songs, {summary['seconds_audio'] / 60:.1f} min, "
-                      f"{'mono' if summary['settings']['mono'] else 'stereo'}",
+        "demo": "a demo model: small, trained for about an hour on a 2-core CPU on songs rendered from MIDI",
+        "data": args.data,
+        "recipe": args.recipe,
+        "scores": {split: score_summary(path) for split, path in pairs(args.score, "--score").items()},
         "training": training,
         "budget": f"{sum(t['minutes'] for t in training.values()):.1f} min of training on {args.hardware or '?'}",
         "notes": args.notes,

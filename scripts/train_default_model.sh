@@ -27,12 +27,16 @@ STEMS="vocals drums bass other"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 # Runs `jukesep train STAGE ... --out OUT` for MINUTES of wall time in all, resuming when OUT
-# holds a run; a run that already has last.pt is done.
+# holds a run (for the minutes it has left, read from OUT/val_history.json, which is saved at
+# every validation); a run that already has last.pt is done.
 run() {
   local minutes=$1 out=$2; shift 2
   [ -f "$out/last.pt" ] && return 0
   if [ -f "$out/train_state.pt" ]; then
-    jukesep train "$1" --resume --out "$out" --minutes "$minutes"
+    local left
+    left=$(python3 -c "import json,sys; h=json.load(open(sys.argv[1])); print(max(0.1, $minutes - h[-1]['minutes']))" \
+      "$out/val_history.json")
+    jukesep train "$1" --resume --out "$out" --minutes "$left"
   else
     jukesep train "$@" --out "$out" --minutes "$minutes"
   fi
@@ -41,7 +45,7 @@ run() {
 foundation() { run "$FOUNDATION_MIN" "$RUNS/foundation" foundation --data "$DATA" $SIZE $TRAIN; }
 stage1() {  # ARM INIT [SIZE: the architecture, for a scratch init]
   for stem in $STEMS; do
-    run "$STAGE1_MIN" "$RUNS/$1/vqvae-$stem" vqvae --stem "$stem" --data "$DATA" --init "$2" $3 $TRAIN
+    run "$STAGE1_MIN" "$RUNS/$1/vqvae-$stem" vqvae --stem "$stem" --data "$DATA" --init "$2" ${3:-} $TRAIN
   done
 }
 shared() {  # ARM NAME INIT LOSS

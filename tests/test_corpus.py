@@ -157,3 +157,24 @@ def test_missing_tools_are_reported(tmp_path, monkeypatch):
             Tools(sf2_dirs=[tmp_path])
     with pytest.raises(JukesepError, match="minutes"):
         plan_corpus(tmp_path, minutes=0)
+
+
+HAVE_HELDOUT = any((d / "OPL-3_FM_128M.sf2").is_file() for d in SF2_DIRS)
+
+
+@needs_fluidsynth
+@pytest.mark.skipif(not HAVE_HELDOUT, reason="needs apt package opl3-soundfont")
+def test_heldout_split_uses_only_timbres_training_never_uses(tiny, tmp_path):
+    out = tmp_path / "c"
+    summary = render_corpus(out, minutes=SECONDS / 60, seed=7, song_seconds=SECONDS, progress=False,
+                            heldout_minutes=SECONDS / 60, splits=(1, 0, 0))
+    assert summary["per_split"]["heldout"] == 1
+    [song] = (out / "heldout").iterdir()
+    meta = json.loads((song / "meta.json").read_text())
+    assert meta["soundfonts_used"] == ["OPL-3_FM_128M.sf2"] and meta["timbres"] == "held out"
+    assert meta["vocals_engine"] != "pysinsy"  # the training voice is a timbre too
+    for train_song in songs(tiny[0]) + sorted((out / "train").iterdir()):
+        assert "OPL-3_FM_128M.sf2" not in json.loads((train_song / "meta.json").read_text())["soundfonts_used"]
+    assert "heldout" in corpus_stats(out)["splits"]
+    with pytest.raises(JukesepError, match="heldout-minutes"):
+        plan_corpus(tmp_path, minutes=1, heldout_minutes=-1)

@@ -146,7 +146,7 @@ def render_corpus(out_dir, minutes: float, seed: int = 0, jobs: int = 1, song_se
     audio_min = len(rendered) * song_seconds / 60
     return {
         "out_dir": str(out), "seed": seed, "songs": len(plan),
-        "per_split": {s: n for s in (*SPLITS, HELDOUT) if (n := sum(j["split"] == s for j in plan))},
+        "per_split": {s: n for s in (*SPLITS, HELDOUT) if (n := sum(j["split"] == s for j in plan)) or s in SPLITS},
         "rendered": len(rendered), "skipped": len(plan) - len(rendered),
         "rendered_names": sorted(r["name"] for r in rendered),
         "minutes_rendered": round(audio_min, 3), "wall_seconds": round(wall, 2),

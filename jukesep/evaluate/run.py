@@ -34,7 +34,8 @@ def evaluate(system: str, estimator: Estimator | Separator, data, out, split: st
     out = Path(out)
     (out / "songs").mkdir(parents=True, exist_ok=True)
     tracks = find_tracks(data, split)
-    settings = {"system": system, "split": split, "mono": mono, "bss": bss, "stems": list(stems)}
+    settings = {"system": system, "split": split, "mono": mono, "bss": bss, "stems": list(stems),
+                "refine": getattr(estimator, "refine", None)}
     example = {}
 
     def run(track: Track) -> dict:

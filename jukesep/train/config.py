@@ -22,9 +22,10 @@ STAGES = ("foundation", "vqvae", "encoder", "shared")
 STAGE2_LOSSES = ("latent", "output", "both")
 MODEL_FIXED = ("input_channels", "sample_rate")  # set by the data (mono, 44.1 kHz), not by flags
 RESUME_MAY_CHANGE = ("steps", "minutes")  # the budget; everything else belongs to the run
-AT_LEAST_ONE = ("steps", "head_width", "head_depth", "batch_size", "excerpt", "warmup", "val_excerpts", "linf_k", "log_every", "val_every",
+AT_LEAST_ONE = ("steps", "head_width", "head_depth", "batch_size", "excerpt",
+                "warmup", "val_excerpts", "linf_k", "log_every", "val_every",
                 "ckpt_every")
-NOT_NEGATIVE = ("minutes", "clip", "stft_weight", "commit_weight", "linf_weight", "workers", "seed")
+NOT_NEGATIVE = ("minutes", "stage2_commit", "clip", "stft_weight", "commit_weight", "linf_weight", "workers", "seed")
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,10 @@ class TrainConfig:
     # stage 2: what the mixture encoder learns from. latent (the paper): the stage-1 encoder's embedding
     # of the clean stem; output: the clean stem, decoded through the frozen codebook (straight-through)
     # and decoder, with the waveform + multi-resolution STFT loss; both: their sum
-    stage2_loss: str = "latent"  # stage 2: latent (paper: stem embedding) | output (stem audio via frozen decoder) | both
+    stage2_loss: str = "latent"  # stage 2: latent (paper: stem embedding) | output (stem via frozen decoder) | both
+    # The codebook is frozen in stage 2, so only this term keeps the latents near codes under the
+    # output loss's straight-through gradients (at the autoencoder's 0.02 they drifted away: measured).
+    stage2_commit: float = 1.0  # stage 2, output loss: weight of the commitment loss
     head_width: int = 32  # shared stage: channels of each stem's head (at the latent rate)
     head_depth: int = 4  # shared stage: residual blocks per head (dilations 1, 2, 4, ...)
     # optimisation (paper: batch 4 x 393,216, Adam 3e-4, 100 warm-up steps, clip 1.0, parameter EMA)

@@ -160,7 +160,7 @@ def stage2_loss(cfg: TrainConfig, latents: torch.Tensor, target: torch.Tensor, t
         terms["commit"] = (latents - nearest).pow(2).mean()
         audio = decoder(latents + (nearest - latents).detach())  # straight-through: gradients reach the encoder
         terms.update(audio_loss(audio, target, bandwidth, cfg))
-        loss = loss + terms["recon"] + cfg.stft_weight * terms["stft"] + cfg.commit_weight * terms["commit"]
+        loss = loss + terms["recon"] + cfg.stft_weight * terms["stft"] + cfg.stage2_commit * terms["commit"]
     return loss, terms
 
 

@@ -42,6 +42,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
 from ..errors import AudioError, JukesepError
+from ..refine import DEFAULT_REFINE
 from .disk import DiskFullError, DiskQuota, prepare
 from .guards import HostCheck, SameOrigin, SecurityHeaders, error
 from .jobs import MIXTURE, JobManager, user_message
@@ -86,10 +87,10 @@ def attachment(job: dict, what: str) -> str:
     return f"attachment; filename*=UTF-8''{quote(f'{base} - {what}')}"
 
 
-def _load_separator(source, device: str):
+def _load_separator(source, device: str, refine: str):
     from ..api import Separator
     if isinstance(source, (str, os.PathLike)):
-        return Separator.from_pretrained(source, device=device)
+        return Separator.from_pretrained(source, device=device, refine=refine)
     if hasattr(source, "separate_file"):
         return source
     if callable(source):
@@ -99,19 +100,21 @@ def _load_separator(source, device: str):
 
 def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float = 200, max_minutes: float = 20,
                workers: int = 1, retention_hours: float = 72, *, device: str = "auto",
-               allowed_hosts: list[str] | None = None, max_queued: int = 100, max_disk_gb: float = 10) -> FastAPI:
+               allowed_hosts: list[str] | None = None, max_queued: int = 100, max_disk_gb: float = 10,
+               refine: str = DEFAULT_REFINE) -> FastAPI:
     """The web app. `separator_factory_or_model_path`: a model file or name for
     `Separator.from_pretrained`, a `Separator`, or a function returning one (called once, here, so a
     bad model fails now). Jobs live in `data_dir` (SQLite + one folder per job, private to the
     server's user: see `disk`), at most `max_disk_gb` of them. Workers start with the app (lifespan)
-    and stop with it. `allowed_hosts`: accepted Host header names (None: any)."""
+    and stop with it. `allowed_hosts`: accepted Host header names (None: any). `refine`: the
+    refinement of a model given by path or name (see `Separator`)."""
     if workers < 1:
         raise JukesepError("workers must be at least 1")
     if min(max_upload_mb, max_minutes, retention_hours, max_disk_gb) <= 0:
         raise JukesepError("upload size, duration, retention and disk limits must be positive")
     data_dir = Path(data_dir)
     prepare(data_dir, "jobs.sqlite3")
-    separator = _load_separator(separator_factory_or_model_path, device)
+    separator = _load_separator(separator_factory_or_model_path, device, refine)
     store = JobStore(data_dir / "jobs.sqlite3")
     limits = Limits(int(max_upload_mb * 2**20), max_minutes)
 

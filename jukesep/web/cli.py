@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ..errors import JukesepError
+from ..refine import DEFAULT_REFINE, REFINES
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
@@ -43,6 +44,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--retention-hours", type=float, default=72,
                    help="finished jobs and their files are deleted after this long (default 72)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--refine", choices=REFINES, default=DEFAULT_REFINE,
+                   help=f"refinement on the mixture's STFT (default: {DEFAULT_REFINE})")
     p.set_defaults(func=cmd_serve)
     return p
 
@@ -105,7 +108,7 @@ def cmd_serve(args) -> int:
         data_dir = args.data_dir or default_data_dir()
         app = create_app(args.model, data_dir, max_upload_mb=args.max_upload_mb, max_minutes=args.max_minutes,
                          workers=args.workers, retention_hours=args.retention_hours, device=args.device,
-                         max_disk_gb=args.max_disk_gb,
+                         max_disk_gb=args.max_disk_gb, refine=args.refine,
                          allowed_hosts=list(LOOPBACK_NAMES) if loopback else None)
         port = sock.getsockname()[1]
         shown = f"[{args.host.strip('[]')}]" if ":" in args.host else args.host

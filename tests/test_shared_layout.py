@@ -1,0 +1,139 @@
+"""The shared layout (one mixture encoder, a head per stem) and the stage-2 output loss."""
+import numpy as np
+import pytest
+import torch
+
+from jukesep import Separator
+from jukesep.checkpoint import load_model, save_model
+from jukesep.cli import main
+from jukesep.errors import CheckpointError
+from jukesep.models import HeadConfig, SeparatorModel
+from jukesep.models.separator import STEMS
+from jukesep.train import train
+from jukesep.train.loop import training_data
+from jukesep.train.step import train_step
+from jukesep.train.tasks import build_task
+from tests.conftest import music, tiny_config, write_corpus
+from tests.test_train import TINY_FLAGS, tiny
+
+HEAD = HeadConfig(width=8, depth=2)
+
+
+def shared_separator(seed=0, head=HEAD) -> SeparatorModel:
+    torch.manual_seed(seed)
+    model = SeparatorModel({s: tiny_config() for s in STEMS}, trunk=tiny_config(), head=head)
+    for stem in model.stems.values():
+        stem.quantizer.k.normal_(0, 0.1)
+        torch.nn.init.normal_(stem.head.branch[-1].weight, std=0.1)  # not the pass-through start
+    return model.eval()
+
+
+def test_forward_maps_b_c_t_to_b_s_c_t_and_the_fast_twin_agrees():
+    model = shared_separator()
+    x = torch.randn(2, 2, 8 * 300)
+    with torch.no_grad():
+        out = model(x)
+        assert out.shape == (2, 4, 2, 8 * 300)
+        assert torch.allclose(model.fast()(x), out, atol=1e-5)
+        assert torch.equal(model.select(["bass", "vocals"])(x), out[:, [2, 0]])
+
+
+def test_an_untrained_head_passes_the_mixture_latents_through():
+    head = SeparatorModel({"bass": tiny_config()}, trunk=tiny_config(), head=HEAD).stems["bass"].head
+    z = torch.randn(3, 8, 50)
+    assert torch.allclose(head(z), z)
+
+
+def test_chunked_output_equals_whole_song_output():
+    """`context_samples` covers encoder, head and decoder: small chunks give the whole-song result."""
+    model = shared_separator()
+    audio = music(1.0)
+    whole = Separator(model, segment=5.0, precision="float32").separate(audio, 44100)
+    chunked = Separator(model, segment=0.1, precision="float32").separate(audio, 44100)
+    for stem in STEMS:
+        np.testing.assert_allclose(chunked[stem], whole[stem], atol=2e-5)
+
+
+def test_checkpoint_round_trip_and_a_hostile_head_is_refused(tmp_path):
+    model = shared_separator()
+    save_model(tmp_path / "m.pt", "separator", model, {})
+    loaded, data = load_model(tmp_path / "m.pt", expect_kind="separator")
+    assert data["config"]["head"] == {"width": 8, "depth": 2, "dilation_growth_rate": 2}
+    x = torch.randn(1, 1, 8 * 100)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    data = torch.load(tmp_path / "m.pt", weights_only=True)
+    data["config"]["head"] = {"width": 2048, "depth": 64}  # ~1 G parameters: refused before allocating
+    torch.save(data, tmp_path / "big.pt")
+    with pytest.raises(CheckpointError, match="parameters"):
+        load_model(tmp_path / "big.pt")
+    del data["config"]["head"]
+    torch.save(data, tmp_path / "half.pt")
+    with pytest.raises(CheckpointError, match="trunk and a head"):
+        load_model(tmp_path / "half.pt")
+
+
+@pytest.fixture(scope="module")
+def stage1(tmp_path_factory):
+    """A tiny corpus and a stage-1 folder with vqvae-<stem>/best.pt for every stem."""
+    root = tmp_path_factory.mktemp("shared")
+    corpus = write_corpus(root / "corpus", {"train": 3, "valid": 1})
+    for stem in STEMS:
+        train(tiny(corpus, root / "stage1" / f"vqvae-{stem}", stem=stem, steps=4, val_every=4, ckpt_every=4))
+    return corpus, root / "stage1"
+
+
+@pytest.mark.parametrize("loss", ["output", "latent", "both"])
+def test_stage2_losses_fit_a_fixed_batch(stage1, tmp_path, loss):
+    """Gradients reach the shared encoder and heads through the frozen codebook and decoder."""
+    corpus, folder = stage1
+    cfg = tiny(corpus, tmp_path / "run", stage="shared", stem="", vqvae=str(folder), stage2_loss=loss,
+               head_width=8, head_depth=2)
+    task = build_task(cfg)
+    dataset, _ = training_data(cfg)
+    task.calibrate(dataset)
+    batch = {k: torch.stack([dataset[i][k] for i in range(4)]) for k in ("mixture", "target")}
+    net = task.training_module(task.model.train())
+    optimizer = torch.optim.Adam(task.model.parameters(), lr=3e-3)
+    losses = [train_step(task.model, optimizer, lambda: task.loss(net, batch)).loss.item() for _ in range(40)]
+    assert sum(losses[-5:]) < 0.7 * sum(losses[:5]), losses
+
+
+@pytest.mark.parametrize("loss", ["output", "latent"])
+def test_shared_stage_writes_a_separator_with_stage1s_decoders(stage1, tmp_path, loss):
+    corpus, folder = stage1
+    result = train(tiny(corpus, tmp_path / "run", stage="shared", stem="", vqvae=str(folder), steps=10,
+                        stage2_loss=loss, head_width=8, head_depth=2))
+    model, data = load_model(result["best"], expect_kind="separator")
+    assert model.stem_names == list(STEMS) and data["config"]["trunk"]["width"] == 8
+    stage1_decoder = load_model(folder / "vqvae-bass" / "best.pt")[0].decoder.state_dict()
+    for name, value in model.stems["bass"].decoder.state_dict().items():  # frozen: still stage 1's
+        assert torch.equal(value, stage1_decoder[name])
+    song = corpus / "valid" / "v0" / "mixture.wav"
+    assert main(["separate", str(song), "-n", str(result["best"]), "-o", str(tmp_path / "sep")]) == 0
+
+
+def test_per_stem_encoder_trains_through_the_frozen_decoder(stage1, tmp_path):
+    corpus, folder = stage1
+    result = train(tiny(corpus, tmp_path / "enc", stage="encoder", stem="bass", steps=10, stage2_loss="output",
+                        vqvae=str(folder / "vqvae-bass" / "best.pt")))
+    encoder, _ = load_model(result["best"], expect_kind="encoder")
+    assert all(torch.isfinite(p).all() for p in encoder.parameters()) and np.isfinite(result["val_sdr"])
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--stem", "bass"], "train shared takes no --stem"),
+    ([], "needs --vqvae"),
+    (["--vqvae", "NOWHERE"], "no stage-1 model"),
+    (["--vqvae", "STAGE1", "--stage2-loss", "l1"], "--stage2-loss must be one of"),
+    (["--vqvae", "STAGE1", "--head-width", "0"], "--head-width must be at least 1"),
+])
+def test_shared_stage_bad_flags_are_one_line_errors(stage1, tmp_path, capsys, args, words):
+    corpus, folder = stage1
+    args = [str(folder) if a == "STAGE1" else str(tmp_path / "nowhere") if a == "NOWHERE" else a for a in args]
+    out = tmp_path / "run"
+    flags = [f for f in TINY_FLAGS if not f.startswith(("--width", "--depth", "--emb-width", "--codebook-size"))]
+    assert main(["train", "shared", "--data", str(corpus), "--out", str(out), *flags, *args]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
+    assert not out.exists()
