@@ -1,21 +1,67 @@
 """Generate docs/RESULTS.md (and its plots) from the JSON the benchmarks and evaluations wrote.
-Nothing in RESULTS.md is typed by hand: rerun this after rerunning a benchmark.
+Nothing in RESULTS.md is typed by hand except the notes it includes: rerun this after rerunning a benchmark.
 
     python benchmarks/make_results.py [--results benchmarks/results] [--out docs/RESULTS.md]
 
-Reads, when present:
-  separation_speed.json   benchmarks/separation_speed.py --json
-  separation_memory.json  benchmarks/separation_memory.py --json
-  train_speed.json        benchmarks/train_speed.py --json
-  quality/*.json          summary.json of `jukesep evaluate` runs (one per system)
-  curves/*.json           val_history.json of training runs, named <arm>-<stage>-<stem>.json
-  notes.json              {"title": ..., "lines": [...]}: what was run (data, budgets), written by the run script
+Reads, when present (a section is left out when its files are absent):
+  notes.json                    {"title": ..., "lines": [...], "peer_minutes": {"openunmix": 48}}: what was run
+  quality/<system>-<split>.json summary.json of `jukesep evaluate` (split read from settings.split)
+  curves/<run>.json             val_history.json of training runs: foundation, {transfer,scratch}-vqvae-<stem>,
+                                {transfer,scratch}-shared-output, transfer-shared-{latent,both},
+                                transfer-{paper,per-stem-output}-encoder-<stem>
+  performance.md                a hand-written section, included verbatim
+  separation_speed.json         benchmarks/separation_speed.py --json   (older measurements)
+  separation_memory.json        benchmarks/separation_memory.py --json  (older measurements)
+  train_speed.json              benchmarks/train_speed.py --json        (older measurements)
 """
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+
+STEMS = ["vocals", "drums", "bass", "other"]
+SPLITS = ["test", "heldout", "valid"]
+PEERS = ["irm", "openunmix"]
+FLOOR = "mix4"
+DEFAULT = "shared-output"
+ARMS = ["shared-output", "shared-output-unrefined", "transfer-paper", "transfer-per-stem-output",
+        "transfer-shared-latent", "transfer-shared-both", "scratch-shared-output"]
+REFINES = ["refine-none", "refine-softmask", "refine-wiener"]
+DESCRIPTIONS = {
+    "irm": "ideal ratio mask (oracle)",
+    "openunmix": "Open-Unmix, same data and wall time",
+    "mix4": "mixture / 4 (floor)",
+    "shared-output": "shared encoder, output loss, transfer, refined (default)",
+    "shared-output-unrefined": "shared encoder, output loss, transfer, not refined",
+    "transfer-paper": "paper: encoder per stem, latent loss",
+    "transfer-per-stem-output": "encoder per stem, output loss, transfer",
+    "transfer-shared-latent": "shared encoder, latent loss, transfer",
+    "transfer-shared-both": "shared encoder, latent + output loss, transfer",
+    "scratch-shared-output": "shared encoder, output loss, from scratch (random init)",
+    "refine-none": "no refinement",
+    "refine-softmask": "soft mask",
+    "refine-wiener": "Wiener filter",
+}
+SPLIT_NOTES = {"heldout": "held-out timbres: a SoundFont and drum kits that training never uses"}
+# Stage-2 runs (curve names) of each jukesep arm; per-stem arms train one encoder per stem.
+STAGE2 = {
+    "shared-output": ["transfer-shared-output"],
+    "transfer-paper": [f"transfer-paper-encoder-{s}" for s in STEMS],
+    "transfer-per-stem-output": [f"transfer-per-stem-output-encoder-{s}" for s in STEMS],
+    "transfer-shared-latent": ["transfer-shared-latent"],
+    "transfer-shared-both": ["transfer-shared-both"],
+    "scratch-shared-output": ["scratch-shared-output"],
+}
+SAME_MODEL = {"shared-output-unrefined": "shared-output"}
+TRANSFER_ARMS = [a for a in STAGE2 if a != "scratch-shared-output"]
+
+
+def stage1(arm: str) -> list[str]:
+    return [f"{arm}-vqvae-{s}" for s in STEMS]
+
+
+KNOWN_CURVES = {"foundation", *stage1("transfer"), *stage1("scratch"), *(n for runs in STAGE2.values() for n in runs)}
 
 
 def load(path: Path):
@@ -26,84 +72,274 @@ def fmt(value, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def quality_section(results: Path) -> list[str]:
-    files = sorted((results / "quality").glob("*.json"))
-    if not files:
-        return []
-    lines = ["## Separation quality", ""]
-    by_split: dict[tuple, list] = {}
-    for f in files:
+def signed(value) -> str:
+    return "–" if value is None else f"{value:+.2f}"
+
+
+# --- inputs ------------------------------------------------------------------------------------------------------
+
+def load_quality(results: Path) -> dict[str, dict[str, dict]]:
+    """{split: {system: summary}}; the system is the file name without its `-<split>` suffix."""
+    quality: dict[str, dict[str, dict]] = {}
+    for f in sorted((results / "quality").glob("*.json")):
         summary = json.loads(f.read_text())
-        key = (summary["data"], summary["settings"]["split"], summary["settings"]["mono"])
-        by_split.setdefault(key, []).append((f.stem, summary))
-    for (data, split, mono), rows in by_split.items():
-        stems = rows[0][1]["settings"]["stems"]
-        lines += [f"Data `{Path(data).name}`, split **{split}** ({rows[0][1]['songs']} songs, "
-                  f"{rows[0][1]['seconds_audio'] / 60:.1f} min), {'mono' if mono else 'stereo'}. "
-                  "MDX SDR (dB): mean over songs; BSS SDR: BSSEval v4 median over frames, then over songs.", "",
-                  "| system | " + " | ".join(stems) + " | **avg MDX SDR** | avg BSS SDR | x real time |",
-                  "|---|" + "---|" * (len(stems) + 3)]
-        for name, s in sorted(rows, key=lambda r: -(r[1]["table"]["average"]["mdx_sdr_mean"] or -99)):
-            t = s["table"]
-            lines.append(f"| {name} | " + " | ".join(fmt(t[st]["mdx_sdr_mean"]) for st in stems)
-                         + f" | **{fmt(t['average']['mdx_sdr_mean'])}** | {fmt(t['average']['SDR_median'])}"
-                         f" | {fmt(s.get('x_real_time'), 1)} |")
-        lines.append("")
+        split = summary["settings"]["split"]
+        system = f.stem[:-len(split) - 1] if f.stem.endswith(f"-{split}") else f.stem
+        quality.setdefault(split, {})[system] = summary
+    return quality
+
+
+def load_curves(results: Path) -> dict[str, list[dict]]:
+    """The recognised, non-empty validation histories; old-style or unknown names are ignored."""
+    files = sorted((results / "curves").glob("*.json"))
+    runs = {f.stem: json.loads(f.read_text()) for f in files if f.stem in KNOWN_CURVES}
+    return {name: hist for name, hist in runs.items() if hist}
+
+
+# --- wall time -----------------------------------------------------------------------------------------------------
+
+def total(curves: dict, names: list[str]):
+    """Sum of the runs' final cumulative minutes; None when one of them is missing."""
+    if any(name not in curves for name in names):
+        return None
+    return sum(curves[name][-1]["minutes"] for name in names)
+
+
+def stage2_runs(system: str) -> list[str] | None:
+    return STAGE2.get(SAME_MODEL.get(system, system))
+
+
+def before_stage2(system: str) -> list[str]:
+    return stage1("scratch") if system.startswith("scratch-") else ["foundation"] + stage1("transfer")
+
+
+def arm_runs(system: str) -> list[str] | None:
+    """Every run a jukesep arm trained (foundation, stage 1, stage 2); None for other systems."""
+    stage2 = stage2_runs(system)
+    return None if stage2 is None else before_stage2(system) + stage2
+
+
+def wall_minutes(system: str, curves: dict, notes: dict):
+    runs = arm_runs(system)
+    if runs is not None:
+        return total(curves, runs)
+    return (notes.get("peer_minutes") or {}).get(system)
+
+
+def stage2_series(curves: dict, arm: str):
+    """(minutes, sdr) of an arm's stage 2: its one run, or its per-stem runs taken at equal validation index
+    (minutes summed over stems, SDR averaged over stems); None when a run is missing."""
+    hists = [curves.get(name) for name in stage2_runs(arm)]
+    if not all(hists):
+        return None
+    n = min(len(h) for h in hists)
+    return ([sum(h[i]["minutes"] for h in hists) for i in range(n)],
+            [sum(h[i]["sdr"] for h in hists) / len(hists) for i in range(n)])
+
+
+# --- separation quality --------------------------------------------------------------------------------------------
+
+def mdx(summary: dict, stem: str):
+    return (summary["table"].get(stem) or {}).get("mdx_sdr_mean")
+
+
+def ordered(systems) -> list[str]:
+    known = PEERS + ARMS + REFINES + [FLOOR]
+    unknown = sorted(s for s in systems if s not in known)
+    return [s for s in known[:-1] if s in systems] + unknown + [s for s in [FLOOR] if s in systems]
+
+
+def split_stems(rows: dict) -> list[str]:
+    return next(iter(rows.values()))["settings"].get("stems") or STEMS
+
+
+def split_title(split: str, rows: dict) -> str:
+    first = next(iter(rows.values()))
+    note = f"{SPLIT_NOTES[split]}; " if split in SPLIT_NOTES else ""
+    mono = "mono" if first["settings"].get("mono") else "stereo"
+    return (f"Split **{split}** ({note}{first['songs']} songs, {first['seconds_audio'] / 60:.1f} min), {mono}, "
+            "MDX SDR (dB), mean over songs.")
+
+
+def quality_table(rows: dict, stems: list[str], walls: dict | None) -> list[str]:
+    wall_head, wall_rule = ("train wall time (min) | ", "---|") if walls is not None else ("", "")
+    lines = [f"| system | description | {wall_head}" + " | ".join(stems) + " | **avg** | x real time |",
+             f"|---|---|{wall_rule}" + "---|" * (len(stems) + 2)]
+    for name in ordered(rows):
+        s = rows[name]
+        wall = f"{fmt(walls.get(name), 1)} | " if walls is not None else ""
+        lines.append(f"| {name} | {DESCRIPTIONS.get(name, '–')} | {wall}" + " | ".join(fmt(mdx(s, st)) for st in stems)
+                     + f" | **{fmt(mdx(s, 'average'))}** | {fmt(s.get('x_real_time'), 1)} |")
     return lines
 
 
-def curves_section(results: Path, out_dir: Path) -> list[str]:
-    files = sorted((results / "curves").glob("*.json"))
-    if not files:
+def default_lines(rows: dict, stems: list[str]) -> list[str]:
+    default, floor, umx = rows.get(DEFAULT), rows.get(FLOOR), rows.get("openunmix")
+    lines = []
+    if default and floor and mdx(default, "average") is not None and mdx(floor, "average") is not None:
+        above = sum(1 for st in stems if mdx(default, st) is not None and mdx(floor, st) is not None
+                    and mdx(default, st) > mdx(floor, st))
+        lines.append(f"default − mixture/4: {signed(mdx(default, 'average') - mdx(floor, 'average'))} dB on average; "
+                     f"stems above their mixture/4 floor: {above} of {len(stems)}")
+    if default and umx and mdx(default, "average") is not None and mdx(umx, "average") is not None:
+        lines.append(f"default − Open-Unmix: {signed(mdx(default, 'average') - mdx(umx, 'average'))} dB")
+    return ["", ". ".join(lines) + "."] if lines else []
+
+
+def quality_section(quality: dict, curves: dict, notes: dict) -> list[str]:
+    tables = []
+    for split in SPLITS + sorted(set(quality) - set(SPLITS)):
+        rows = quality.get(split, {})
+        if split == "valid":
+            rows = {name: s for name, s in rows.items() if name not in REFINES}
+        if not rows:
+            continue
+        stems = split_stems(rows)
+        walls = {name: wall_minutes(name, curves, notes) for name in rows}
+        tables += [split_title(split, rows), ""] + quality_table(rows, stems, walls) + default_lines(rows, stems) + [""]
+    if not tables:
         return []
+    return ["## Separation quality", "",
+            "**avg**: the evaluation's average over stems. Train wall time: minutes of all the training a system "
+            "needed, summed from its runs' validation histories (transfer arms: foundation + 4 stage-1 VQ-VAEs + "
+            "stage 2; scratch arm: 4 stage-1 VQ-VAEs + stage 2; peers: `peer_minutes` in notes.json). "
+            "x real time: seconds of audio separated per second during the evaluation.", ""] + tables
+
+
+def refinement_section(quality: dict) -> list[str]:
+    rows = {name: s for name, s in quality.get("valid", {}).items() if name in REFINES}
+    if not rows:
+        return []
+    stems = split_stems(rows)
+    table = quality_table(rows, stems, None)
+    scored = [(mdx(s, "average"), name) for name, s in rows.items() if mdx(s, "average") is not None]
+    best = [f"Best average: **{max(scored)[1]}** ({fmt(max(scored)[0])} dB)."] if scored else []
+    title = ["## Refinement (chosen on the valid split)", "", split_title("valid", rows), ""]
+    return title + table + [""] + best + [""]
+
+
+# --- transfer vs scratch -------------------------------------------------------------------------------------------
+
+def stage1_table(curves: dict) -> list[str]:
+    if not any(name in curves for name in stage1("transfer") + stage1("scratch")):
+        return []
+    lines = ["Stage 1 (stem VQ-VAEs): validation reconstruction SDR (dB); transfer = initialised from the foundation "
+             "VQ-VAE, scratch = random initialisation.", "",
+             "| stem | transfer final | scratch final | transfer best | scratch best | transfer min | scratch min |",
+             "|---|---|---|---|---|---|---|"]
+    for stem in STEMS:
+        cells = [curves.get(f"{arm}-vqvae-{stem}") for arm in ("transfer", "scratch")]
+        lines.append(f"| {stem} | " + " | ".join(fmt(h[-1]["sdr"]) if h else "–" for h in cells)
+                     + " | " + " | ".join(fmt(max(x["sdr"] for x in h)) if h else "–" for h in cells)
+                     + " | " + " | ".join(fmt(h[-1]["minutes"], 1) if h else "–" for h in cells) + " |")
+    return lines + [""]
+
+
+def stage2_table(curves: dict) -> list[str]:
+    arms = [arm for arm in STAGE2 if stage2_series(curves, arm)]
+    if not arms:
+        return []
+    lines = ["Stage 2 (the separator): validation SDR (dB, output, average over stems). Per-stem arms: final = mean of "
+             "the four encoder runs' final SDR, best = best of their mean at equal validation index, steps and "
+             "minutes = per run and summed over the four runs.", "",
+             "| arm | stage-2 runs | steps | wall time (min) | final val SDR | best val SDR |",
+             "|---|---|---|---|---|---|"]
+    for arm in arms:
+        names = stage2_runs(arm)
+        hists = [curves[n] for n in names]
+        steps = sorted({h[-1]["step"] for h in hists})
+        runs = f"`{names[0]}`" if len(names) == 1 else f"`{names[0].rsplit('-', 1)[0]}-<stem>` ×{len(names)}"
+        lines.append(f"| {arm} | {runs} | {'–'.join(str(s) for s in steps)} | {fmt(total(curves, names), 1)} | "
+                     f"{fmt(sum(h[-1]['sdr'] for h in hists) / len(hists))} | "
+                     f"{fmt(max(stage2_series(curves, arm)[1]))} |")
+    return lines + [""]
+
+
+def final_table(quality: dict, curves: dict) -> list[str]:
+    pair = (DEFAULT, "scratch-shared-output")
+    splits = [sp for sp in ("test", "heldout") if any(a in quality.get(sp, {}) for a in pair)]
+    if not splits:
+        return []
+    lines = ["Final separation, same design with and without transfer: average MDX SDR (dB) over stems.", "",
+             f"| split | {pair[0]} (transfer) | {pair[1]} (scratch) | transfer − scratch |", "|---|---|---|---|"]
+    for split in splits:
+        avgs = [mdx(quality[split][a], "average") if a in quality[split] else None for a in pair]
+        diff = None if None in avgs else avgs[0] - avgs[1]
+        lines.append(f"| {split} | {fmt(avgs[0])} | {fmt(avgs[1])} | {signed(diff)} |")
+    parts = []
+    for arm in pair:
+        pre, stage2 = total(curves, before_stage2(arm)), total(curves, stage2_runs(arm))
+        if pre is not None and stage2 is not None:
+            parts.append(f"{arm} {fmt(pre + stage2, 1)} min ({fmt(pre, 1)} before stage 2, {fmt(stage2, 1)} stage 2)")
+    return lines + ([""] + ["Training wall time, all stages: " + "; ".join(parts) + "."] if parts else []) + [""]
+
+
+def plot_curves(curves: dict, path: Path) -> bool:
+    """Stage-2 validation curves; False (no file) when there is no stage-2 curve."""
+    if not any(stage2_series(curves, arm) for arm in STAGE2):
+        return False
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = {f.stem: json.loads(f.read_text()) for f in files}
-    stages = sorted({name.split("-")[1] for name in runs if name.count("-") >= 2})
-    stems = sorted({name.split("-", 2)[2] for name in runs if name.count("-") >= 2})
-    lines = ["## Transfer vs scratch", "",
-             "Validation SDR (dB, MDX, fixed validation excerpts) against training steps, same stages and budget; "
-             "transfer = initialised from the foundation VQ-VAE, scratch = random initialisation.", "",
-             "| stage | stem | transfer final | scratch final | transfer best | scratch best |",
-             "|---|---|---|---|---|---|"]
-    fig, axes = plt.subplots(len(stages), max(1, len(stems)), figsize=(3.2 * max(1, len(stems)), 2.6 * len(stages)),
-                             squeeze=False)
-    for i, stage in enumerate(stages):
-        for j, stem in enumerate(stems):
-            ax = axes[i][j]
-            cells = []
-            for arm, colour in (("transfer", "C0"), ("scratch", "C1")):
-                hist = runs.get(f"{arm}-{stage}-{stem}")
-                if hist:
-                    ax.plot([h["step"] for h in hist], [h["sdr"] for h in hist], colour, label=arm)
-                cells.append(hist)
-            ax.set_title(f"{stage} · {stem}", fontsize=9)
-            ax.grid(alpha=0.3)
-            if i == len(stages) - 1:
-                ax.set_xlabel("step")
-            if j == 0:
-                ax.set_ylabel("val SDR (dB)")
-            lines.append(f"| {stage} | {stem} | " + " | ".join(fmt(h[-1]["sdr"]) if h else "–" for h in cells)
-                         + " | " + " | ".join(fmt(max(x["sdr"] for x in h)) if h else "–" for h in cells) + " |")
-    axes[0][0].legend(fontsize=8)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for arm, colour in ((DEFAULT, "C0"), ("scratch-shared-output", "C1")):
+        series, offset = stage2_series(curves, arm), total(curves, before_stage2(arm))
+        if series and offset is not None:
+            left.plot([offset + m for m in series[0]], series[1], colour, marker=".", label=arm)
+            left.axvline(offset, color=colour, ls="--", lw=1)
+    left.set_xlim(left=0)
+    left.set_xlabel("training wall time (min, all stages)")
+    left.set_ylabel("validation SDR (dB, stage 2 output, avg over stems)")
+    left.set_title("transfer vs scratch", fontsize=10)
+    for i, arm in enumerate(TRANSFER_ARMS):
+        series = stage2_series(curves, arm)
+        if series:
+            right.plot(series[0], series[1], f"C{i}", marker=".", label=arm)
+    right.set_xlabel("stage-2 wall time (min; per-stem arms: summed over the 4 runs)")
+    right.set_ylabel("validation SDR (dB, stage 2 output, avg over stems)")
+    right.set_title("stage 2 of the transfer arms", fontsize=10)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        if ax.get_lines():
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no curves", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
-    fig.savefig(out_dir / "transfer_vs_scratch.png", dpi=100)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
-    foundation = runs.get("foundation")
+    return True
+
+
+def transfer_section(quality: dict, curves: dict, out_dir: Path) -> list[str]:
+    lines = stage1_table(curves) + stage2_table(curves) + final_table(quality, curves)
+    foundation = curves.get("foundation")
     if foundation:
-        lines += ["", f"Foundation VQ-VAE: reconstruction SDR {fmt(foundation[0]['sdr'])} dB at step "
+        lines += [f"Foundation VQ-VAE: reconstruction SDR {fmt(foundation[0]['sdr'])} dB at step "
                   f"{foundation[0]['step']} → {fmt(foundation[-1]['sdr'])} dB at step {foundation[-1]['step']} "
-                  f"({foundation[-1]['minutes']} min)."]
-    return lines + ["", "![transfer vs scratch](transfer_vs_scratch.png)", ""]
+                  f"({fmt(foundation[-1]['minutes'], 1)} min).", ""]
+    if plot_curves(curves, out_dir / "transfer_vs_scratch.png"):
+        lines += ["![transfer vs scratch](transfer_vs_scratch.png)", "",
+                  "Left: validation SDR of stage 2 against the wall time of all stages; the transfer arm "
+                  f"({DEFAULT}) starts stage 2 after the foundation and its four stage-1 VQ-VAEs, the scratch arm "
+                  "after its own four stage-1 VQ-VAEs (dashed lines: where stage 2 starts). Right: stage 2 of each "
+                  "transfer arm against stage-2 wall time only; for the per-stem arms x is the minutes of the four "
+                  "encoder runs summed and y their mean validation SDR, taken at equal validation index.", ""]
+    return ["## Transfer vs scratch", ""] + lines if lines else []
+
+
+# --- included and older sections -------------------------------------------------------------------------------------
+
+def performance_section(results: Path) -> list[str]:
+    path = results / "performance.md"
+    return path.read_text().rstrip("\n").splitlines() + [""] if path.exists() else []
 
 
 def speed_section(results: Path) -> list[str]:
     lines = []
     speed = load(results / "separation_speed.json")
     if speed:
-        lines += ["## Separation speed", "", f"{speed.get('machine', {}).get('cpu', '')} — "
+        lines += ["### Separation speed", "", f"{speed.get('machine', {}).get('cpu', '')} — "
                   f"{speed.get('date', '')}; input {speed.get('seconds')} s stereo 44.1 kHz, 4 stems, untrained "
                   "weights (same cost as trained).", "", "| system | parameters | seconds | x real time |",
                   "|---|---|---|---|"]
@@ -113,7 +349,7 @@ def speed_section(results: Path) -> list[str]:
         lines.append("")
     memory = load(results / "separation_memory.json")
     if memory:
-        lines += ["## Separation memory", "", f"{memory['model']} on {memory['device']}, {memory['date']}.", "",
+        lines += ["### Separation memory", "", f"{memory['model']} on {memory['device']}, {memory['date']}.", "",
                   "| song | peak RSS (MiB) | CUDA max allocated (MiB) | x real time |", "|---|---|---|---|"]
         for r in memory["rows"]:
             lines.append(f"| {r['minutes']:.0f} min | {r['peak_rss_mib']:.0f} | {fmt(r['cuda_max_allocated_mib'], 0)} "
@@ -121,26 +357,33 @@ def speed_section(results: Path) -> list[str]:
         lines.append("")
     train = load(results / "train_speed.json")
     if train:
-        lines += ["## Training speed (stage 1, paper batch)", "", "| device | batch | bf16 | compile | ms/step | "
+        lines += ["### Training speed (stage 1, paper batch)", "", "| device | batch | bf16 | compile | ms/step | "
                   "steps/s | audio s/s |", "|---|---|---|---|---|---|---|",
                   f"| {train['device']} ({train['threads']} threads) | {train['batch']}×{train['excerpt']} | "
                   f"{train['bf16']} | {train['compile']} | {1000 * train['seconds_per_step']:.0f} | "
                   f"{train['steps_per_second']:.3f} | {train['audio_seconds_per_second']:.1f} |", ""]
-    return lines
+    if not lines:
+        return []
+    dates = sorted({str(d.get("date", ""))[:10] for d in (speed, memory, train) if d and d.get("date")})
+    when = f" ({', '.join(dates)})" if dates else ""
+    return [f"## Older speed and memory measurements{when}", "",
+            "Measured before the performance work above; kept for comparison.", ""] + lines
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "docs" / "RESULTS.md")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     notes = load(args.results / "notes.json") or {}
+    quality, curves = load_quality(args.results), load_curves(args.results)
     lines = ["# jukesep results", "", "Generated by `benchmarks/make_results.py` from the JSON in "
              "`benchmarks/results/`; do not edit by hand.", ""]
     lines += notes.get("lines", [])
-    lines += [""] + quality_section(args.results) + curves_section(args.results, args.out.parent) + speed_section(
-        args.results)
+    lines += ([""] + quality_section(quality, curves, notes) + refinement_section(quality)
+              + transfer_section(quality, curves, args.out.parent) + performance_section(args.results)
+              + speed_section(args.results))
     args.out.write_text("\n".join(lines).rstrip() + "\n")
     print(f"wrote {args.out}")
 

@@ -233,7 +233,19 @@ def default_system(key: str, device: torch.device) -> System:
                         f"batch {separator.batch or 'auto'}")
 
 
+def model_system(spec: str, device: torch.device) -> System:
+    """--model LABEL=PATH[:REFINE]: a model file or shipped name, as `jukesep separate` runs it."""
+    label, _, rest = spec.partition("=")
+    path, _, refine = rest.partition(":")
+    separator = Separator.from_pretrained(path, device=device, refine=refine or "none")
+    return System(f"model:{label}", f"jukesep {label} ({separator.precision}, refine {separator.refine})",
+                  n_params(separator.model), lambda audio, p: separator.separate_file(p).stems,
+                  notes=f"{path}, precision {separator.precision}, refine {separator.refine}")
+
+
 def build(key: str, device: torch.device) -> System:
+    if key.startswith("model:"):
+        return model_system(key.removeprefix("model:"), device)
     if key == "jukesep-default":
         return default_system(key, device)
     if key == "jukesep":
@@ -301,8 +313,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="timed runs per system; the median is reported")
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS), metavar="SYSTEM",
                         help=f"subset to run, from: {' '.join(SYSTEMS)} (default: all)")
+    parser.add_argument("--model", action="append", default=[], metavar="LABEL=PATH[:REFINE]",
+                        help="also time this model file or shipped name, with this refinement (repeatable), "
+                             "e.g. --model new=default:softmask --model old=old.pt")
     parser.add_argument("--json", help="write machine info and results to this file")
     args = parser.parse_args()
+    args.systems = list(args.systems) + [f"model:{spec}" for spec in args.model]
     if args.seconds < 2 * WARMUP_SECONDS or args.repeat < 1:
         parser.error(f"--seconds must be at least {2 * WARMUP_SECONDS} and --repeat at least 1")
     if args.threads:

@@ -16,20 +16,19 @@ import torch
 from . import chunking
 from .audio import check_audio, fit_length, read_audio, resample, to_float
 from .checkpoint import load_model
+from .defaults import DEFAULT_MODEL, MAX_SHIFTS
 from .errors import CheckpointError, InvalidAudioError, JukesepError, TooShortAudioError
 from .hardware import choose_precision
 from .models import SeparatorModel
 from .refine import DEFAULT_REFINE, check_refine, refine
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
-DEFAULT_MODEL = "default"
 ProgressFn = Callable[[int, int], None]
 PRECISIONS = ("auto", "float32", "bfloat16")
 SEGMENT_RANGE = (0.01, 3600.0)  # seconds: tinier chunks would spend minutes recomputing context
 MAX_CONTEXT = 60.0  # seconds per side
 CPU_SEGMENT, GPU_SEGMENT = 2.0, 30.0  # seconds (see default_segment)
 CPU_BATCH = 1  # chunks per model call on CPU (see batch_for)
-MAX_SHIFTS = 20
 GPU_BATCH_SECONDS = 1200.0  # mono audio per model call on a GPU (activations ~ 1 GB per minute at width 64)
 MAX_SHIFT_SECONDS = 0.5
 

@@ -5,8 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __version__, distrib, separate_cli
-from .checkpoint import import_jukebox, read_checkpoint
+from . import __version__, separate_cli
 from .corpus import cli as corpus_cli
 from .errors import JukesepError
 from .evaluate import cli as evaluate_cli
@@ -59,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_info(args) -> int:
     from .api import model_path, resolve_device
+    from .checkpoint import read_checkpoint
     if args.system:
         from .hardware import describe
         for key, value in describe(resolve_device(args.device)).items():
@@ -96,6 +96,7 @@ def _print_tree(values: dict, indent: str = "") -> None:
 
 def cmd_import(args) -> int:
     from . import download
+    from .checkpoint import import_jukebox
     if len(args.paths) != (1 if args.download else 2):
         raise JukesepError("give SOURCE OUT, or --download OUT")
     if (args.url or args.sha256 or args.cache) and not args.download:
@@ -135,7 +136,9 @@ def run(args) -> int:
         print("jukesep: interrupted", file=sys.stderr)
         return 130
     finally:
-        distrib.close()
+        if "torch.distributed" in sys.modules:  # else no process group can be up (and torch stays unloaded)
+            from . import distrib
+            distrib.close()
 
 
 if __name__ == "__main__":

@@ -17,10 +17,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .defaults import DEFAULT_REFINE, REFINES  # noqa: F401  (re-exported)
 from .errors import JukesepError, ShapeError
 
-REFINES = ("none", "softmask", "wiener")
-DEFAULT_REFINE = "none"  # chosen by measurement (docs/RESULTS.md)
 N_FFT, HOP = 4096, 1024  # open-unmix's STFT at 44.1 kHz
 WIENER_SECONDS = 30.0
 EPS = 1e-10

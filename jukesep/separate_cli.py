@@ -13,12 +13,15 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .api import DEFAULT_MODEL, MAX_SHIFTS, Separator
 from .audio import CLIP_MODES, FORMATS, MP3_BITRATES, check_output, list_audio_files
+from .defaults import DEFAULT_MODEL, DEFAULT_REFINE, MAX_SHIFTS, REFINES
 from .errors import JukesepError
 from .progress import Progress
-from .refine import DEFAULT_REFINE, REFINES
+
+if TYPE_CHECKING:
+    from .api import Separator
 
 DEFAULT_TEMPLATE = "{track}/{stem}.{ext}"
 TEMPLATE_FIELDS = ("track", "trackext", "folder", "stem", "ext")
@@ -157,6 +160,7 @@ def cmd_separate(args) -> int:
     if args.jobs < 1:
         raise JukesepError("--jobs must be at least 1")
     files, problems = collect_inputs(args.inputs)
+    from .api import Separator
     separator = Separator.from_pretrained(args.model, device=args.device, segment=args.segment,
                                           context=args.context, overlap=args.overlap, precision=args.precision,
                                           sum_to_mixture=args.sum_to_mixture, shifts=args.shifts,

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-STEMS = ("vocals", "drums", "bass", "other")
+from ..defaults import STEMS
+
 PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 MINOR = (0, 2, 3, 5, 7, 8, 10)

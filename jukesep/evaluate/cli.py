@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..defaults import DEFAULT_REFINE, REFINES
 from ..errors import JukesepError
-from ..models.separator import STEMS
-from ..refine import DEFAULT_REFINE, REFINES
 
 
 def register(sub) -> None:
@@ -29,6 +28,7 @@ def register(sub) -> None:
 
 def estimator_for(args):
     """(system name, stems, estimator) for --model or --baseline."""
+    from ..models.separator import STEMS
     from .baselines import BUILTIN
     if args.model:
         from ..api import Separator, model_path

@@ -13,14 +13,13 @@ import math
 import torch
 from torch import nn
 
+from ..defaults import STEMS  # noqa: F401  (kept importable from here)
 from ..errors import CheckpointError, JukesepError, ShapeError
 from .bottleneck import BottleneckBlock
 from .config import HeadConfig, VQVAEConfig
 from .fast import FastEncoder, FastStem
 from .shared import SharedStem
 from .vqvae import VQVAE, Decoder, Encoder
-
-STEMS = ("vocals", "drums", "bass", "other")
 
 
 class StemModel(nn.Module):

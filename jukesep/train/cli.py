@@ -4,13 +4,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import distrib
+from ..defaults import STEMS
 from ..errors import JukesepError
-from ..models.separator import STEMS
 from . import flags
-from .bundle import bundle, parts_from_run
 from .config import TrainConfig, load_saved, resume_config
-from .loop import STATE_FILE, train
 
 ALL_OUT = "runs/all"  # `train all`'s default run folder
 UNUSED = {  # stage: {flag a stage would ignore: why}
@@ -72,12 +69,16 @@ def cmd_train_stage(args) -> int:
     for name, why in UNUSED.get(args.fixed_stage, {}).items():
         if getattr(args, f"unused_{name}", None) is not None:
             raise JukesepError(f"train {args.fixed_stage} takes no --{name}: {why}")
+    from .loop import train
     cfg, resume = _config(args, stage=args.fixed_stage)
     _report(train(cfg, resume))
     return 0
 
 
 def cmd_train_all(args) -> int:
+    from .. import distrib
+    from .bundle import bundle, parts_from_run
+    from .loop import STATE_FILE, train
     stems = [s.strip() for s in args.stems.split(",") if s.strip()]
     unknown = [s for s in stems if s not in STEMS]
     if not stems:
@@ -103,6 +104,7 @@ def cmd_train_all(args) -> int:
 
 
 def cmd_bundle(args) -> int:
+    from .bundle import bundle, parts_from_run
     parts = parts_from_run(args.run) if args.run else {}
     for item in args.stem:
         name, _, files = item.partition("=")

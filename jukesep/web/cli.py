@@ -9,8 +9,8 @@ import socket
 import sys
 from pathlib import Path
 
+from ..defaults import DEFAULT_MODEL, DEFAULT_REFINE, REFINES
 from ..errors import JukesepError
-from ..refine import DEFAULT_REFINE, REFINES
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
@@ -21,7 +21,6 @@ def default_data_dir() -> Path:
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    from ..api import DEFAULT_MODEL
     p = subparsers.add_parser("serve", help="local web page: drop a song, listen to its stems, download them",
                               description="Serve a web page to separate songs: upload one, watch its progress, "
                                           "listen to every stem in sync and download them.")

@@ -1,0 +1,7 @@
+"""Names and defaults shared by the library and the command line. Torch-free, so that building the
+command line (`jukesep --help`) does not load torch."""
+STEMS = ("vocals", "drums", "bass", "other")
+DEFAULT_MODEL = "default"  # the model shipped in the package
+MAX_SHIFTS = 20
+REFINES = ("none", "softmask", "wiener")  # see refine.py
+DEFAULT_REFINE = "none"  # chosen by measurement (docs/RESULTS.md)

@@ -1,0 +1,113 @@
+"""benchmarks/make_results.py renders RESULTS.md from a results folder (a tiny fake one here)."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+STEMS = ["vocals", "drums", "bass", "other"]
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "make_results.py"
+
+
+@pytest.fixture(scope="module")
+def make_results():
+    spec = importlib.util.spec_from_file_location("make_results", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def summary(system: str, split: str, sdrs: list[float], x_real_time: float = 5.0) -> dict:
+    table = {st: {"mdx_sdr_mean": v, "mdx_sdr_median": v, "SDR_median": None} for st, v in zip(STEMS, sdrs)}
+    table["average"] = {"mdx_sdr_mean": sum(sdrs) / len(sdrs), "mdx_sdr_median": None, "SDR_median": None}
+    return {"settings": {"system": system, "split": split, "mono": False, "bss": False, "stems": STEMS},
+            "data": "/data/corpus", "songs": 24, "seconds_audio": 720.0, "x_real_time": x_real_time,
+            "table": table, "date": "2026-12-01 10:00"}
+
+
+def curve(minutes: float, sdrs=(1.0, 2.0, 3.0)) -> list[dict]:
+    n = len(sdrs)
+    return [{"step": 100 * (i + 1), "sdr": s, "minutes": minutes * (i + 1) / n} for i, s in enumerate(sdrs)]
+
+
+SYSTEMS = {  # per-stem MDX SDR
+    "mix4": [1.0, 1.0, 1.0, 1.0],
+    "irm": [10.0, 9.0, 8.0, 12.0],
+    "openunmix": [5.0, 5.0, 5.0, 5.0],
+    "shared-output": [3.0, 2.0, 0.5, 2.5],  # avg 2.0; 3 of 4 stems above mix4
+    "scratch-shared-output": [2.0, 1.5, 0.5, 2.0],
+    "mystery-system": [0.0, 0.0, 0.0, 0.0],
+}
+MINUTES = {"foundation": 10.0, **{f"transfer-vqvae-{s}": m for s, m in zip(STEMS, [2.0, 3.0, 4.0, 5.0])},
+           "transfer-shared-output": 6.0}
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    res = tmp_path / "results"
+    for split in ("test", "heldout"):
+        for system, sdrs in SYSTEMS.items():
+            write(res / "quality" / f"{system}-{split}.json", summary(system, split, sdrs))
+    for name in ("refine-none", "refine-wiener"):
+        write(res / "quality" / f"{name}-valid.json",
+              summary(name, "valid", [2.0, 2.0, 2.0, 2.0] if name == "refine-none" else [2.5, 2.5, 2.5, 2.5]))
+    for name, minutes in MINUTES.items():
+        write(res / "curves" / f"{name}.json", curve(minutes))
+    write(res / "curves" / "transfer-encoder-bass.json", curve(1.0))  # old-style name: ignored
+    write(res / "notes.json", {"title": "What was run", "lines": ["Some notes."], "peer_minutes": {"openunmix": 48}})
+    (res / "performance.md").write_text("## Speed and memory after the performance work (2026-11-30)\n\nFast.\n")
+    return res
+
+
+def table_rows(text: str, title_start: str) -> list[str]:
+    """System names of the table under the line starting with title_start."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(title_start))
+    rows = []
+    for line in lines[start + 4:]:
+        if not line.startswith("|"):
+            break
+        rows.append(line.split(" | ")[0][2:])
+    return rows
+
+
+def test_make_results(make_results, results: Path, tmp_path: Path):
+    out = tmp_path / "docs" / "RESULTS.md"
+    make_results.main(["--results", str(results), "--out", str(out)])
+    text = out.read_text()
+
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings == ["## Separation quality", "## Refinement (chosen on the valid split)", "## Transfer vs scratch",
+                        "## Speed and memory after the performance work (2026-11-30)"]
+    assert "Some notes." in text
+    assert "transfer-encoder" not in text
+
+    for split in ("test", "heldout"):
+        rows = table_rows(text, f"Split **{split}**")
+        assert rows == ["irm", "openunmix", "shared-output", "scratch-shared-output", "mystery-system", "mix4"]
+    assert "held-out timbres" in text
+    assert text.index("Split **test**") < text.index("Split **heldout**")
+
+    def wall(system: str) -> str:  # train wall time column of the first (test) table
+        return next(line for line in text.splitlines() if line.startswith(f"| {system} |")).split(" | ")[2]
+
+    assert wall("shared-output") == f"{sum(MINUTES.values()):.1f}" == "30.0"  # foundation + stage 1 + stage 2
+    assert wall("openunmix") == "48.0"
+    assert wall("scratch-shared-output") == "–"  # its curves are missing
+
+    assert "default − mixture/4: +1.00 dB on average; stems above their mixture/4 floor: 3 of 4" in text
+    assert "default − Open-Unmix: -3.00 dB" in text
+
+    assert table_rows(text, "Split **valid**") == ["refine-none", "refine-wiener"]
+    assert "Best average: **refine-wiener** (2.50 dB)" in text
+    assert "| test | 2.00 | 1.50 | +0.50 |" in text
+    assert "Foundation VQ-VAE: reconstruction SDR 1.00 dB at step 100 → 3.00 dB at step 300 (10.0 min)." in text
+
+    png = out.parent / "transfer_vs_scratch.png"
+    assert png.exists() and png.read_bytes()[:4] == b"\x89PNG"
+    assert text.rstrip().endswith("Fast.")
