@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import lazy
+
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
@@ -10,16 +12,4 @@ if TYPE_CHECKING:
 
 __all__ = ["Separator", "__version__"]
 
-
-def __getattr__(name: str):
-    """`jukesep.Separator`, imported on first use so that `import jukesep` (and `jukesep --help`)
-    does not pay for torch (PEP 562)."""
-    if name == "Separator":
-        from .api import Separator
-        globals()["Separator"] = Separator
-        return Separator
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy.names(__name__, {"Separator": ".api"})  # without torch until used

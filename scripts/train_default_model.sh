@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # Trains jukesep's default model and the stage-2 ablation, with the project's own commands
 # (issue #12). CPU-sized for a 2-core machine: two runs side by side, one thread each. Every run
-# is resumable: rerunning this script continues each one where it stopped (a finished run is
-# skipped), so it may be spread over several sessions.
+# is resumable: rerunning this script continues each one where it stopped, for the wall time it
+# has left (a finished run is skipped), so it may be spread over several sessions.
 #   scripts/train_default_model.sh CORPUS RUNS [PHASE...]
-# Phases (default: all, in order): foundation stage1 default ablation scratch bundle
-#   foundation  foundation VQ-VAE on all audio                         (core 1)
-#   stage1      stage 1, one VQ-VAE per stem, from the foundation       (core 1)
-#   default     stage 2, shared layout + output loss: the shipped model (core 1)
-#   peers       Open-Unmix for the same wall time as foundation+stage1+stage2 (core 2, alongside)
-#   ablation    the other stage-2 arms at the same wall time: paper (per stem, latent loss),
-#               per stem + output loss, shared + latent loss, shared + both losses
-#   scratch     the default design without transfer: stage 1 and stage 2 from random weights
+# Phases (default: all, in this order; run two invocations side by side to use two cores):
+#   foundation       foundation VQ-VAE on all audio
+#   stage1           stage 1: one VQ-VAE per stem, from the foundation
+#   default          stage 2, shared encoder + output loss: the shipped model
+#   peers            Open-Unmix for the same wall time as foundation + stage 1 + stage 2
+#   paper            stage 2 as in the paper: an encoder per stem, latent loss (same wall time)
+#   per-stem-output  an encoder per stem, output loss
+#   shared-latent    shared encoder, latent loss
+#   shared-both      shared encoder, latent + output loss
+#   scratch          the default design without transfer: stage 1 and 2 from random weights
 set -euo pipefail
 DATA=${1:?corpus folder (jukesep corpus render ...)}
 RUNS=${2:?output folder}
 shift 2
-PHASES=${*:-foundation stage1 default ablation scratch}
+PHASES=${*:-foundation stage1 default peers paper per-stem-output shared-latent shared-both scratch}
 SIZE="--width 16 --depth 6 --emb-width 32 --codebook-size 512"
 TRAIN="--preset small --excerpt 16384 --batch-size 4 --lr 1e-3 --linf-k 512 --workers 1 --val-every 100 --ckpt-every 100 --val-excerpts 2 --steps 100000"
 FOUNDATION_MIN=${FOUNDATION_MIN:-12}  # wall-time budgets in minutes, one thread each
@@ -53,7 +55,7 @@ shared() {  # ARM NAME INIT LOSS
 }
 per_stem() {  # ARM NAME LOSS: one encoder per stem, a quarter of the stage-2 time each
   for stem in $STEMS; do
-    run "$(echo "$STAGE2_MIN / 4" | bc -l)" "$RUNS/$1/$2/encoder-$stem" encoder --stem "$stem" --data "$DATA" \
+    run "$(python3 -c "print($STAGE2_MIN / 4)")" "$RUNS/$1/$2/encoder-$stem" encoder --stem "$stem" --data "$DATA" \
       --vqvae "$RUNS/$1/vqvae-$stem/best.pt" --init "foundation:$RUNS/foundation/best.pt" --stage2-loss "$3" $TRAIN
   done
   [ -f "$RUNS/$1/$2/separator.pt" ] || jukesep bundle "$RUNS/$1/$2/separator.pt" \
@@ -67,11 +69,10 @@ for phase in $PHASES; do
     default) shared transfer shared-output "foundation:$RUNS/foundation/best.pt" output ;;
     peers) [ -f "$RUNS/openunmix.pt" ] || jukesep baselines train openunmix --data "$DATA" --out "$RUNS/openunmix.pt" \
              --steps 1000000 --minutes "$PEER_MIN" --config '{"hidden": 128}' ;;
-    ablation)
-      per_stem transfer paper latent
-      per_stem transfer per-stem-output output
-      shared transfer shared-latent "foundation:$RUNS/foundation/best.pt" latent
-      shared transfer shared-both "foundation:$RUNS/foundation/best.pt" both ;;
+    paper) per_stem transfer paper latent ;;
+    per-stem-output) per_stem transfer per-stem-output output ;;
+    shared-latent) shared transfer shared-latent "foundation:$RUNS/foundation/best.pt" latent ;;
+    shared-both) shared transfer shared-both "foundation:$RUNS/foundation/best.pt" both ;;
     scratch)
       stage1 scratch scratch "$SIZE"
       shared scratch shared-output scratch output ;;

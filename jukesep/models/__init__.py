@@ -2,9 +2,9 @@
 the command line needs for its flags, come without torch."""
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from .. import lazy
 from .config import HeadConfig, VQVAEConfig
 
 if TYPE_CHECKING:
@@ -17,14 +17,4 @@ _LAZY = {"BottleneckBlock": ".bottleneck", "SeparatorModel": ".separator", "Stem
 
 __all__ = ["VQVAEConfig", "HeadConfig", "VQVAE", "Encoder", "Decoder", "BottleneckBlock", "StemModel", "SeparatorModel"]
 
-
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy.names(__name__, _LAZY)

@@ -58,7 +58,20 @@ def measure_bandwidths(dataset, stems: int | None = None) -> list[Bandwidth]:
     return [Bandwidth.measure(examples[:, s]) for s in range(stems)]
 
 
-class AutoencoderTask:
+class Task:
+    """What the stages' tasks share: the architecture a run records, and the module that DDP wraps
+    (the trained model itself, unless a task says otherwise)."""
+    model: nn.Module
+
+    @property
+    def arch(self) -> VQVAEConfig:
+        return self.model.cfg
+
+    def training_module(self, model: nn.Module) -> nn.Module:
+        return model
+
+
+class AutoencoderTask(Task):
     kind = "vqvae"
 
     def __init__(self, cfg: TrainConfig):
@@ -69,13 +82,6 @@ class AutoencoderTask:
             self.model.load_state_dict(base.state_dict())
         self.frozen: list[nn.Module] = []
         self.bandwidth = Bandwidth()
-
-    @property
-    def arch(self) -> VQVAEConfig:
-        return self.model.cfg
-
-    def training_module(self, model: nn.Module) -> nn.Module:
-        return model
 
     def calibrate(self, dataset) -> Bandwidth:
         """Measure the loss normalisers on the first training excerpts (the same on every rank)."""
@@ -97,7 +103,7 @@ class AutoencoderTask:
         return model.decode(model.encode(x)), x
 
 
-class EncoderTask:
+class EncoderTask(Task):
     kind = "encoder"
 
     def __init__(self, cfg: TrainConfig):
@@ -115,13 +121,6 @@ class EncoderTask:
             self.model.load_state_dict(base.encoder.state_dict())
         self.frozen = [self.teacher]
         self.bandwidth = Bandwidth()
-
-    @property
-    def arch(self) -> VQVAEConfig:
-        return self.model.cfg
-
-    def training_module(self, model: nn.Module) -> nn.Module:
-        return model
 
     def calibrate(self, dataset) -> Bandwidth | None:
         """The output loss's normalisers (the embedding loss needs none)."""
@@ -177,7 +176,7 @@ class SharedLatents(nn.Module):
         return torch.stack([stem.head(z) for stem in self.model.stems.values()], dim=1)
 
 
-class SharedTask:
+class SharedTask(Task):
     kind = "separator"
 
     def __init__(self, cfg: TrainConfig):

@@ -1,7 +1,8 @@
 """The web app: a JSON API over the job queue plus the static page (plain HTML/CSS/JS, no build step).
 
-    POST   /api/jobs                      upload a song (multipart field `file`, or the raw bytes with
-                                          the name in the X-Filename header); 201 + the job, or a JSON
+    POST   /api/jobs[?stems=vocals,drums] upload a song (multipart field `file`, or the raw bytes with
+                                          the name in the X-Filename header), computing only the stems
+                                          named (default: all; unknown names: 422); 201 + the job, or a JSON
                                           error: 413 too big (the file, or what it would decode to), 422
                                           not audio / empty / too long / too short (from the header:
                                           uploads are not decoded here), 503 queue full, 507 disk quota
@@ -10,10 +11,15 @@
                                           `error`
     GET    /api/jobs/{id}                 state, queue position, progress, result links
     DELETE /api/jobs/{id}                 cancel or delete
-    GET    /api/jobs/{id}/audio/{t}.wav   a stem or the mixture (?download=1 names it for saving)
-    GET    /api/jobs/{id}/peaks           waveform peaks of every track (JSON)
-    GET    /api/jobs/{id}/zip             all stems in one zip
-    GET    /api/config                    limits and the model's stems
+    GET    /api/jobs/{id}/audio/{t}.{f}   a stem, `mixture` or `no_vocals` (mixture − vocals) as wav,
+                                          flac or mp3 (?download=1 names it for saving); flac and mp3
+                                          are made on the first request and kept
+    GET    /api/jobs/{id}/preview/{t}     the Opus/Ogg preview the page plays (answers Range with 206)
+    GET    /api/jobs/{id}/mix.{f}?gains=vocals:0,drums:1.2
+                                          a custom mix of the tracks (left out: silent), gains 0..2
+    GET    /api/jobs/{id}/peaks           waveform peaks of the player's tracks (JSON)
+    GET    /api/jobs/{id}/zip             all stems in one zip (wav)
+    GET    /api/config                    limits, the model's stems and its model card
 
 There is no endpoint listing jobs: a job id (random, 128 bits) is the only way to reach a job. A
 finished job past its retention is gone (404) even before the hourly cleanup deletes its files.
@@ -26,6 +32,7 @@ import os
 import re
 import secrets
 import shutil
+import threading
 import unicodedata
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -35,6 +42,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -43,10 +51,12 @@ from starlette.requests import ClientDisconnect
 
 from ..errors import AudioError, JukesepError
 from ..refine import DEFAULT_REFINE
+from . import media
 from .disk import DiskFullError, DiskQuota, prepare
 from .guards import HostCheck, SameOrigin, SecurityHeaders, error
-from .jobs import MIXTURE, JobManager, user_message
+from .jobs import MIXTURE, NO_VOCALS, JobManager, user_message
 from .limits import Limits, check_file
+from .modelcard import model_card
 from .store import JobStore
 
 log = logging.getLogger("jukesep.web")
@@ -56,6 +66,8 @@ JOB_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 SAFE_EXT = re.compile(r"^\.[a-z0-9]{1,10}$")
 MULTIPART_SLACK = 64 * 1024  # form boundaries and headers around the file
 CHUNK = 1 << 20
+MIX_RENDERS = 2  # custom mixes rendered at once; more get 503 (each reads every stem of a song)
+CACHE = {"Cache-Control": "private, max-age=86400"}
 
 
 class _TooLarge(Exception):
@@ -85,6 +97,20 @@ def attachment(job: dict, what: str) -> str:
     """A Content-Disposition that saves a result as `<song> - <what>`."""
     base = re.sub(r'[\\/:*?"<>|]+', "_", Path(job["name"]).stem).strip() or "song"
     return f"attachment; filename*=UTF-8''{quote(f'{base} - {what}')}"
+
+
+def split_track(track: str, formats) -> tuple[str | None, str | None]:
+    """"vocals.flac" → ("vocals", "flac"); (None, None) for a format not in `formats`."""
+    name, dot, fmt = track.rpartition(".")
+    return (name, fmt) if dot and fmt in formats else (None, None)
+
+
+def parse_stems(separator, text: str | None) -> list[str] | None:
+    """The `stems` query of an upload: None for all, else the names (JukesepError for bad ones)."""
+    if text is None:
+        return None
+    names = [n.strip()[:40] for n in text.split(",")[:len(separator.stems) + 1] if n.strip()]
+    return separator.resolve_stems(names)
 
 
 def _load_separator(source, device: str, refine: str):
@@ -122,6 +148,8 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
                          max_samples=limits.max_samples)
     quota = DiskQuota(manager, int(max_disk_gb * 1e9), len(separator.stems))
     limit_bytes = limits.max_bytes
+    card = model_card(separator)
+    mixing = threading.BoundedSemaphore(MIX_RENDERS)
     too_big = f"the file is larger than the {max_upload_mb:g} MB upload limit"
 
     @asynccontextmanager
@@ -166,17 +194,28 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
             out["queue_ahead"] = store.queue_ahead(job_id)
         if job["status"] == "running":
             out["progress"] = manager.progress(job_id)
+        if job["status"] in ("queued", "running"):
+            out["wanted"] = manager.wanted(job)
         if job["status"] == "done":
             base = f"/api/jobs/{job_id}"
-            out["stems"] = [{"name": s, "url": f"{base}/audio/{s}.wav",
-                             "download": f"{base}/audio/{s}.wav?download=1"} for s in job["stems"]]
-            out["mixture"] = {"name": MIXTURE, "url": f"{base}/audio/{MIXTURE}.wav",
-                              "download": f"{base}/audio/{MIXTURE}.wav?download=1"}
+            formats = [f for f in media.FORMATS if f != "mp3" or (job["channels"] or 2) <= 2]
+            out["formats"] = formats
+            out["stems"] = [track_json(base, s, formats) for s in job["stems"]]
+            out["mixture"] = track_json(base, MIXTURE, formats)
+            if manager.has_no_vocals(job):
+                out["no_vocals"] = track_json(base, NO_VOCALS, formats)
+            out["player"] = manager.player_tracks(job)
+            out["mix"] = f"{base}/mix"
             out["zip"] = f"{base}/zip"
             out["peaks"] = f"{base}/peaks"
         return out
 
-    def admit(job_id: str, path: Path, name: str, ext: str, size: int) -> dict:
+    def track_json(base: str, name: str, formats: list[str]) -> dict:
+        return {"name": name, "url": f"{base}/audio/{name}.wav", "download": f"{base}/audio/{name}.wav?download=1",
+                "preview": f"{base}/preview/{name}",
+                "downloads": {f: f"{base}/audio/{name}.{f}?download=1" for f in formats}}
+
+    def admit(job_id: str, path: Path, name: str, ext: str, size: int, stems: list[str] | None) -> dict:
         """Check the upload from its header only (any extension), make room for what it will write
         and queue it. Raises _Rejected."""
         try:
@@ -186,10 +225,10 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
         seconds = info.frames / info.rate
         with quota.lock:  # two uploads must not both count on the same free space
             try:
-                evicted = quota.make_room(quota.outputs(seconds, info.rate, info.channels))
+                evicted = quota.make_room(quota.outputs(seconds, info.rate, info.channels, stems and len(stems)))
             except DiskFullError as exc:
                 raise _Rejected(507, str(exc)) from None
-            job = store.add(job_id, name, ext, seconds, info.rate, info.channels, size)
+            job = store.add(job_id, name, ext, seconds, info.rate, info.channels, size, stems)
         if evicted:
             log.info("disk quota: deleted %d finished job(s) to make room", len(evicted))
         return job
@@ -239,6 +278,10 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
             return error(413, too_big)
         if store.count("queued") >= max_queued:
             return error(503, f"the queue is full ({max_queued} songs waiting); try again later")
+        try:  # before the body is read: a wrong name costs nothing
+            stems = parse_stems(separator, request.query_params.get("stems"))
+        except JukesepError as exc:
+            return error(422, str(exc))
         job_id = secrets.token_urlsafe(16)
         folder = manager.job_dir(job_id)
         folder.mkdir(parents=True)
@@ -256,7 +299,7 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
             ext = safe_ext(name)
             path = folder / f"input{ext}"
             part.replace(path)
-            job = await run_in_threadpool(admit, job_id, path, name, ext, size)
+            job = await run_in_threadpool(admit, job_id, path, name, ext, size, stems)
             keep = True
         except _TooLarge:
             return error(413, too_big)
@@ -289,17 +332,66 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
             raise StarletteHTTPException(410, "the result files are gone (expired)")
         return path
 
+    def track_of(job: dict, track: str) -> str:
+        finished_file(job, manager.stem_path(job["id"], MIXTURE))  # 409 before it is done, 410 once gone
+        if track not in manager.tracks(job):
+            raise StarletteHTTPException(404, "no such track")
+        return track
+
+    def made(make, *args) -> Path:
+        """A file made on request; its problems as one-line JSON errors."""
+        try:
+            return make(*args)
+        except AudioError as exc:  # e.g. mp3 of a 6-channel song
+            raise StarletteHTTPException(422, str(exc)) from None
+        except (JukesepError, OSError) as exc:
+            log.error("cannot make %s: %s", args[1:], exc)
+            raise StarletteHTTPException(500, "the file could not be made on the server; see its log") from None
+
     @app.get("/api/jobs/{job_id}/audio/{track}")
     def read_audio_file(job_id: str, track: str, download: int = 0):
         job = get_job(job_id)
-        name = track[:-4] if track.endswith(".wav") else None
-        if name not in job["stems"] and name != MIXTURE:
-            raise StarletteHTTPException(404, "no such track")
-        path = finished_file(job, manager.stem_path(job["id"], name))
-        headers = {"Cache-Control": "private, max-age=86400"}
+        name, fmt = split_track(track, media.FORMATS)
+        track_of(job, name)
+        path = made(manager.export_file, job, name, fmt)
+        headers = dict(CACHE)
         if download:
-            headers["Content-Disposition"] = attachment(job, f"{name}.wav")
-        return FileResponse(path, media_type="audio/wav", headers=headers)
+            headers["Content-Disposition"] = attachment(job, f"{name}.{fmt}")
+        return FileResponse(path, media_type=media.MEDIA_TYPES[fmt], headers=headers)
+
+    @app.get("/api/jobs/{job_id}/preview/{track}")
+    def read_preview(job_id: str, track: str):
+        job = get_job(job_id)
+        path = made(manager.preview_file, job, track_of(job, track))
+        return FileResponse(path, media_type=media.MEDIA_TYPES["ogg"], headers=CACHE)
+
+    @app.get("/api/jobs/{job_id}/mix.{fmt}")
+    def read_mix(job_id: str, fmt: str, gains: str = "", download: int = 1):
+        job = get_job(job_id)
+        if fmt not in media.FORMATS:
+            raise StarletteHTTPException(404, "no such format (wav, flac or mp3)")
+        finished_file(job, manager.stem_path(job["id"], MIXTURE))
+        try:
+            levels = {t: g for t, g in media.parse_gains(gains, manager.tracks(job)).items() if g > 0}
+            media.check_format(fmt, job["channels"] or 2)
+        except (ValueError, AudioError) as exc:
+            raise StarletteHTTPException(422, str(exc)) from None
+        if not levels:
+            raise StarletteHTTPException(422, "gains: every track is silent; give at least one a gain above 0")
+        if not mixing.acquire(blocking=False):
+            raise StarletteHTTPException(503, "the server is busy rendering other mixes; try again in a moment")
+        target = manager.job_dir(job["id"]) / "mixes" / f"{secrets.token_hex(8)}.{fmt}"
+        try:
+            sources = {made(manager.track_file, job, t): g for t, g in levels.items()}
+            target.parent.mkdir(exist_ok=True)
+            made(media.write_mix, sources, target, fmt)
+        finally:
+            mixing.release()
+        headers = {"Cache-Control": "no-store"}
+        if download:
+            headers["Content-Disposition"] = attachment(job, f"mix.{fmt}")
+        return FileResponse(target, media_type=media.MEDIA_TYPES[fmt], headers=headers,
+                            background=BackgroundTask(target.unlink, missing_ok=True))
 
     @app.get("/api/jobs/{job_id}/peaks")
     def read_peaks(job_id: str):
@@ -319,7 +411,7 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
         return {"max_upload_mb": max_upload_mb, "max_minutes": max_minutes, "max_disk_gb": max_disk_gb,
                 "max_decoded_samples": limits.max_samples, "workers": workers,
                 "retention_hours": retention_hours, "stems": list(separator.stems),
-                "model": getattr(separator, "name", "model")}
+                "model": getattr(separator, "name", "model"), "model_card": card, "formats": list(media.FORMATS)}
 
     @app.get("/", include_in_schema=False)
     def index():

@@ -5,8 +5,9 @@ the server's user whatever the umask; everything inside is created the way `open
 `jukesep.atomic` create things (0666 / 0777 minus the umask), the SQLite database included.
 
 Quota: job folders may hold at most `max_bytes`, counting what queued and running jobs will still
-write (their stems, the mixture and the zip, estimated from the header). To admit a song, finished
-jobs are deleted oldest first; queued and running ones never are.
+write (their stems, the mixture, the zip, the previews and the downloads in other formats, made on
+request, estimated from the header). To admit a song, finished jobs are deleted oldest first; queued
+and running ones never are.
 """
 from __future__ import annotations
 
@@ -62,14 +63,18 @@ class DiskQuota:
         self.manager, self.max_bytes, self.stems = manager, max_bytes, stems
         self.lock = threading.Lock()  # hold it from make_room until the job's row is added
 
-    def outputs(self, seconds: float, rate: int, channels: int) -> int:
-        """What a job will write: every stem and the mixture as wav, the stems again in the zip."""
-        return (2 * self.stems + 1) * int(seconds * rate) * channels * PCM_BYTES + PEAKS_BYTES
+    def outputs(self, seconds: float, rate: int, channels: int, stems: int | None = None) -> int:
+        """What a job may write, in 16-bit wav sizes: every track (its stems, the mixture and
+        no_vocals) as wav, the stems again in the zip, and what downloads in other formats and the
+        previews add (flac at most a wav again, mp3 and the Opus previews a third of one)."""
+        stems = self.stems if stems is None else stems
+        tracks = stems + 2
+        return int((stems + tracks * (1 + 1 + 1 / 3)) * int(seconds * rate) * channels * PCM_BYTES) + PEAKS_BYTES
 
     def pending(self) -> int:
         """What queued and running jobs will still write (running ones counted whole: on the safe side)."""
-        return sum(self.outputs(job["duration"] or 0, job["rate"] or 0, job["channels"] or 0)
-                   for job in self.manager.store.active())
+        return sum(self.outputs(job["duration"] or 0, job["rate"] or 0, job["channels"] or 0,
+                                len(job["stems"]) or None) for job in self.manager.store.active())
 
     def make_room(self, need: int) -> list[str]:
         """Delete finished jobs, oldest first, until `need` more bytes fit; the ids deleted. Raises

@@ -18,13 +18,16 @@ from pathlib import Path
 from ..atomic import atomic_path, atomic_write_text
 from ..audio import waveform_peaks
 from ..errors import JukesepError, UnreadableAudioError
+from . import media
 from .disk import private_dir
+from .progress import EtaClock
 from .store import JobStore
 
 log = logging.getLogger("jukesep.web")
 
 PEAK_BINS = 1200
 MIXTURE = "mixture"
+NO_VOCALS = media.NO_VOCALS
 CLEANUP_EVERY_S = 3600.0
 
 
@@ -67,6 +70,18 @@ class JobManager:
     def stem_path(self, job_id: str, stem: str) -> Path:
         return self.job_dir(job_id) / "stems" / f"{stem}.wav"
 
+    def track_path(self, job_id: str, track: str) -> Path:
+        """The wav of a stem, the mixture or no_vocals (made on first use from mixture − vocals)."""
+        if track == NO_VOCALS:
+            return self.job_dir(job_id) / "exports" / f"{NO_VOCALS}.wav"
+        return self.stem_path(job_id, track)
+
+    def export_path(self, job_id: str, track: str, fmt: str) -> Path:
+        return self.job_dir(job_id) / "exports" / f"{track}.{fmt}"
+
+    def preview_path(self, job_id: str, track: str) -> Path:
+        return self.job_dir(job_id) / "previews" / f"{track}.ogg"
+
     def peaks_path(self, job_id: str) -> Path:
         return self.job_dir(job_id) / "peaks.json"
 
@@ -107,19 +122,60 @@ class JobManager:
         with self._wake:
             self._wake.notify()
 
+    # ----- what a job has -----
+    def wanted(self, job: dict) -> list[str]:
+        """The stems a job computes: those asked for at upload (kept in its row), else all."""
+        return [s for s in self.separator.stems if s in job["stems"]] if job["stems"] else list(self.separator.stems)
+
+    def has_no_vocals(self, job: dict) -> bool:
+        return media.VOCALS in (job["stems"] or [])
+
+    def player_tracks(self, job: dict) -> list[str]:
+        """What the page plays: the mixture and the stems, and no_vocals when only some stems were
+        computed (karaoke: vocals and the rest)."""
+        stems = self.wanted(job)
+        partial = len(stems) < len(self.separator.stems)
+        return [MIXTURE, *stems] + ([NO_VOCALS] if partial and media.VOCALS in stems else [])
+
+    def tracks(self, job: dict) -> list[str]:
+        """Every track of a finished job that can be downloaded."""
+        return [MIXTURE, *job["stems"]] + ([NO_VOCALS] if self.has_no_vocals(job) else [])
+
+    def track_file(self, job: dict, track: str) -> Path:
+        """The wav of a finished job's track, no_vocals made now if it is not there yet."""
+        path = self.track_path(job["id"], track)
+        if track == NO_VOCALS:
+            media.ensure(path, lambda target: media.write_no_vocals(
+                self.stem_path(job["id"], MIXTURE), self.stem_path(job["id"], media.VOCALS), target))
+        return path
+
+    def export_file(self, job: dict, track: str, fmt: str) -> Path:
+        """A track in `fmt` (wav as separated; flac and mp3 made once, on first request)."""
+        source = self.track_file(job, track)
+        if fmt == "wav":
+            return source
+        media.check_format(fmt, job["channels"] or 2)
+        return media.ensure(self.export_path(job["id"], track, fmt),
+                            lambda target: media.write_export(source, target, fmt))
+
+    def preview_file(self, job: dict, track: str) -> Path:
+        """The Opus preview of a track (made by the worker for the player's tracks, else on request)."""
+        source = self.track_file(job, track)
+        return media.ensure(self.preview_path(job["id"], track), lambda target: media.write_preview(source, target))
+
     # ----- state for the API -----
     def progress(self, job_id: str) -> dict:
-        """A running job's phase, seconds of audio done of total, fraction and seconds left (None until known)."""
+        """A running job's phase (decoding, separating, refining, writing), seconds of audio done of
+        total, fraction and seconds left (None until the speed is known)."""
         with self._live_lock:
-            live = dict(self._live.get(job_id) or {"phase": "starting", "done": 0, "total": 0})
+            live = dict(self._live.get(job_id) or {"phase": "decoding", "done": 0, "total": 0})
+            clock = live.get("clock")
+            eta = None
+            if clock is not None and live["phase"] == "separating":
+                eta = clock.eta(time.monotonic(), live["done"], live["total"])
         fraction = live["done"] / live["total"] if live["total"] else 0.0
-        eta = None
-        if live.get("clock") and live["done"] > live["clock"][1]:
-            # timed from when the model started (the first report): decoding says nothing about its pace
-            started, first = live["clock"]
-            eta = (time.time() - started) * (live["total"] - live["done"]) / (live["done"] - first)
         return {"phase": live["phase"], "done": live["done"], "total": live["total"],
-                "fraction": round(fraction, 4), "eta": eta}
+                "fraction": round(min(1.0, fraction), 4), "eta": None if eta is None else round(eta, 1)}
 
     def cancel(self, job_id: str) -> None:
         """Forget a job: a queued one is removed, a running one stops at its next chunk."""
@@ -195,7 +251,8 @@ class JobManager:
         if self.store.get(job_id) is not None:
             self.store.fail(job_id, reason)
         folder = self.job_dir(job_id)
-        shutil.rmtree(folder / "stems", ignore_errors=True)
+        for made in ("stems", "previews", "exports"):
+            shutil.rmtree(folder / made, ignore_errors=True)
 
     def _check_stop(self, job_id: str) -> None:
         if self._stop.is_set() or job_id in self._cancel:
@@ -207,24 +264,32 @@ class JobManager:
         with self._live_lock:
             live = self._live[job_id]
             if live["clock"] is None:
-                live.update(phase="separating", clock=(time.time(), done))
+                live.update(phase="separating", clock=EtaClock())
+            live["clock"].report(time.monotonic(), done)
             live.update(done=done, total=total)
+            if total and done >= total and getattr(self.separator, "refine", "none") != "none":
+                live["phase"] = "refining"  # the model is through the song; the refinement comes after it
         self._check_stop(job_id)
 
     def _separate(self, job: dict) -> None:
         job_id = job["id"]
         # Block by block into the files, mixture included: memory stays flat in the song's length.
-        stems = list(self.separator.stems)
-        tracks = [MIXTURE, *stems]
+        stems = self.wanted(job)
         written = self.separator.separate_file_to(
-            self.input_path(job), {name: self.stem_path(job_id, name) for name in tracks}, "wav", 16, "rescale",
-            max_samples=self.max_samples, progress=lambda done, total: self._on_chunk(job_id, done, total))
+            self.input_path(job), {name: self.stem_path(job_id, name) for name in [MIXTURE, *stems]}, "wav", 16,
+            "rescale", stems=stems, max_samples=self.max_samples,
+            progress=lambda done, total: self._on_chunk(job_id, done, total))
         self._check_stop(job_id)
         self._set_live(job_id, phase="writing")
+        done = {**job, "stems": stems}
+        tracks = self.player_tracks(done)
+        for name in tracks:  # the previews, so playback starts as soon as the page opens
+            self.preview_file(done, name)
+            self._check_stop(job_id)
         peaks = {"duration": written.frames / written.rate,
-                 "tracks": {name: waveform_peaks(self.stem_path(job_id, name), PEAK_BINS) for name in tracks}}
+                 "tracks": {name: waveform_peaks(self.track_path(job_id, name), PEAK_BINS) for name in tracks}}
         atomic_write_text(self.peaks_path(job_id), json.dumps(peaks, separators=(",", ":")))
-        self._write_zip(job, stems)
+        self._write_zip(job, [t for t in tracks if t != MIXTURE])
         self._check_stop(job_id)
         self.store.finish(job_id, stems)
         log.info("job %s done: %s", job_id, job["name"])
@@ -235,7 +300,7 @@ class JobManager:
         with atomic_path(self.zip_path(job["id"])) as tmp:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
                 for stem in stems:
-                    archive.write(self.stem_path(job["id"], stem), f"{base}/{stem}.wav")
+                    archive.write(self.track_path(job["id"], stem), f"{base}/{stem}.wav")
 
     # ----- retention -----
     def _janitor(self) -> None:

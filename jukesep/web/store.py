@@ -65,12 +65,15 @@ class JobStore:
         return job
 
     def add(self, job_id: str, name: str, ext: str, duration: float, rate: int, channels: int,
-            size: int) -> dict:
+            size: int, stems: list[str] | None = None) -> dict:
+        """A queued job; `stems`: the ones to compute (None: all), kept in `stems` until it finishes
+        with the ones it computed."""
         with self._lock:
             self._db.execute(
-                "INSERT INTO jobs (id, name, ext, status, created, duration, rate, channels, size) "
-                "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
-                (job_id, name, ext, time.time(), duration, rate, channels, size))
+                "INSERT INTO jobs (id, name, ext, status, created, duration, rate, channels, size, stems) "
+                "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+                (job_id, name, ext, time.time(), duration, rate, channels, size,
+                 json.dumps(stems) if stems else None))
             return self.get(job_id)
 
     def get(self, job_id: str) -> dict | None:

@@ -1,12 +1,15 @@
 // jukesep web page: upload a song, follow its job, play and download the stems.
-// Plain JS, no build step. Playback uses the Web Audio API: every track is decoded into an
-// AudioBuffer and all sources start at the same AudioContext time, so the stems stay sample-locked.
+// Plain JS, no build step. Playback uses the Web Audio API: every track's compressed preview (Opus,
+// a tenth of the wav) is decoded into an AudioBuffer and all sources start at the same AudioContext
+// time, so the stems stay sample-locked; the lossless files are only for downloads.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const RECENT_KEY = "jukesep.recent";
+const FORMAT_KEY = "jukesep.format";
 const POLL_MS = 700;
-const STEM_ORDER = ["vocals", "drums", "bass", "other"];
+const STEM_ORDER = ["vocals", "drums", "bass", "other", "no_vocals"];
+const LABELS = { mixture: "Original mix", no_vocals: "No vocals" };
 
 const state = {
   config: null,
@@ -118,7 +121,8 @@ function uploadFile(file) {
   show($("upload-card"), true);
 
   const xhr = new XMLHttpRequest();
-  xhr.open("POST", "/api/jobs");
+  const stems = $("separate-choice").hidden ? "" : $("stems-choice").value;
+  xhr.open("POST", stems ? `/api/jobs?stems=${encodeURIComponent(stems)}` : "/api/jobs");
   xhr.setRequestHeader("Content-Type", "application/octet-stream");
   xhr.setRequestHeader("X-Filename", encodeURIComponent(file.name));
   xhr.upload.onprogress = (e) => {
@@ -214,22 +218,44 @@ function renderProgress(job) {
     $("progress-percent").textContent = "";
     track.classList.add("indeterminate");
   } else if (job.status === "running") {
-    const p = job.progress || { phase: "starting", fraction: 0 };
+    const p = job.progress || { phase: "decoding", fraction: 0 };
     track.classList.remove("indeterminate");
-    let pct = 2;
-    if (p.phase === "separating") pct = 2 + 95 * p.fraction;
-    if (p.phase === "writing") pct = 98;
+    const pct = progressPercent(p);
     bar.style.width = `${pct.toFixed(1)}%`;
     $("progress-percent").textContent = `${Math.floor(pct)}%`;
-    const titles = { starting: "Starting…", decoding: "Reading the song…", separating: "Separating stems…", writing: "Writing the stems…" };
-    $("progress-title").textContent = titles[p.phase] || "Working…";
-    let detail = "";
-    if (p.phase === "separating" && p.total) {
-      detail = `${fmtTime(p.done)} of ${fmtTime(p.total)} separated`;
-      if (p.eta != null && p.done > 0) detail += ` · about ${fmtTime(Math.max(1, p.eta))} left`;
-    }
-    $("progress-detail").textContent = detail;
+    $("progress-title").textContent = STAGE_TITLES[p.phase] || "Working…";
+    $("progress-card").dataset.stage = p.phase;
+    $("progress-detail").textContent = progressDetail(p);
   }
+}
+
+const STAGE_TITLES = {
+  decoding: "Decoding the song…", separating: "Separating the stems…",
+  refining: "Refining the stems…", writing: "Writing the files…",
+};
+
+function progressPercent(p) {
+  if (p.phase === "separating") return 2 + 93 * (p.fraction || 0);
+  return { decoding: 1, refining: 96, writing: 98 }[p.phase] ?? 1;
+}
+
+// Time left, rounded coarser as it grows: the server's estimate is smooth, this keeps the text calm.
+function fmtEta(seconds) {
+  if (seconds < 10) return "a few seconds";
+  if (seconds < 60) return `about ${Math.ceil(seconds / 5) * 5} s`;
+  return `about ${fmtTime(Math.ceil(seconds / 10) * 10)}`;
+}
+
+function progressDetail(p) {
+  if (!p.total) return "";
+  if (p.phase === "separating") {
+    let text = `${fmtTime(p.done)} of ${fmtTime(p.total)} of audio separated`;
+    if (p.eta != null) text += ` · ${fmtEta(p.eta)} left`;
+    return text;
+  }
+  if (p.phase === "refining") return `All ${fmtTime(p.total)} separated; now making the stems add up to the song`;
+  if (p.phase === "writing") return "Writing the stems and the previews for playback";
+  return "";
 }
 
 async function pollJob(id) {
@@ -341,6 +367,7 @@ class Engine {
     this.duration = (peaks && peaks.duration) || job.duration || 0;
     this.raf = null;
     this.destroyed = false;
+    this.selected = null; // the stem the M and S keys act on
   }
 
   addTrack(row, info, isMixture) {
@@ -351,13 +378,33 @@ class Engine {
     return track;
   }
 
+  async fetchBuffer(url) {
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    return this.ctx.decodeAudioData(await response.arrayBuffer());
+  }
+
+  // The compressed preview first; the wav when the browser cannot decode Opus (or it is missing).
+  async loadTrack(t) {
+    if (t.info.preview) {
+      try {
+        t.buffer = await this.fetchBuffer(t.info.preview);
+        t.row.dataset.source = "preview";
+        return;
+      } catch (_) { /* fall back to the wav */ }
+    }
+    try {
+      t.buffer = await this.fetchBuffer(t.info.url);
+      t.row.dataset.source = "wav";
+    } catch (err) {
+      throw new Error(`could not load ${t.info.name} (${err.message})`);
+    }
+  }
+
   async load(onEach) {
     let loaded = 0;
     await Promise.all(this.tracks.map(async (t) => {
-      const response = await fetch(t.info.url);
-      if (!response.ok) throw new Error(`could not load ${t.info.name} (HTTP ${response.status})`);
-      const data = await response.arrayBuffer();
-      t.buffer = await this.ctx.decodeAudioData(data);
+      await this.loadTrack(t);
       t.row.dataset.duration = String(t.buffer.duration);
       t.row.dataset.loaded = "1";
       loaded++;
@@ -382,7 +429,15 @@ class Engine {
       else t.gain.gain.setTargetAtTime(value, this.ctx.currentTime, 0.015);
       t.row.classList.toggle("silenced", value === 0);
     }
+    updateDownloads(this);
   }
+
+  // What the mix download renders: each track's gain as heard now (0 for silent ones).
+  mixGains() {
+    return this.tracks.map((t) => [t.info.name, Math.min(2, this.targetGain(t))]).filter(([, g]) => g > 0);
+  }
+
+  stems() { return this.tracks.filter((t) => !t.isMixture); }
 
   position() {
     if (!this.playing) return this.pausedAt;
@@ -468,6 +523,29 @@ class Engine {
     }
   }
 
+  setMute(t, on) {
+    t.muted = on;
+    t.row.querySelector(".mute").classList.toggle("on", on);
+    this.toStems();
+  }
+
+  setSolo(t, on) {
+    t.solo = on;
+    t.row.querySelector(".solo").classList.toggle("on", on);
+    this.toStems();
+  }
+
+  // Key N: only stem N is heard; pressing N again when it already is brings every stem back.
+  soloOnly(t) {
+    const alone = t.solo && this.stems().every((x) => x === t || !x.solo);
+    for (const x of this.stems()) this.setSolo(x, !alone && x === t);
+  }
+
+  toStems() {
+    if (this.mode !== "stems") setMode(this, "stems");
+    else this.applyGains();
+  }
+
   destroy() {
     this.destroyed = true;
     this.stopSources();
@@ -507,32 +585,30 @@ function hexAlpha(color, alpha) {
   return `rgba(${n >> 16}, ${(n >> 8) & 255}, ${n & 255}, ${alpha})`;
 }
 
-function buildRow(engine, info, isMixture) {
+function buildRow(engine, info, isMixture, number) {
   const row = $("track-template").content.firstElementChild.cloneNode(true);
   row.dataset.name = info.name;
   row.classList.toggle("mixture", isMixture);
-  row.querySelector(".track-name").textContent = isMixture ? "Original mix" : info.name;
-  const link = row.querySelector(".download");
-  link.href = info.download;
-  link.title = `Download ${info.name}.wav`;
+  row.querySelector(".track-label").textContent = LABELS[info.name] || info.name;
+  if (number) {
+    const badge = row.querySelector(".track-number");
+    badge.textContent = String(number);
+    badge.title = `Key ${number}: hear only this stem`;
+    badge.hidden = false;
+  }
   const track = engine.addTrack(row, info, isMixture);
   const mute = row.querySelector(".mute");
   const solo = row.querySelector(".solo");
   if (isMixture) {
     row.querySelector(".track-buttons").hidden = true;
+  } else {
+    // the row the M and S keys act on: the last one clicked, hovered or picked with the arrow keys
+    row.addEventListener("pointerenter", () => selectTrack(engine, track));
+    row.addEventListener("pointerdown", () => selectTrack(engine, track));
+    row.addEventListener("focusin", () => selectTrack(engine, track));
   }
-  mute.addEventListener("click", () => {
-    track.muted = !track.muted;
-    mute.classList.toggle("on", track.muted);
-    if (engine.mode !== "stems") setMode(engine, "stems");
-    engine.applyGains();
-  });
-  solo.addEventListener("click", () => {
-    track.solo = !track.solo;
-    solo.classList.toggle("on", track.solo);
-    if (engine.mode !== "stems") setMode(engine, "stems");
-    engine.applyGains();
-  });
+  mute.addEventListener("click", () => engine.setMute(track, !track.muted));
+  solo.addEventListener("click", () => engine.setSolo(track, !track.solo));
   row.querySelector(".volume").addEventListener("input", (e) => {
     track.volume = parseFloat(e.target.value);
     engine.applyGains();
@@ -545,6 +621,101 @@ function buildRow(engine, info, isMixture) {
   return row;
 }
 
+function selectTrack(engine, track) {
+  engine.selected = track;
+  for (const t of engine.tracks) t.row.classList.toggle("selected", t === track);
+}
+
+function moveSelection(engine, step) {
+  const stems = engine.stems();
+  if (!stems.length) return;
+  const at = stems.indexOf(engine.selected);
+  selectTrack(engine, stems[Math.max(0, Math.min(stems.length - 1, at < 0 ? 0 : at + step))]);
+}
+
+// ---------- downloads: format, per track, the mix as heard ----------
+function downloadFormat(job) {
+  const wanted = $("format").value || localStorage.getItem(FORMAT_KEY) || "wav";
+  return job.formats.includes(wanted) ? wanted : "wav";
+}
+
+function updateDownloads(engine) {
+  const job = engine.job;
+  if (!job.formats) return;
+  const fmt = downloadFormat(job);
+  for (const t of engine.tracks) {
+    const link = t.row.querySelector(".download");
+    link.href = t.info.downloads[fmt];
+    link.title = `Download ${t.info.name}.${fmt}`;
+    link.querySelector("span").textContent = fmt.toUpperCase();
+  }
+  if (job.no_vocals) $("no-vocals-link").href = job.no_vocals.downloads[fmt];
+  const gains = engine.mixGains();
+  const mix = $("mix-link");
+  mix.classList.toggle("disabled", gains.length === 0);
+  mix.href = gains.length ? `${job.mix}.${fmt}?gains=${gains.map(([n, g]) => `${n}:${g.toFixed(2)}`).join(",")}` : "#";
+}
+
+function setupFormats(job) {
+  const select = $("format");
+  select.replaceChildren(...job.formats.map((f) => new Option(f.toUpperCase(), f)));
+  const saved = localStorage.getItem(FORMAT_KEY);
+  select.value = job.formats.includes(saved) ? saved : "wav";
+}
+
+// ---------- keyboard ----------
+function typing(target) {
+  const tag = (target.tagName || "").toLowerCase();
+  if (target.isContentEditable || tag === "textarea") return true;
+  return tag === "input" && !["range", "checkbox", "radio", "button", "file"].includes(target.type);
+}
+
+function keyDigit(e) {
+  const m = /^(?:Digit|Numpad)([0-9])$/.exec(e.code || "");
+  if (m) return Number(m[1]);
+  return /^[0-9]$/.test(e.key) ? Number(e.key) : null;
+}
+
+function onKeyDown(e) {
+  const engine = state.engine;
+  if (!engine || $("player").hidden || e.ctrlKey || e.metaKey || e.altKey || typing(e.target)) return;
+  if (e.code === "Space" || e.key === " ") {
+    // Space is play/pause wherever the focus is: a focused button or select must not take it
+    e.preventDefault();
+    if (!e.repeat && !$("play").disabled) engine.toggle();
+    return;
+  }
+  const key = (e.key || "").toLowerCase();
+  const digit = keyDigit(e);
+  if (key === "m" || key === "s") {
+    const t = engine.selected;
+    if (!t) return;
+    e.preventDefault();
+    if (key === "m") engine.setMute(t, !t.muted);
+    else engine.setSolo(t, !t.solo);
+  } else if (digit === 0) {
+    e.preventDefault();
+    for (const t of engine.stems()) engine.setSolo(t, false);
+  } else if (digit != null) {
+    const t = engine.stems()[digit - 1];
+    if (!t) return;
+    e.preventDefault();
+    selectTrack(engine, t);
+    engine.soloOnly(t);
+  } else if ((e.key === "ArrowUp" || e.key === "ArrowDown") && e.target.type !== "range"
+             && (e.target.tagName || "").toLowerCase() !== "select") {
+    e.preventDefault();
+    moveSelection(engine, e.key === "ArrowUp" ? -1 : 1);
+  }
+}
+
+function onKeyUp(e) {
+  // a button activates on Space's keyup: keep it from toggling mute or solo behind our back
+  if (state.engine && !$("player").hidden && (e.code === "Space" || e.key === " ") && !typing(e.target)) {
+    e.preventDefault();
+  }
+}
+
 function setMode(engine, mode) {
   engine.mode = mode;
   $("mode-stems").classList.toggle("active", mode === "stems");
@@ -555,6 +726,8 @@ function setMode(engine, mode) {
 async function showResult(job) {
   $("zip-link").href = job.zip;
   show($("zip-link"), true);
+  show($("no-vocals-link"), Boolean(job.no_vocals));
+  setupFormats(job);
   show($("player"), true);
   $("player").classList.remove("started");
   $("play").disabled = true;
@@ -570,12 +743,18 @@ async function showResult(job) {
   const engine = new Engine(job, peaks);
   state.engine = engine;
   setMode(engine, "stems");
-  const stems = [...job.stems].sort((a, b) => {
-    const ia = STEM_ORDER.indexOf(a.name), ib = STEM_ORDER.indexOf(b.name);
-    return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib);
-  });
+  // the player's tracks: the stems, and no_vocals when only vocals were separated (karaoke)
+  const player = job.player || ["mixture", ...job.stems.map((s) => s.name)];
+  const stems = [...job.stems, ...(job.no_vocals ? [job.no_vocals] : [])]
+    .filter((s) => player.includes(s.name))
+    .sort((a, b) => {
+      const ia = STEM_ORDER.indexOf(a.name), ib = STEM_ORDER.indexOf(b.name);
+      return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib);
+    });
   tracksEl.append(buildRow(engine, job.mixture, true));
-  for (const stem of stems) tracksEl.append(buildRow(engine, stem, false));
+  stems.forEach((stem, i) => tracksEl.append(buildRow(engine, stem, false, i < 9 ? i + 1 : 0)));
+  if (engine.stems().length) selectTrack(engine, engine.stems()[0]);
+  updateDownloads(engine);
   requestAnimationFrame(() => drawAllWaves(engine));
 
   const loading = $("loading");
@@ -590,7 +769,7 @@ async function showResult(job) {
   }
   if (engine.destroyed) return;
   show(loading, false);
-  $("time-total").textContent = fmtTime(engine.duration);
+  $("time-total").textContent = fmtTime(Math.round(engine.duration));
   $("play").disabled = false;
   $("player").dataset.ready = "1";
 }
@@ -611,6 +790,50 @@ function route() {
   renderRecent();
 }
 
+// ---------- the model card: what exists in the model's metadata, nothing invented ----------
+function renderModelCard(card) {
+  if (!card) return;
+  $("mc-name").textContent = card.name;
+  show($("mc-demo-badge"), card.demo);
+  $("mc-demo").textContent = card.demo_note || "";
+  show($("mc-demo"), Boolean(card.demo_note));
+  const facts = [["Stems", (card.stems || []).join(", ")], ["Trained on", card.data], ["Recipe", card.recipe],
+    ["Training budget", card.budget], ["Refinement", card.refine && card.refine !== "none" ? card.refine : null],
+    ["Notes", card.notes]];
+  const dl = $("mc-facts");
+  dl.replaceChildren();
+  for (const [label, value] of facts) {
+    if (!value) continue;
+    const dt = document.createElement("dt");
+    dt.textContent = label;
+    const dd = document.createElement("dd");
+    dd.textContent = value;
+    dl.append(dt, dd);
+  }
+  renderScores(card.scores || []);
+  show($("model-card"), true);
+}
+
+function renderScores(scores) {
+  const table = $("mc-scores");
+  table.replaceChildren();
+  show($("mc-scores-box"), scores.length > 0);
+  if (!scores.length) return;
+  const stems = [...new Set(scores.flatMap((s) => Object.keys(s.sdr)))];
+  const head = table.insertRow();
+  for (const text of ["Test set", ...stems]) {
+    const th = document.createElement("th");
+    th.textContent = text;
+    head.append(th);
+  }
+  for (const s of scores) {
+    const row = table.insertRow();
+    const about = [s.songs && `${s.songs} songs`, s.minutes && `${s.minutes} min`].filter(Boolean).join(", ");
+    row.insertCell().textContent = about ? `${s.split} (${about})` : s.split;
+    for (const stem of stems) row.insertCell().textContent = s.sdr[stem] != null ? s.sdr[stem].toFixed(2) : "–";
+  }
+}
+
 async function loadConfig() {
   try {
     const cfg = await api("/api/config");
@@ -618,6 +841,9 @@ async function loadConfig() {
     $("limits").textContent = `MP3, WAV, FLAC, M4A, OGG and more · up to ${cfg.max_upload_mb} MB and ${cfg.max_minutes} minutes`;
     $("model-badge").textContent = `model: ${cfg.model}`;
     show($("model-badge"), true);
+    renderModelCard(cfg.model_card);
+    // karaoke needs the vocals only: offered when the model has vocals and more
+    show($("separate-choice"), cfg.stems.includes("vocals") && cfg.stems.length > 1);
     $("footer").textContent = `Everything runs on this computer. Songs and stems are deleted ${cfg.retention_hours} hours after they are done.`;
   } catch (_) {
     $("footer").textContent = "The server cannot be reached.";
@@ -630,13 +856,13 @@ document.addEventListener("DOMContentLoaded", () => {
   $("mode-stems").addEventListener("click", () => state.engine && setMode(state.engine, "stems"));
   $("mode-original").addEventListener("click", () => state.engine && setMode(state.engine, "original"));
   $("delete-job").addEventListener("click", deleteJob);
-  document.addEventListener("keydown", (e) => {
-    if (e.code !== "Space" || !state.engine || $("play").disabled) return;
-    const tag = (e.target.tagName || "").toLowerCase();
-    if (tag === "input" || tag === "button" || tag === "textarea") return;
-    e.preventDefault();
-    state.engine.toggle();
+  document.addEventListener("keydown", onKeyDown);
+  document.addEventListener("keyup", onKeyUp);
+  $("format").addEventListener("change", () => {
+    localStorage.setItem(FORMAT_KEY, $("format").value);
+    if (state.engine) updateDownloads(state.engine);
   });
+  $("mix-link").addEventListener("click", (e) => { if ($("mix-link").classList.contains("disabled")) e.preventDefault(); });
   let resizeTimer = null;
   window.addEventListener("resize", () => {
     clearTimeout(resizeTimer);

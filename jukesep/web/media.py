@@ -1,0 +1,155 @@
+"""Files made from a finished job's stems: other formats, "everything but vocals", a custom mix and
+the compressed previews the page plays.
+
+Everything is read and written block by block (memory stays flat in the song's length) and written
+atomically (`jukesep.atomic` through `audio.write_files`), so a reader never sees half a file.
+"""
+from __future__ import annotations
+
+import threading
+import zlib
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from ..atomic import atomic_path
+from ..audio import blocks, check_output, gain_for_peak, write_files
+
+FORMATS = ("wav", "flac", "mp3")
+MEDIA_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg", "ogg": "audio/ogg"}
+NO_VOCALS = "no_vocals"
+VOCALS = "vocals"
+MAX_GAIN = 2.0  # a custom mix may boost a track up to +6 dB
+BLOCK = 1 << 18
+PREVIEW_RATE = 48000  # what Opus runs at
+PREVIEW_BITRATE = 64_000  # per channel: transparent enough for listening, ~1/11 of 16-bit wav
+_LOCKS = [threading.Lock() for _ in range(64)]  # one file is made by one thread; others wait for it
+
+
+def lock_for(path: Path) -> threading.Lock:
+    """A lock per target file (from a fixed pool, so it never grows)."""
+    return _LOCKS[zlib.crc32(str(path).encode()) % len(_LOCKS)]
+
+
+def ensure(path: Path, make) -> Path:
+    """`path`, made by `make(path)` first when it does not exist yet (once, whatever the callers)."""
+    if path.is_file():
+        return path
+    with lock_for(path):
+        if not path.is_file():
+            path.parent.mkdir(exist_ok=True)
+            make(path)
+    return path
+
+
+def _info(path: Path) -> sf._SoundFileInfo:
+    return sf.info(str(path))
+
+
+def _weighted_blocks(sources: dict[Path, float]):
+    """Blocks (`np.ndarray[n x C]`) of Σ gain × source over files of one rate, length and layout."""
+    readers = [blocks(path, BLOCK)[1] for path in sources]
+    gains = [np.float32(g) for g in sources.values()]
+    for parts in zip(*readers):
+        total = parts[0] * gains[0]
+        for part, gain in zip(parts[1:], gains[1:]):
+            total += part * gain
+        yield total
+
+
+def write_mix(sources: dict[Path, float], target: Path, fmt: str = "wav", bitrate: int = 320) -> None:
+    """Σ gain × source into `target`: one pass for the peak (a sum can pass full scale; it is then
+    scaled down whole rather than clipped), one to write."""
+    first = _info(next(iter(sources)))
+    check_output(fmt, 16, "rescale", first.channels, bitrate)
+    peak = max((float(np.abs(b).max(initial=0.0)) for b in _weighted_blocks(sources)), default=0.0)
+    gain = gain_for_peak(peak, "rescale")
+    write_files({target: (first.channels, lambda: (b.T for b in _weighted_blocks(sources)))},
+                first.samplerate, fmt, 16, "rescale", gain, bitrate)
+
+
+def write_no_vocals(mixture: Path, vocals: Path, target: Path) -> None:
+    """Everything but the vocals: mixture − vocals (so nothing the model missed is lost)."""
+    write_mix({mixture: 1.0, vocals: -1.0}, target, "wav")
+
+
+def write_export(source: Path, target: Path, fmt: str) -> None:
+    """A lossless wav in another format (flac, or mp3 at 320 kbit/s)."""
+    write_mix({source: 1.0}, target, fmt)
+
+
+def check_format(fmt: str, channels: int) -> None:
+    """AudioError when `fmt` cannot hold audio of `channels` (mp3: at most 2)."""
+    check_output(fmt, 16, "rescale", channels)
+
+
+# -- previews: Opus in Ogg, what the page plays ------------------------------------------------------
+
+def write_preview(source: Path, target: Path) -> None:
+    """An Opus/Ogg copy of a wav for listening (more than 2 channels are folded to stereo: Opus in Ogg
+    holds more only with channel mappings browsers do not all play)."""
+    import av
+    import soxr
+    info = _info(source)
+    channels = 1 if info.channels == 1 else 2
+    layout = "mono" if channels == 1 else "stereo"
+    resampler = soxr.ResampleStream(info.samplerate, PREVIEW_RATE, channels, dtype="float32", quality="HQ") \
+        if info.samplerate != PREVIEW_RATE else None
+    with atomic_path(target) as tmp:
+        container = av.open(str(tmp), "w", format="ogg")
+        try:
+            stream = container.add_stream("libopus", rate=PREVIEW_RATE, layout=layout)
+            stream.bit_rate = PREVIEW_BITRATE * channels
+            pts = 0
+            for block in blocks(source, BLOCK)[1]:
+                block = _fold(block, channels)
+                if resampler is not None:
+                    block = resampler.resample_chunk(block)
+                pts = _encode(container, stream, block, layout, pts)
+            if resampler is not None:  # the resampler's tail
+                _encode(container, stream, resampler.resample_chunk(np.zeros((0, channels), np.float32), last=True),
+                        layout, pts)
+            container.mux(stream.encode(None))
+        finally:
+            container.close()
+
+
+def _fold(block: np.ndarray, channels: int) -> np.ndarray:
+    """`[n x C]` → `[n x channels]`: extra channels averaged into left and right."""
+    if block.shape[1] == channels:
+        return block
+    return np.stack([block[:, 0::2].mean(axis=1), block[:, 1::2].mean(axis=1)], axis=1).astype(np.float32)
+
+
+def _encode(container, stream, block: np.ndarray, layout: str, pts: int) -> int:
+    import av
+    if block.shape[0] == 0:
+        return pts
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block.T, dtype=np.float32), format="fltp", layout=layout)
+    frame.sample_rate, frame.pts = PREVIEW_RATE, pts
+    container.mux(stream.encode(frame))
+    return pts + block.shape[0]
+
+
+def parse_gains(text: str, tracks: list[str]) -> dict[str, float]:
+    """`"vocals:0,drums:1.2"` → {"vocals": 0.0, "drums": 1.2}; ValueError (a one-line reason) for a
+    track not in `tracks`, a repeat, or a gain outside 0..MAX_GAIN. Tracks left out get 0."""
+    if len(text.split(",")) > len(tracks):
+        raise ValueError(f"gains: at most {len(tracks)} tracks")
+    gains: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, value = item.partition(":")
+        name = name.strip()
+        if not sep or name not in tracks:
+            raise ValueError(f"gains: expected track:gain pairs with tracks from {', '.join(tracks)}")
+        if name in gains:
+            raise ValueError(f"gains: {name} is given twice")
+        try:
+            gain = float(value)
+        except ValueError:
+            gain = float("nan")
+        if not 0.0 <= gain <= MAX_GAIN:
+            raise ValueError(f"gains: {name} must be a number from 0 to {MAX_GAIN:g}")
+        gains[name] = gain
+    return gains
