@@ -13,6 +13,7 @@
 #   per-stem-output  an encoder per stem, output loss
 #   shared-latent    shared encoder, latent loss
 #   shared-both      shared encoder, latent + output loss
+#   shared-context   shared encoder, output loss, heads with a 20x longer reach (8 blocks, dilations 3^i)
 #   scratch          the default design without transfer: stage 1 and 2 from random weights
 set -euo pipefail
 DATA=${1:?corpus folder (jukesep corpus render ...)}
@@ -26,6 +27,7 @@ STAGE1_MIN=${STAGE1_MIN:-4}           # per stem
 STAGE2_MIN=${STAGE2_MIN:-20}          # all four stems together
 PEER_MIN=${PEER_MIN:-$((FOUNDATION_MIN + 4 * STAGE1_MIN + STAGE2_MIN))}
 STEMS="vocals drums bass other"
+CONTEXT="--head-depth 8 --head-growth 3"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 # Runs `jukesep train STAGE ... --out OUT` for MINUTES of wall time in all, resuming when OUT
@@ -50,8 +52,8 @@ stage1() {  # ARM INIT [SIZE: the architecture, for a scratch init]
     run "$STAGE1_MIN" "$RUNS/$1/vqvae-$stem" vqvae --stem "$stem" --data "$DATA" --init "$2" ${3:-} $TRAIN
   done
 }
-shared() {  # ARM NAME INIT LOSS
-  run "$STAGE2_MIN" "$RUNS/$1/$2" shared --data "$DATA" --vqvae "$RUNS/$1" --init "$3" --stage2-loss "$4" $TRAIN
+shared() {  # ARM NAME INIT LOSS [HEAD FLAGS]
+  run "$STAGE2_MIN" "$RUNS/$1/$2" shared --data "$DATA" --vqvae "$RUNS/$1" --init "$3" --stage2-loss "$4" ${5:-} $TRAIN
 }
 per_stem() {  # ARM NAME LOSS: one encoder per stem, a quarter of the stage-2 time each
   for stem in $STEMS; do
@@ -73,6 +75,7 @@ for phase in $PHASES; do
     per-stem-output) per_stem transfer per-stem-output output ;;
     shared-latent) shared transfer shared-latent "foundation:$RUNS/foundation/best.pt" latent ;;
     shared-both) shared transfer shared-both "foundation:$RUNS/foundation/best.pt" both ;;
+    shared-context) shared transfer shared-output-context "foundation:$RUNS/foundation/best.pt" output "$CONTEXT" ;;
     scratch)
       stage1 scratch scratch "$SIZE"
       shared scratch shared-output scratch output ;;

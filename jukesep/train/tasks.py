@@ -197,7 +197,7 @@ class SharedTask(Task):
             raise JukesepError(f"the model flags ask for {cfg.model}, but the shared encoder takes the "
                                f"architecture of {'--init' if base is not None else 'the stage-1 VQ-VAEs'}: {trunk}")
         try:
-            head = HeadConfig(width=cfg.head_width, depth=cfg.head_depth)
+            head = HeadConfig(width=cfg.head_width, depth=cfg.head_depth, dilation_growth_rate=cfg.head_growth)
             self.model = SeparatorModel(configs, trunk=trunk, head=head)
         except (ValueError, JukesepError) as exc:
             raise JukesepError(f"shared stage: {exc}") from None

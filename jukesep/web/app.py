@@ -49,6 +49,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
+from ..audio import av_errors
 from ..errors import AudioError, JukesepError
 from ..refine import DEFAULT_REFINE
 from . import media
@@ -338,14 +339,21 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
             raise StarletteHTTPException(404, "no such track")
         return track
 
-    def made(make, *args) -> Path:
-        """A file made on request; its problems as one-line JSON errors."""
+    def check_format(job: dict, fmt: str) -> None:
         try:
-            return make(*args)
+            media.check_format(fmt, job["channels"] or 2)
         except AudioError as exc:  # e.g. mp3 of a 6-channel song
             raise StarletteHTTPException(422, str(exc)) from None
-        except (JukesepError, OSError) as exc:
-            log.error("cannot make %s: %s", args[1:], exc)
+
+    def made(job: dict, make, *args) -> Path:
+        """`make(job, *args)`: a file made on request. The request was checked already, so what fails
+        now is the server's (or the job was deleted meanwhile)."""
+        try:
+            return make(job, *args)
+        except (JukesepError, OSError, *av_errors()) as exc:
+            if not manager.job_dir(job["id"]).is_dir():
+                raise StarletteHTTPException(410, "the result files are gone (expired or deleted)") from None
+            log.error("cannot make a file for job %s: %s", job["id"], exc)
             raise StarletteHTTPException(500, "the file could not be made on the server; see its log") from None
 
     @app.get("/api/jobs/{job_id}/audio/{track}")
@@ -353,7 +361,8 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
         job = get_job(job_id)
         name, fmt = split_track(track, media.FORMATS)
         track_of(job, name)
-        path = made(manager.export_file, job, name, fmt)
+        check_format(job, fmt)
+        path = made(job, manager.export_file, name, fmt)
         headers = dict(CACHE)
         if download:
             headers["Content-Disposition"] = attachment(job, f"{name}.{fmt}")
@@ -362,8 +371,13 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
     @app.get("/api/jobs/{job_id}/preview/{track}")
     def read_preview(job_id: str, track: str):
         job = get_job(job_id)
-        path = made(manager.preview_file, job, track_of(job, track))
+        path = made(job, manager.preview_file, track_of(job, track))
         return FileResponse(path, media_type=media.MEDIA_TYPES["ogg"], headers=CACHE)
+
+    def render_mix(job: dict, sources: dict, target: Path, fmt: str) -> Path:
+        target.parent.mkdir(exist_ok=True)
+        media.write_mix(sources, target, fmt)
+        return target
 
     @app.get("/api/jobs/{job_id}/mix.{fmt}")
     def read_mix(job_id: str, fmt: str, gains: str = "", download: int = 1):
@@ -373,18 +387,17 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
         finished_file(job, manager.stem_path(job["id"], MIXTURE))
         try:
             levels = {t: g for t, g in media.parse_gains(gains, manager.tracks(job)).items() if g > 0}
-            media.check_format(fmt, job["channels"] or 2)
-        except (ValueError, AudioError) as exc:
+        except ValueError as exc:
             raise StarletteHTTPException(422, str(exc)) from None
+        check_format(job, fmt)
         if not levels:
             raise StarletteHTTPException(422, "gains: every track is silent; give at least one a gain above 0")
         if not mixing.acquire(blocking=False):
             raise StarletteHTTPException(503, "the server is busy rendering other mixes; try again in a moment")
         target = manager.job_dir(job["id"]) / "mixes" / f"{secrets.token_hex(8)}.{fmt}"
         try:
-            sources = {made(manager.track_file, job, t): g for t, g in levels.items()}
-            target.parent.mkdir(exist_ok=True)
-            made(media.write_mix, sources, target, fmt)
+            sources = {made(job, manager.track_file, t): g for t, g in levels.items()}
+            made(job, render_mix, sources, target, fmt)
         finally:
             mixing.release()
         headers = {"Cache-Control": "no-store"}

@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 
 from ..atomic import atomic_path, atomic_write_text
-from ..audio import waveform_peaks
+from ..audio import av_errors, waveform_peaks
 from ..errors import JukesepError, UnreadableAudioError
 from . import media
 from .disk import private_dir
@@ -284,7 +284,7 @@ class JobManager:
         done = {**job, "stems": stems}
         tracks = self.player_tracks(done)
         for name in tracks:  # the previews, so playback starts as soon as the page opens
-            self.preview_file(done, name)
+            self._make_preview(done, name)
             self._check_stop(job_id)
         peaks = {"duration": written.frames / written.rate,
                  "tracks": {name: waveform_peaks(self.track_path(job_id, name), PEAK_BINS) for name in tracks}}
@@ -294,6 +294,14 @@ class JobManager:
         self.store.finish(job_id, stems)
         log.info("job %s done: %s", job_id, job["name"])
         self.input_path(job).unlink(missing_ok=True)  # the decoded mixture.wav stays for listening
+
+    def _make_preview(self, job: dict, track: str) -> None:
+        """A preview is a convenience: if it cannot be made, the page plays the wav, and the stems
+        (the job's result) are kept."""
+        try:
+            self.preview_file(job, track)
+        except (JukesepError, OSError, *av_errors()) as exc:
+            log.warning("job %s: no preview of %s (%s); the page will play the wav", job["id"], track, exc)
 
     def _write_zip(self, job: dict, stems: list[str]) -> None:
         base = Path(job["name"]).stem or "song"

@@ -352,6 +352,115 @@ function drawWave(canvas, peaks, color, width, height, scale) {
   }
 }
 
+const MIN_VIEW_SECONDS = 1; // the deepest zoom
+const MIN_LOOP_SECONDS = 0.1;
+const DRAG_PIXELS = 4; // a press that moves further than this draws a loop instead of seeking
+
+// [min, max] per bar of the decoded audio in view.start..view.end (the server's peaks are too coarse zoomed in)
+function bufferPeaks(buffer, view, bars) {
+  const rate = buffer.sampleRate;
+  const channels = Array.from({ length: buffer.numberOfChannels }, (_, c) => buffer.getChannelData(c));
+  const first = Math.floor(view.start * rate);
+  const per = Math.max(1, ((view.end - view.start) * rate) / bars);
+  const out = [];
+  for (let i = 0; i < bars; i++) {
+    let lo = 0, hi = 0;
+    const end = Math.min(buffer.length, Math.floor(first + (i + 1) * per));
+    for (let j = Math.floor(first + i * per); j < end; j++) {
+      for (const data of channels) { const v = data[j]; if (v < lo) lo = v; if (v > hi) hi = v; }
+    }
+    out.push([lo, hi]);
+  }
+  return out;
+}
+
+// ---------- spectrogram of one track over the view: one FFT per pixel column ----------
+const FFT_SIZE = 2048;
+const SPEC_LOW_HZ = 30; // the lowest frequency shown; rows are spaced logarithmically, as pitch is
+
+const TWIDDLE = Array.from({ length: FFT_SIZE / 2 }, (_, k) => [Math.cos((-2 * Math.PI * k) / FFT_SIZE),
+  Math.sin((-2 * Math.PI * k) / FFT_SIZE)]);
+
+function fft(re, im) { // in place, radix 2, FFT_SIZE points
+  const n = re.length;
+  for (let i = 1, j = 0; i < n; i++) {
+    let bit = n >> 1;
+    for (; j & bit; bit >>= 1) j ^= bit;
+    j ^= bit;
+    if (i < j) { [re[i], re[j]] = [re[j], re[i]]; [im[i], im[j]] = [im[j], im[i]]; }
+  }
+  for (let len = 2; len <= n; len <<= 1) {
+    const stride = n / len;
+    for (let i = 0; i < n; i += len) {
+      for (let k = 0; k < len / 2; k++) {
+        const [wr, wi] = TWIDDLE[k * stride];
+        const a = i + k, b = a + len / 2;
+        const xr = re[b] * wr - im[b] * wi, xi = re[b] * wi + im[b] * wr;
+        re[b] = re[a] - xr; im[b] = im[a] - xi;
+        re[a] += xr; im[a] += xi;
+      }
+    }
+  }
+}
+
+// dB magnitudes [columns][FFT_SIZE / 2] of `buffer` (channels averaged) at evenly spaced times of `view`
+function spectrogram(buffer, view, columns) {
+  const rate = buffer.sampleRate;
+  const channels = Array.from({ length: buffer.numberOfChannels }, (_, c) => buffer.getChannelData(c));
+  const window = Float32Array.from({ length: FFT_SIZE }, (_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / FFT_SIZE));
+  const out = [];
+  for (let c = 0; c < columns; c++) {
+    const centre = Math.floor((view.start + ((c + 0.5) / columns) * (view.end - view.start)) * rate);
+    const re = new Float32Array(FFT_SIZE), im = new Float32Array(FFT_SIZE);
+    for (let i = 0; i < FFT_SIZE; i++) {
+      const j = centre - FFT_SIZE / 2 + i;
+      if (j < 0 || j >= buffer.length) continue;
+      let v = 0;
+      for (const data of channels) v += data[j];
+      re[i] = (v / channels.length) * window[i];
+    }
+    fft(re, im);
+    const mags = new Float32Array(FFT_SIZE / 2);
+    for (let k = 0; k < FFT_SIZE / 2; k++) mags[k] = 10 * Math.log10(re[k] * re[k] + im[k] * im[k] + 1e-10);
+    out.push(mags);
+  }
+  return out;
+}
+
+function drawSpectrogram(engine) {
+  const box = $("spectrogram");
+  if (box.hidden) return;
+  const track = engine.selected || engine.tracks[0];
+  if (!track || !track.buffer) return;
+  const canvas = $("spectrogram-canvas");
+  const width = Math.max(1, canvas.clientWidth), height = Math.max(1, canvas.clientHeight);
+  canvas.width = width;
+  canvas.height = height;
+  const columns = spectrogram(track.buffer, engine.view, width);
+  const nyquist = track.buffer.sampleRate / 2;
+  const image = canvas.getContext("2d").createImageData(width, height);
+  // 70 dB of range below the loudest point in view: a quiet stem is as readable as a loud one
+  let top = -Infinity;
+  for (const column of columns) for (const v of column) if (v > top) top = v;
+  const floor = top - 70;
+  for (let y = 0; y < height; y++) {
+    const hz = SPEC_LOW_HZ * Math.pow(nyquist / SPEC_LOW_HZ, 1 - y / (height - 1 || 1));
+    const bin = Math.min(FFT_SIZE / 2 - 1, Math.round((hz / nyquist) * (FFT_SIZE / 2)));
+    for (let x = 0; x < width; x++) {
+      const level = Math.max(0, Math.min(1, (columns[x][bin] - floor) / 70));
+      const at = 4 * (y * width + x);
+      image.data[at] = 255 * Math.min(1, level * 1.6);
+      image.data[at + 1] = 255 * Math.max(0, level - 0.35) * 1.5;
+      image.data[at + 2] = 90 * Math.min(1, level * 3) * (1 - level) + 40 * level;
+      image.data[at + 3] = 255;
+    }
+  }
+  canvas.getContext("2d").putImageData(image, 0, 0);
+  $("spectrogram-name").textContent = LABELS[track.info.name] || track.info.name;
+  box.dataset.track = track.info.name;
+  box.dataset.view = `${engine.view.start.toFixed(2)}-${engine.view.end.toFixed(2)}`;
+}
+
 class Engine {
   constructor(job, peaks) {
     this.job = job;
@@ -368,6 +477,10 @@ class Engine {
     this.raf = null;
     this.destroyed = false;
     this.selected = null; // the stem the M and S keys act on
+    this.view = { start: 0, end: this.duration }; // the part of the song the waveforms show (zoom)
+    this.loop = null; // {start, end} in seconds, set by dragging across a waveform
+    this.looping = false;
+    this.playedLoop = null; // the loop the running sources were started with
   }
 
   addTrack(row, info, isMixture) {
@@ -441,8 +554,13 @@ class Engine {
 
   position() {
     if (!this.playing) return this.pausedAt;
-    return Math.min(this.duration, this.ctx.currentTime - this.startedAt);
+    let pos = this.ctx.currentTime - this.startedAt;
+    const loop = this.playedLoop;
+    if (loop && pos >= loop.end) pos = loop.start + ((pos - loop.start) % (loop.end - loop.start));
+    return Math.min(this.duration, pos);
   }
+
+  activeLoop() { return this.looping && this.loop ? this.loop : null; }
 
   async play(offset) {
     if (this.destroyed || this.tracks.some((t) => !t.buffer)) return;
@@ -450,14 +568,20 @@ class Engine {
     this.stopSources();
     offset = Math.max(0, Math.min(offset ?? this.pausedAt, this.duration));
     if (offset >= this.duration - 0.01) offset = 0;
+    const loop = this.activeLoop();
+    if (loop && (offset < loop.start || offset >= loop.end)) offset = loop.start;
     const when = this.ctx.currentTime + 0.04;
     for (const t of this.tracks) {
+      // every source gets the same loop points, so the stems stay sample-locked around the loop too
       const source = this.ctx.createBufferSource();
       source.buffer = t.buffer;
+      source.loop = Boolean(loop);
+      if (loop) { source.loopStart = loop.start; source.loopEnd = loop.end; }
       source.connect(t.gain);
       source.start(when, offset);
       t.source = source;
     }
+    this.playedLoop = loop;
     this.startedAt = when - offset;
     this.playing = true;
     $("play").classList.add("playing");
@@ -480,6 +604,8 @@ class Engine {
 
   seek(seconds) {
     seconds = Math.max(0, Math.min(seconds, this.duration));
+    const loop = this.activeLoop();
+    if (loop && (seconds < loop.start || seconds >= loop.end)) this.setLooping(false); // jumping out ends the loop
     $("player").classList.add("started");
     if (this.playing) this.play(seconds);
     else { this.pausedAt = seconds; this.render(); }
@@ -499,7 +625,7 @@ class Engine {
     cancelAnimationFrame(this.raf);
     const loop = () => {
       if (!this.playing || this.destroyed) return;
-      if (this.position() >= this.duration) {
+      if (!this.playedLoop && this.position() >= this.duration) {
         this.pause();
         this.pausedAt = 0;
         this.render();
@@ -513,14 +639,71 @@ class Engine {
 
   render() {
     const pos = this.position();
-    const fraction = this.duration > 0 ? pos / this.duration : 0;
     $("time-now").textContent = fmtTime(pos);
-    for (const t of this.tracks) {
-      const wave = t.row.querySelector(".wave");
-      const x = fraction * wave.clientWidth;
-      t.row.querySelector(".wave-played").style.width = `${x}px`;
-      t.row.querySelector(".playhead").style.transform = `translateX(${x - 1}px)`;
+    const span = this.view.end - this.view.start;
+    if (this.playing && span < this.duration && (pos > this.view.end || pos < this.view.start)) {
+      this.showView(pos - span * 0.05, span); // a zoomed view turns the page with the playhead
+      return;
     }
+    const spec = $("spectrogram-head");
+    if (!$("spectrogram").hidden) {
+      const x = this.xOf(pos, $("spectrogram-canvas").clientWidth);
+      spec.style.transform = `translateX(${x - 1}px)`;
+    }
+    for (const t of this.tracks) {
+      const width = t.row.querySelector(".wave").clientWidth;
+      const x = this.xOf(pos, width);
+      t.row.querySelector(".wave-played").style.width = `${Math.max(0, Math.min(width, x))}px`;
+      const head = t.row.querySelector(".playhead");
+      head.style.transform = `translateX(${x - 1}px)`;
+      head.hidden = x < 0 || x > width;
+      const region = t.row.querySelector(".loop-region");
+      region.hidden = !this.loop;
+      if (this.loop) {
+        const a = Math.max(0, this.xOf(this.loop.start, width)), b = Math.min(width, this.xOf(this.loop.end, width));
+        region.style.left = `${a}px`;
+        region.style.width = `${Math.max(0, b - a)}px`;
+        region.classList.toggle("off", !this.looping);
+      }
+    }
+  }
+
+  // ---- zoom: the waveforms show view.start..view.end ----
+  xOf(seconds, width) { return ((seconds - this.view.start) / (this.view.end - this.view.start)) * width; }
+
+  timeAt(x, width) { return this.view.start + (x / width) * (this.view.end - this.view.start); }
+
+  showView(start, span) {
+    span = Math.max(Math.min(MIN_VIEW_SECONDS, this.duration), Math.min(span, this.duration));
+    start = Math.max(0, Math.min(start, this.duration - span));
+    this.view = { start, end: start + span };
+    $("player").dataset.zoom = String(Math.round(this.duration / span));
+    drawAllWaves(this);
+    drawSpectrogram(this);
+  }
+
+  zoom(factor) {
+    const span = (this.view.end - this.view.start) / factor;
+    const pos = this.position();
+    const centre = pos >= this.view.start && pos <= this.view.end ? pos : (this.view.start + this.view.end) / 2;
+    this.showView(centre - span / 2, span);
+  }
+
+  // ---- loop: a region of the song played over and over ----
+  setLoop(start, end) {
+    if (end - start < MIN_LOOP_SECONDS) return;
+    this.loop = { start: Math.max(0, start), end: Math.min(this.duration, end) };
+    this.setLooping(true);
+  }
+
+  setLooping(on) {
+    this.looping = Boolean(on && this.loop);
+    $("loop").classList.toggle("on", this.looping);
+    $("loop").setAttribute("aria-pressed", String(this.looping));
+    $("loop").disabled = !this.loop;
+    $("player").dataset.loop = this.loop ? (this.looping ? "on" : "off") : "";
+    if (this.playing && this.playedLoop !== this.activeLoop()) this.play(this.position()); // new loop points
+    else this.render();
   }
 
   setMute(t, on) {
@@ -563,14 +746,16 @@ function drawAllWaves(engine) {
   if (!engine || !engine.peaks) return;
   const all = engine.peaks.tracks;
   const globalPeak = Math.max(1e-6, ...Object.values(all).flat().map((p) => Math.max(-p[0], p[1])));
+  const zoomed = engine.view.end - engine.view.start < engine.duration - 1e-6;
   for (const t of engine.tracks) {
-    const peaks = all[t.info.name] || [];
+    let peaks = all[t.info.name] || [];
     const own = Math.max(1e-6, ...peaks.map((p) => Math.max(-p[0], p[1])));
     // each track fills its lane, but a stem much quieter than the song still looks quieter
     const scale = 0.92 / Math.max(own, globalPeak * 0.2);
     const wave = t.row.querySelector(".wave");
     const width = wave.clientWidth;
     const height = wave.clientHeight;
+    if (zoomed && t.buffer) peaks = bufferPeaks(t.buffer, engine.view, Math.max(1, Math.floor(width / 3)));
     const color = t.isMixture ? trackColor("mixture") : trackColor(t.info.name);
     drawWave(t.row.querySelector(".wave-base"), peaks, hexAlpha(color, 0.38), width, height, scale);
     drawWave(t.row.querySelector(".wave-top"), peaks, color, width, height, scale);
@@ -613,17 +798,41 @@ function buildRow(engine, info, isMixture, number) {
     track.volume = parseFloat(e.target.value);
     engine.applyGains();
   });
-  const wave = row.querySelector(".wave");
-  wave.addEventListener("click", (e) => {
-    const rect = wave.getBoundingClientRect();
-    engine.seek(((e.clientX - rect.left) / rect.width) * engine.duration);
-  });
+  setupWavePointer(engine, row.querySelector(".wave"));
   return row;
 }
 
+// A click on a waveform seeks there; a drag across it sets a loop over what it covered.
+function setupWavePointer(engine, wave) {
+  let press = null;
+  const at = (e) => {
+    const rect = wave.getBoundingClientRect();
+    return { x: e.clientX - rect.left, width: rect.width };
+  };
+  wave.addEventListener("pointerdown", (e) => {
+    if (e.button !== 0) return;
+    press = at(e);
+    wave.setPointerCapture(e.pointerId);
+  });
+  wave.addEventListener("pointerup", (e) => {
+    if (!press) return;
+    const end = at(e);
+    const from = Math.max(0, Math.min(press.x, end.x)), to = Math.min(end.width, Math.max(press.x, end.x));
+    press = null;
+    if (to - from > DRAG_PIXELS) {
+      engine.setLoop(engine.timeAt(from, end.width), engine.timeAt(to, end.width));
+    } else {
+      engine.seek(engine.timeAt(end.x, end.width));
+    }
+  });
+  wave.addEventListener("pointercancel", () => { press = null; });
+}
+
 function selectTrack(engine, track) {
+  const changed = engine.selected !== track;
   engine.selected = track;
   for (const t of engine.tracks) t.row.classList.toggle("selected", t === track);
+  if (changed && engine.tracks.every((t) => t.buffer)) drawSpectrogram(engine);
 }
 
 function moveSelection(engine, step) {
@@ -661,6 +870,16 @@ function setupFormats(job) {
   select.replaceChildren(...job.formats.map((f) => new Option(f.toUpperCase(), f)));
   const saved = localStorage.getItem(FORMAT_KEY);
   select.value = job.formats.includes(saved) ? saved : "wav";
+}
+
+function toggleSpectrogram(engine) {
+  if (!engine || $("spectrogram-toggle").disabled) return;
+  const box = $("spectrogram");
+  box.hidden = !box.hidden;
+  $("spectrogram-toggle").classList.toggle("on", !box.hidden);
+  $("spectrogram-toggle").setAttribute("aria-pressed", String(!box.hidden));
+  drawSpectrogram(engine);
+  engine.render();
 }
 
 // ---------- keyboard ----------
@@ -702,6 +921,18 @@ function onKeyDown(e) {
     e.preventDefault();
     selectTrack(engine, t);
     engine.soloOnly(t);
+  } else if (key === "g") {
+    e.preventDefault();
+    toggleSpectrogram(engine);
+  } else if (key === "l") {
+    e.preventDefault();
+    engine.setLooping(!engine.looping);
+  } else if (e.key === "+" || e.key === "=") {
+    e.preventDefault();
+    engine.zoom(2);
+  } else if (e.key === "-" || e.key === "_") {
+    e.preventDefault();
+    engine.zoom(0.5);
   } else if ((e.key === "ArrowUp" || e.key === "ArrowDown") && e.target.type !== "range"
              && (e.target.tagName || "").toLowerCase() !== "select") {
     e.preventDefault();
@@ -732,6 +963,7 @@ async function showResult(job) {
   $("player").classList.remove("started");
   $("play").disabled = true;
   $("play").classList.remove("playing");
+  $("spectrogram-toggle").disabled = true;
   $("time-now").textContent = "0:00";
   $("time-total").textContent = fmtTime(job.duration || 0);
   const tracksEl = $("tracks");
@@ -770,6 +1002,11 @@ async function showResult(job) {
   if (engine.destroyed) return;
   show(loading, false);
   $("time-total").textContent = fmtTime(Math.round(engine.duration));
+  engine.view = { start: 0, end: engine.duration };
+  engine.setLooping(false);
+  $("spectrogram-toggle").disabled = false;
+  drawSpectrogram(engine);
+  $("player").dataset.zoom = "1";
   $("play").disabled = false;
   $("player").dataset.ready = "1";
 }
@@ -854,6 +1091,10 @@ document.addEventListener("DOMContentLoaded", () => {
   setupDropzone();
   $("play").addEventListener("click", () => state.engine && state.engine.toggle());
   $("mode-stems").addEventListener("click", () => state.engine && setMode(state.engine, "stems"));
+  $("loop").addEventListener("click", () => state.engine && state.engine.setLooping(!state.engine.looping));
+  $("zoom-in").addEventListener("click", () => state.engine && state.engine.zoom(2));
+  $("zoom-out").addEventListener("click", () => state.engine && state.engine.zoom(0.5));
+  $("spectrogram-toggle").addEventListener("click", () => toggleSpectrogram(state.engine));
   $("mode-original").addEventListener("click", () => state.engine && setMode(state.engine, "original"));
   $("delete-job").addEventListener("click", deleteJob);
   document.addEventListener("keydown", onKeyDown);
@@ -866,7 +1107,10 @@ document.addEventListener("DOMContentLoaded", () => {
   let resizeTimer = null;
   window.addEventListener("resize", () => {
     clearTimeout(resizeTimer);
-    resizeTimer = setTimeout(() => drawAllWaves(state.engine), 120);
+    resizeTimer = setTimeout(() => {
+      drawAllWaves(state.engine);
+      if (state.engine) drawSpectrogram(state.engine);
+    }, 120);
   });
   window.addEventListener("hashchange", route);
   loadConfig();
