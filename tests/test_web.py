@@ -1,7 +1,9 @@
 """`jukesep serve`: the web app's API, job queue, persistence, limits and CLI (tiny model, fast)."""
 import io
 import json
+import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -9,6 +11,7 @@ import threading
 import time
 import zipfile
 
+import av
 import numpy as np
 import pytest
 import soundfile as sf
@@ -29,6 +32,8 @@ from jukesep.errors import CheckpointError, JukesepError, TooShortAudioError, Un
 from jukesep.web import create_app  # noqa: E402
 from jukesep.web.cli import main as serve_main  # noqa: E402
 from jukesep.web.jobs import user_message  # noqa: E402
+from jukesep.web.modelcard import model_card  # noqa: E402
+from jukesep.web.progress import STAGES, EtaClock  # noqa: E402
 from jukesep.web.store import JobStore  # noqa: E402
 from tests.conftest import RATE, music, random_separator  # noqa: E402
 
@@ -168,7 +173,7 @@ def test_upload_progress_result_download(tmp_path, separator):
 
         # the upload itself is not kept once the stems exist; nothing is named after the user's file
         folder = tmp_path / "data" / "jobs" / job["id"]
-        assert sorted(p.name for p in folder.iterdir()) == ["peaks.json", "stems", "stems.zip"]
+        assert sorted(p.name for p in folder.iterdir()) == ["peaks.json", "previews", "stems", "stems.zip"]
 
 
 def test_rejections_have_clear_json_errors_and_leave_nothing(tmp_path, separator):
@@ -481,3 +486,242 @@ def test_serve_subprocess_answers_on_loopback(tmp_path, model_file):
         proc.terminate()
         proc.wait(timeout=30)
     assert proc.returncode in (0, -15)
+
+
+# -- issue 14: stems chosen at upload, formats, no_vocals, previews, mixes, progress, model card --------
+Q16 = 2 / 32767  # two 16-bit steps: files written at 16 bits, compared after arithmetic
+
+
+def one_line_error(response, status):
+    assert response.status_code == status, response.text
+    message = response.json()["error"]
+    assert message and "\n" not in message and "Traceback" not in message
+    return message
+
+
+def post(client, data, name="song.wav", stems=None):
+    url = "/api/jobs" + (f"?stems={stems}" if stems is not None else "")
+    return client.post(url, files={"file": (name, data, "application/octet-stream")})
+
+
+def test_stems_query_computes_only_those_and_no_vocals_is_the_rest(tmp_path, separator):
+    spy = SlowSeparator(separator, delay=0)
+    with TestClient(create_app(spy, tmp_path / "data")) as client:
+        for stems, words in [("guitar", "stem guitar not in this model (it has vocals, drums, bass, other)"),
+                             ("vocals,vocals", "stem names repeat"), (",", "stem (none) not in this model"),
+                             ("vocals,drums,bass,other,x,y,z", "stem x not in this model")]:
+            assert words in one_line_error(post(client, wav_bytes(0.5), stems=stems), 422)
+        assert list((tmp_path / "data" / "jobs").iterdir()) == []  # refused before the body was kept
+
+        r = post(client, wav_bytes(1.0), "Karaoke.wav", stems="vocals")
+        assert r.status_code == 201 and r.json()["wanted"] == ["vocals"]
+        job = wait(client, r.json()["id"])
+        assert job["status"] == "done", job
+        assert [s["name"] for s in job["stems"]] == ["vocals"] and job["player"] == ["mixture", "vocals", "no_vocals"]
+        folder = tmp_path / "data" / "jobs" / job["id"]
+        assert sorted(p.name for p in (folder / "stems").iterdir()) == ["mixture.wav", "vocals.wav"]
+        mixture, _ = decode(client.get(job["mixture"]["url"]).content)
+        vocals, _ = decode(client.get(job["stems"][0]["url"]).content)
+        rest = client.get(job["no_vocals"]["url"])
+        assert rest.status_code == 200 and rest.headers["content-type"] == "audio/wav"
+        assert np.allclose(decode(rest.content)[0], mixture - vocals, atol=Q16)
+        with zipfile.ZipFile(io.BytesIO(client.get(job["zip"]).content)) as archive:
+            assert sorted(archive.namelist()) == ["Karaoke/no_vocals.wav", "Karaoke/vocals.wav"]
+        assert set(client.get(job["peaks"]).json()["tracks"]) == {"mixture", "vocals", "no_vocals"}
+        assert client.get(job["no_vocals"]["url"].replace("no_vocals", "drums")).status_code == 404
+
+        # a whole separation has no_vocals too (mixture − vocals), but plays the four stems
+        full = wait(client, post(client, wav_bytes(0.5)).json()["id"])
+        assert [s["name"] for s in full["stems"]] == STEMS and full["player"] == ["mixture", *STEMS]
+        assert client.get(full["no_vocals"]["url"]).status_code == 200
+
+
+def test_downloads_in_wav_flac_and_mp3(tmp_path, separator):
+    with TestClient(create_app(separator, tmp_path / "data")) as client:
+        job = wait(client, post(client, wav_bytes(1.0), "My Song.wav").json()["id"])
+        assert job["formats"] == ["wav", "flac", "mp3"]
+        vocals = job["stems"][0]
+        wav, _ = decode(client.get(vocals["url"]).content)
+        flac = client.get(vocals["downloads"]["flac"])
+        assert flac.status_code == 200 and flac.headers["content-type"] == "audio/flac"
+        assert "My%20Song%20-%20vocals.flac" in flac.headers["content-disposition"]
+        assert np.array_equal(decode(flac.content)[0], wav)  # lossless
+        mp3 = client.get(job["no_vocals"]["downloads"]["mp3"])
+        assert mp3.status_code == 200 and mp3.headers["content-type"] == "audio/mpeg"
+        assert "My%20Song%20-%20no_vocals.mp3" in mp3.headers["content-disposition"]
+        with av.open(io.BytesIO(mp3.content)) as container:
+            assert container.streams.audio[0].codec_context.name.startswith("mp3")
+            assert abs(sum(f.samples for f in container.decode(audio=0)) / RATE - 1.0) < 0.1
+        # made once, then served from disk
+        assert (tmp_path / "data" / "jobs" / job["id"] / "exports" / "vocals.flac").is_file()
+        for bad in ("vocals.ogg", "vocals", "vocals.wav.flac", "../stems/vocals.wav", "guitar.flac"):
+            assert client.get(f"/api/jobs/{job['id']}/audio/{bad}").status_code == 404, bad
+
+        # mp3 holds two channels: a 3-channel song offers wav and flac only, and says why on mp3
+        three = wait(client, post(client, wav_bytes(0.5, channels=3), "three.wav").json()["id"])
+        assert three["formats"] == ["wav", "flac"]
+        assert "mp3 holds at most 2 channels" in one_line_error(
+            client.get(three["mixture"]["url"].replace(".wav", ".mp3")), 422)
+
+        # results of a job still waiting: 409
+        gated = GatedSeparator(separator)
+    with TestClient(create_app(gated, tmp_path / "data2")) as client:
+        waiting = post(client, wav_bytes(0.5)).json()["id"]
+        for url in ("audio/vocals.flac", "audio/no_vocals.wav", "preview/vocals", "mix.wav?gains=vocals:1"):
+            assert client.get(f"/api/jobs/{waiting}/{url}").status_code == 409, url
+        gated.gate.set()
+        wait(client, waiting)
+
+
+def test_previews_are_opus_and_answer_ranges(tmp_path, separator):
+    with TestClient(create_app(separator, tmp_path / "data")) as client:
+        job = wait(client, post(client, wav_bytes(1.3, channels=1)).json()["id"])
+        folder = tmp_path / "data" / "jobs" / job["id"]
+        assert sorted(p.name for p in (folder / "previews").iterdir()) == sorted(f"{t}.ogg" for t in job["player"])
+        for track in [job["mixture"], *job["stems"]]:
+            r = client.get(track["preview"])
+            assert r.status_code == 200 and r.headers["content-type"] == "audio/ogg"
+            assert r.headers["accept-ranges"] == "bytes" and r.content[:4] == b"OggS"
+            with av.open(io.BytesIO(r.content)) as container:
+                stream = container.streams.audio[0]
+                assert stream.codec_context.name == "opus" and stream.codec_context.channels == 1
+                frames = sum(f.samples for f in container.decode(audio=0))
+            assert frames == pytest.approx(1.3 * 48000, abs=2)  # no padding: stems stay in sync
+            assert len(r.content) < len(client.get(track["url"]).content) / 4
+        size = len(client.get(job["mixture"]["preview"]).content)
+        part = client.get(job["mixture"]["preview"], headers={"Range": "bytes=100-199"})
+        assert part.status_code == 206 and part.headers["content-range"] == f"bytes 100-199/{size}"
+        assert len(part.content) == 100
+        # a job from before previews existed gets them on first request
+        shutil.rmtree(folder / "previews")
+        assert client.get(job["no_vocals"]["preview"]).status_code == 200
+        assert client.get(job["stems"][1]["preview"]).status_code == 200
+        assert client.get(f"/api/jobs/{job['id']}/preview/guitar").status_code == 404
+
+
+def test_custom_mix_renders_what_is_heard(tmp_path, separator):
+    with TestClient(create_app(separator, tmp_path / "data")) as client:
+        job = wait(client, post(client, wav_bytes(1.0), "Mix Me.wav").json()["id"])
+        tracks = {s["name"]: decode(client.get(s["url"]).content)[0] for s in job["stems"]}
+        r = client.get(f"{job['mix']}.wav?gains=vocals:1,drums:0.5")
+        assert r.status_code == 200 and "Mix%20Me%20-%20mix.wav" in r.headers["content-disposition"]
+        expected = tracks["vocals"] + 0.5 * tracks["drums"]
+        peak = np.abs(expected).max()
+        mixed = decode(r.content)[0]
+        assert np.allclose(mixed, expected / max(1.0, peak), atol=Q16)  # scaled down whole if it passes full scale
+        flac = client.get(f"{job['mix']}.flac?gains=bass:1.5,other:0.25")
+        assert flac.status_code == 200 and flac.headers["content-type"] == "audio/flac"
+        assert client.get(f"{job['mix']}.mp3?gains=mixture:1").headers["content-type"] == "audio/mpeg"
+        mixes = tmp_path / "data" / "jobs" / job["id"] / "mixes"
+        assert list(mixes.iterdir()) == []  # rendered, sent, deleted
+        stale = mixes / "cut-off.wav"  # a download that never finished leaves its file: the next render removes it
+        stale.write_bytes(b"x")
+        os.utime(stale, (time.time() - 7200, time.time() - 7200))
+        assert client.get(f"{job['mix']}.wav?gains=vocals:1").status_code == 200
+        assert list(mixes.iterdir()) == []
+        for gains, words in [("guitar:1", "tracks from mixture, vocals"), ("vocals:3", "from 0 to 2"),
+                             ("vocals:nan", "from 0 to 2"), ("vocals:1,vocals:1", "given twice"),
+                             ("vocals:0", "every track is silent"), ("vocals", "track:gain pairs"),
+                             (",".join(["vocals:1"] * 50), "at most")]:
+            assert words in one_line_error(client.get(f"{job['mix']}.wav?gains={gains}"), 422), gains
+        assert client.get(f"{job['mix']}.ogg?gains=vocals:1").status_code == 404
+
+
+class FinishSlowly(SlowSeparator):
+    """Holds the last progress report (the model is through the song; refinement runs next)."""
+
+    def separate_file_to(self, path, targets, *args, progress=None, **kwargs):
+        def hold_at_end(done, total):
+            progress(done, total)
+            if done >= total:
+                time.sleep(0.5)
+        return super().separate_file_to(path, targets, *args, progress=hold_at_end, **kwargs)
+
+
+def test_progress_names_stages_in_seconds_with_an_eta(tmp_path, model_file):
+    refining = Separator.from_pretrained(model_file, device="cpu", segment=0.25, refine="softmask")
+    with TestClient(create_app(FinishSlowly(refining, delay=0.08), tmp_path / "data")) as client:
+        job = post(client, wav_bytes(2.0)).json()
+        seen = []
+        while job["status"] not in ("done", "failed"):
+            job = client.get(f"/api/jobs/{job['id']}").json()
+            if job["status"] == "running":
+                seen.append(job["progress"])
+            time.sleep(0.02)
+        assert job["status"] == "done", job
+    stages = [p["phase"] for p in seen]
+    assert set(stages) <= set(STAGES) and "separating" in stages and "refining" in stages
+    order = [STAGES.index(s) for s in stages]
+    assert order == sorted(order)  # stages only move forward
+    separating = [p for p in seen if p["phase"] == "separating"]
+    assert all(p["total"] == pytest.approx(2.0) and 0 <= p["done"] <= 2.0 for p in separating)
+    assert any(p["eta"] is not None for p in separating)
+    assert all(p["eta"] is None for p in seen if p["phase"] != "separating")
+
+
+def test_eta_counts_down_steadily_through_uneven_chunks():
+    clock, now, done, total = EtaClock(), 0.0, 0.0, 240.0
+    rng = np.random.default_rng(0)
+    shown = []
+    clock.report(now, done)
+    assert clock.eta(now, done, total) is None  # no speed before the second report
+    while done < total:
+        step = 4.0 if rng.random() > 0.1 else 0.0  # now and then a chunk reports nothing new
+        wall = rng.uniform(0.5, 1.5) * (6.0 if done == 120.0 else 1.0)  # one slow stretch (a block edge)
+        now += wall
+        done = min(total, done + step)
+        clock.report(now, done)
+        eta = clock.eta(now, done, total)
+        if eta is not None:
+            shown.append((now, eta))
+    # the truth is ~1 s per 4 s of audio: the estimate lands there and never jumps
+    assert abs(shown[5][1] - (total - 20) / 4) < 30
+    for (t0, e0), (t1, e1) in zip(shown, shown[1:]):
+        assert e1 - e0 < 0.5 * (t1 - t0) + 3.0, (t0, e0, e1)  # never climbs by more than a few seconds
+    assert shown[-1][1] < 5
+
+
+def test_model_card_shows_what_the_metadata_has():
+    class Fake:
+        stems = ["vocals", "drums"]
+        refine = "none"
+
+        def __init__(self, name, metadata):
+            self.name, self.metadata = name, metadata
+
+    shipped = model_card(Fake("default", {
+        "demo": "a demo model: small", "data": "rendered corpus", "recipe": "train twice",
+        "scores": {"test": {"mdx_sdr": {"vocals": 3.14159, "drums": float("nan")}, "songs": 8, "minutes": 4.0},
+                   "broken": "not a dict"}}))
+    assert shipped["demo"] and shipped["demo_note"] == "a demo model: small"
+    assert shipped["scores"] == [{"split": "test", "sdr": {"vocals": 3.14}, "songs": "8", "minutes": "4.0",
+                                  "refine": None}]
+    legacy = model_card(Fake("default", {"test_sdr_mdx": {"vocals": 2.97, "average": 2.96}, "test_split": "8 songs"}))
+    assert legacy["demo"] and "demo model" in legacy["demo_note"]  # named default: still said plainly
+    assert legacy["scores"][0]["sdr"] == {"vocals": 2.97, "average": 2.96} and legacy["scores"][0]["songs"] == "8 songs"
+    bare = model_card(Fake("mine", None))
+    assert bare == {"name": "mine", "stems": ["vocals", "drums"], "data": None, "recipe": None, "budget": None,
+                    "notes": None, "scores": [], "refine": "none", "demo": False, "demo_note": None}
+    odd = model_card(Fake("mine", {"data": {"nested": 1}, "notes": "x" * 5000, "scores": [1, 2], "demo": None}))
+    assert odd["data"] is None and len(odd["notes"]) == 600 and odd["scores"] == [] and odd["demo"]
+    assert not math.isnan(legacy["scores"][0]["sdr"]["vocals"])
+
+
+def test_config_carries_the_model_card(tmp_path, separator):
+    with TestClient(create_app(separator, tmp_path / "data")) as client:
+        cfg = client.get("/api/config").json()
+    assert cfg["model_card"]["name"] == "tiny" and cfg["model_card"]["data"] == "test"
+    assert cfg["model_card"]["demo"] is False and cfg["formats"] == ["wav", "flac", "mp3"]
+
+
+def test_a_preview_that_cannot_be_made_never_fails_the_job(tmp_path, separator, monkeypatch):
+    from jukesep.web import media
+
+    def broken(source, target):
+        raise OSError("no Opus encoder in this build")
+    monkeypatch.setattr(media, "write_preview", broken)
+    with TestClient(create_app(separator, tmp_path / "data")) as client:
+        job = wait(client, post(client, wav_bytes(0.5)).json()["id"])
+        assert job["status"] == "done", job  # the page plays the wav instead
+        assert "could not be made on the server" in one_line_error(client.get(job["mixture"]["preview"]), 500)
+        assert client.get(job["stems"][0]["url"]).status_code == 200

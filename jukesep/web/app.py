@@ -68,6 +68,7 @@ SAFE_EXT = re.compile(r"^\.[a-z0-9]{1,10}$")
 MULTIPART_SLACK = 64 * 1024  # form boundaries and headers around the file
 CHUNK = 1 << 20
 MIX_RENDERS = 2  # custom mixes rendered at once; more get 503 (each reads every stem of a song)
+MIX_KEEP_S = 3600.0  # a rendered mix is deleted once sent, or by the next render of its job after this
 CACHE = {"Cache-Control": "private, max-age=86400"}
 
 
@@ -376,6 +377,7 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
 
     def render_mix(job: dict, sources: dict, target: Path, fmt: str) -> Path:
         target.parent.mkdir(exist_ok=True)
+        media.remove_older(target.parent, MIX_KEEP_S)  # mixes whose download was cut off before it could delete them
         media.write_mix(sources, target, fmt)
         return target
 

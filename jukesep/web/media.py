@@ -7,6 +7,7 @@ atomically (`jukesep.atomic` through `audio.write_files`), so a reader never see
 from __future__ import annotations
 
 import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -41,6 +42,17 @@ def ensure(path: Path, make) -> Path:
             path.parent.mkdir(exist_ok=True)
             make(path)
     return path
+
+
+def remove_older(folder: Path, seconds: float) -> None:
+    """Delete the files in `folder` last changed more than `seconds` ago."""
+    cutoff = time.time() - seconds
+    for path in folder.iterdir():
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+        except OSError:  # gone meanwhile
+            pass
 
 
 def _info(path: Path) -> sf._SoundFileInfo:
