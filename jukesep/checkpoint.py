@@ -23,6 +23,10 @@ from .models.config import HeadConfig
 FORMAT = "jukesep"
 FORMAT_VERSION = 1
 KINDS = ("vqvae", "encoder", "separator")
+MAX_STEMS = 16
+# A config may ask for at most this many times the weights its file holds (plus a little): the
+# file's size, not its config, bounds what loading it allocates.
+SIZE_SLACK, SIZE_MARGIN = 4, 1_000_000
 
 
 def save_model(path, kind: str, model: nn.Module, metadata: dict | None = None) -> None:
@@ -72,20 +76,33 @@ def load_model(path, expect_kind: str | None = None) -> tuple[nn.Module, dict]:
             stems = data["config"].get("stems")
             if not isinstance(stems, dict) or not stems:
                 raise CheckpointError("separator config lists no stems")
+            if len(stems) > MAX_STEMS:
+                raise CheckpointError(f"separator config lists {len(stems)} stems (at most {MAX_STEMS})")
             shared = {}
             if ("trunk" in data["config"]) != ("head" in data["config"]):
                 raise CheckpointError("the shared layout needs both a trunk and a head config")
             if "trunk" in data["config"]:
                 shared = {"trunk": VQVAEConfig.from_dict(data["config"].get("trunk")),
                           "head": HeadConfig.from_dict(data["config"].get("head"))}
-            model = SeparatorModel({name: VQVAEConfig.from_dict(c) for name, c in stems.items()}, **shared)
+            configs = {name: VQVAEConfig.from_dict(c) for name, c in stems.items()}
+            _check_size(list(configs.values()) + list(shared.values()), len(configs), data["state"])
+            model = SeparatorModel(configs, **shared)
         else:
             cfg = VQVAEConfig.from_dict(data["config"])
+            _check_size([cfg], 1, data["state"])
             model = VQVAE(cfg) if kind == "vqvae" else Encoder(cfg)
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     load_state_strict(model, data["state"], str(path))
     return model.eval(), data
+
+
+def _check_size(configs: list, stems: int, state: dict) -> None:
+    """Refuse a config that asks for far more weights than the file holds, before allocating them."""
+    wanted = sum(c.approx_parameters() * (stems if isinstance(c, HeadConfig) else 1) for c in configs)
+    held = sum(t.numel() for t in state.values() if isinstance(t, torch.Tensor))
+    if wanted > SIZE_SLACK * held + SIZE_MARGIN:
+        raise CheckpointError(f"the config asks for about {wanted:,} weights but the file holds {held:,}")
 
 
 def load_state_strict(model: nn.Module, state: dict, where: str) -> None:

@@ -73,6 +73,26 @@ def test_checkpoint_round_trip_and_a_hostile_head_is_refused(tmp_path):
         load_model(tmp_path / "half.pt")
 
 
+@pytest.mark.parametrize("change, words", [
+    (lambda c: c["stems"].update({f"s{i}": c["stems"]["bass"] for i in range(20)}), "at most 16"),
+    (lambda c: c["stems"]["bass"].update(width=512), "the file holds"),  # 2 M weights asked of a 20 k file
+    (lambda c: c["head"].update(width=512, depth=8), "the file holds"),
+])
+def test_a_config_bigger_than_its_file_is_refused_before_allocating(tmp_path, change, words):
+    save_model(tmp_path / "m.pt", "separator", shared_separator(), {})
+    data = torch.load(tmp_path / "m.pt", weights_only=True)
+    change(data["config"])
+    torch.save(data, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=words):
+        load_model(tmp_path / "bad.pt")
+
+
+def test_a_receptive_field_beyond_a_minute_is_refused():
+    trunk = tiny_config(down_t=7)  # hop 128: 29,526 head frames reach 85 s
+    with pytest.raises(CheckpointError, match="receptive field"):
+        SeparatorModel({"bass": trunk}, trunk=trunk, head=HeadConfig(width=4, depth=10, dilation_growth_rate=3))
+
+
 @pytest.fixture(scope="module")
 def stage1(tmp_path_factory):
     """A tiny corpus and a stage-1 folder with vqvae-<stem>/best.pt for every stem."""

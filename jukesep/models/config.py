@@ -127,14 +127,18 @@ class HeadConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
                 raise ValueError(f"HeadConfig.{name} must be an integer from 1 to {high}, got {value!r}")
-        if self.depth * 4 * self.width ** 2 > MAX_PARAMETERS:
-            raise ValueError(f"HeadConfig: about {self.depth * 4 * self.width ** 2:,} parameters is more than "
+        if self.approx_parameters() > MAX_PARAMETERS:
+            raise ValueError(f"HeadConfig: about {self.approx_parameters():,} parameters is more than "
                              f"the {MAX_PARAMETERS:,} jukesep accepts")
         if self.reach_frames() > 1 << 16:
             raise ValueError("HeadConfig: the head's receptive field is beyond what any chunk could hold")
 
     def dilations(self) -> list[int]:
         return [self.dilation_growth_rate ** d for d in range(self.depth)]
+
+    def approx_parameters(self) -> int:
+        """One head's weights, roughly (its residual blocks)."""
+        return self.depth * 4 * self.width ** 2
 
     def reach_frames(self) -> int:
         """One-sided receptive field in latent frames: the kernel-3 convs in and out, and the blocks."""

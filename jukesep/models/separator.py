@@ -18,6 +18,8 @@ from ..errors import CheckpointError, JukesepError, ShapeError
 from .bottleneck import BottleneckBlock
 from .config import HeadConfig, VQVAEConfig
 from .fast import FastEncoder, FastStem
+
+MAX_CONTEXT_SECONDS = 60
 from .shared import SharedStem
 from .vqvae import VQVAE, Decoder, Encoder
 
@@ -90,6 +92,9 @@ class SeparatorModel(nn.Module):
         self.sample_rate = rates.pop()
         self.stems = nn.ModuleDict(stems)
         self.trunk = trunk
+        if self.context_samples() > MAX_CONTEXT_SECONDS * self.sample_rate:
+            raise CheckpointError(f"the model's receptive field ({self.context_samples() / self.sample_rate:.0f} s "
+                                  f"each side) is beyond the {MAX_CONTEXT_SECONDS} s any chunk may hold")
 
     @property
     def stem_names(self) -> list[str]:

@@ -13,10 +13,13 @@
     DELETE /api/jobs/{id}                 cancel or delete
     GET    /api/jobs/{id}/audio/{t}.{f}   a stem, `mixture` or `no_vocals` (mixture − vocals) as wav,
                                           flac or mp3 (?download=1 names it for saving); flac and mp3
-                                          are made on the first request and kept
+                                          are made on the first request and kept (a few at a time: past
+                                          that, 503 with Retry-After)
     GET    /api/jobs/{id}/preview/{t}     the Opus/Ogg preview the page plays (answers Range with 206)
     GET    /api/jobs/{id}/mix.{f}?gains=vocals:0,drums:1.2
                                           a custom mix of the tracks (left out: silent), gains 0..2
+                                          (503 with Retry-After when busy, 507 when it does not fit
+                                          in the disk quota)
     GET    /api/jobs/{id}/peaks           waveform peaks of the player's tracks (JSON)
     GET    /api/jobs/{id}/zip             all stems in one zip (wav)
     GET    /api/config                    limits, the model's stems and its model card
@@ -68,6 +71,10 @@ SAFE_EXT = re.compile(r"^\.[a-z0-9]{1,10}$")
 MULTIPART_SLACK = 64 * 1024  # form boundaries and headers around the file
 CHUNK = 1 << 20
 MIX_RENDERS = 2  # custom mixes rendered at once; more get 503 (each reads every stem of a song)
+MAKERS = 2  # files made on request at once (flac, mp3, previews, no_vocals); more get 503
+WAITERS = 4  # requests waiting for a file another request is making; more get 503
+WAIT_S = 20.0  # how long one of them waits before it gets 503
+RETRY_AFTER = {"Retry-After": "5"}  # seconds, on every 503 for being busy
 MIX_KEEP_S = 3600.0  # a rendered mix is deleted once sent, or by the next render of its job after this
 CACHE = {"Cache-Control": "private, max-age=86400"}
 
@@ -152,6 +159,7 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
     limit_bytes = limits.max_bytes
     card = model_card(separator)
     mixing = threading.BoundedSemaphore(MIX_RENDERS)
+    gate = media.Gate(MAKERS, WAITERS, WAIT_S)
     too_big = f"the file is larger than the {max_upload_mb:g} MB upload limit"
 
     @asynccontextmanager
@@ -164,10 +172,11 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
 
     app = FastAPI(title="jukesep", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.store, app.state.manager, app.state.separator, app.state.quota = store, manager, separator, quota
+    app.state.gate = gate
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, exc):
-        return error(exc.status_code, str(exc.detail))
+        return error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request, exc):
@@ -351,6 +360,8 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
         now is the server's (or the job was deleted meanwhile)."""
         try:
             return make(job, *args)
+        except media.Busy as exc:
+            raise StarletteHTTPException(503, str(exc), headers=RETRY_AFTER) from None
         except (JukesepError, OSError, *av_errors()) as exc:
             if not manager.job_dir(job["id"]).is_dir():
                 raise StarletteHTTPException(410, "the result files are gone (expired or deleted)") from None
@@ -363,7 +374,7 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
         name, fmt = split_track(track, media.FORMATS)
         track_of(job, name)
         check_format(job, fmt)
-        path = made(job, manager.export_file, name, fmt)
+        path = made(job, manager.export_file, name, fmt, gate)
         headers = dict(CACHE)
         if download:
             headers["Content-Disposition"] = attachment(job, f"{name}.{fmt}")
@@ -372,7 +383,7 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
     @app.get("/api/jobs/{job_id}/preview/{track}")
     def read_preview(job_id: str, track: str):
         job = get_job(job_id)
-        path = made(job, manager.preview_file, track_of(job, track))
+        path = made(job, manager.preview_file, track_of(job, track), gate)
         return FileResponse(path, media_type=media.MEDIA_TYPES["ogg"], headers=CACHE)
 
     def render_mix(job: dict, sources: dict, target: Path, fmt: str) -> Path:
@@ -395,11 +406,15 @@ def create_app(separator_factory_or_model_path, data_dir, max_upload_mb: float =
         if not levels:
             raise StarletteHTTPException(422, "gains: every track is silent; give at least one a gain above 0")
         if not mixing.acquire(blocking=False):
-            raise StarletteHTTPException(503, "the server is busy rendering other mixes; try again in a moment")
+            raise StarletteHTTPException(503, "the server is busy rendering other mixes; try again in a moment",
+                                         headers=RETRY_AFTER)
         target = manager.job_dir(job["id"]) / "mixes" / f"{secrets.token_hex(8)}.{fmt}"
         try:
-            sources = {made(job, manager.track_file, t): g for t, g in levels.items()}
-            made(job, render_mix, sources, target, fmt)
+            sources = {made(job, manager.track_file, t, gate): g for t, g in levels.items()}
+            with quota.reserve(quota.mix_bytes(job)):
+                made(job, render_mix, sources, target, fmt)
+        except DiskFullError as exc:
+            raise StarletteHTTPException(507, str(exc)) from None
         finally:
             mixing.release()
         headers = {"Cache-Control": "no-store"}

@@ -10,8 +10,8 @@ STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def _header(scope, name: bytes) -> str | None:

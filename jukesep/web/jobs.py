@@ -141,27 +141,29 @@ class JobManager:
         """Every track of a finished job that can be downloaded."""
         return [MIXTURE, *job["stems"]] + ([NO_VOCALS] if self.has_no_vocals(job) else [])
 
-    def track_file(self, job: dict, track: str) -> Path:
-        """The wav of a finished job's track, no_vocals made now if it is not there yet."""
+    def track_file(self, job: dict, track: str, gate: media.Gate | None = None) -> Path:
+        """The wav of a finished job's track, no_vocals made now if it is not there yet. A request
+        passes its `gate` (media.Busy when too many files are being made); the worker passes none."""
         path = self.track_path(job["id"], track)
         if track == NO_VOCALS:
             media.ensure(path, lambda target: media.write_no_vocals(
-                self.stem_path(job["id"], MIXTURE), self.stem_path(job["id"], media.VOCALS), target))
+                self.stem_path(job["id"], MIXTURE), self.stem_path(job["id"], media.VOCALS), target), gate)
         return path
 
-    def export_file(self, job: dict, track: str, fmt: str) -> Path:
+    def export_file(self, job: dict, track: str, fmt: str, gate: media.Gate | None = None) -> Path:
         """A track in `fmt` (wav as separated; flac and mp3 made once, on first request)."""
-        source = self.track_file(job, track)
+        source = self.track_file(job, track, gate)
         if fmt == "wav":
             return source
         media.check_format(fmt, job["channels"] or 2)
         return media.ensure(self.export_path(job["id"], track, fmt),
-                            lambda target: media.write_export(source, target, fmt))
+                            lambda target: media.write_export(source, target, fmt), gate)
 
-    def preview_file(self, job: dict, track: str) -> Path:
+    def preview_file(self, job: dict, track: str, gate: media.Gate | None = None) -> Path:
         """The Opus preview of a track (made by the worker for the player's tracks, else on request)."""
-        source = self.track_file(job, track)
-        return media.ensure(self.preview_path(job["id"], track), lambda target: media.write_preview(source, target))
+        source = self.track_file(job, track, gate)
+        return media.ensure(self.preview_path(job["id"], track),
+                            lambda target: media.write_preview(source, target), gate)
 
     # ----- state for the API -----
     def progress(self, job_id: str) -> dict:

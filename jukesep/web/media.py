@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 import zlib
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import soundfile as sf
 
 from ..atomic import atomic_path
 from ..audio import blocks, check_output, gain_for_peak, write_files
+from ..errors import JukesepError
 
 FORMATS = ("wav", "flac", "mp3")
 MEDIA_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg", "ogg": "audio/ogg"}
@@ -28,19 +30,75 @@ PREVIEW_BITRATE = 64_000  # per channel: transparent enough for listening, ~1/11
 _LOCKS = [threading.Lock() for _ in range(64)]  # one file is made by one thread; others wait for it
 
 
+class Busy(JukesepError):
+    """Too many files are being made on request right now (HTTP 503: try again in a moment)."""
+
+
+class Gate:
+    """Bounds the files made on request (flac, mp3, previews, no_vocals): at most `makers` are made
+    at once, and at most `waiters` requests wait (each `wait_s` at most) for a file another request
+    is making. Past either, `Busy` at once: a burst of requests for files not made yet never ties up
+    the server's request threads."""
+
+    def __init__(self, makers: int = 2, waiters: int = 4, wait_s: float = 20.0):
+        self.wait_s = wait_s
+        self._makers = threading.BoundedSemaphore(makers)
+        self._waiters = threading.BoundedSemaphore(waiters)
+        self._count = threading.Lock()
+        self.making = self.waiting = 0  # how many now (for tests and logs)
+
+    def _add(self, name: str, step: int) -> None:
+        with self._count:
+            setattr(self, name, getattr(self, name) + step)
+
+    @contextmanager
+    def make(self):
+        if not self._makers.acquire(blocking=False):
+            raise Busy("the server is busy making other files; try again in a moment")
+        self._add("making", 1)
+        try:
+            yield
+        finally:
+            self._add("making", -1)
+            self._makers.release()
+
+    def wait_for(self, lock: threading.Lock) -> None:
+        """Acquire `lock` (held by a request making the same file) or raise Busy."""
+        if not self._waiters.acquire(blocking=False):
+            raise Busy("the server is busy making this file for other requests; try again in a moment")
+        self._add("waiting", 1)
+        try:
+            if not lock.acquire(timeout=self.wait_s):
+                raise Busy("this file is still being made; try again in a moment")
+        finally:
+            self._add("waiting", -1)
+            self._waiters.release()
+
+
 def lock_for(path: Path) -> threading.Lock:
     """A lock per target file (from a fixed pool, so it never grows)."""
     return _LOCKS[zlib.crc32(str(path).encode()) % len(_LOCKS)]
 
 
-def ensure(path: Path, make) -> Path:
-    """`path`, made by `make(path)` first when it does not exist yet (once, whatever the callers)."""
+def ensure(path: Path, make, gate: Gate | None = None) -> Path:
+    """`path`, made by `make(path)` first when it does not exist yet (once, whatever the callers).
+    With a `gate` (a request), Busy rather than waiting long or making too many at once; without
+    one (the worker), it waits its turn."""
     if path.is_file():
         return path
-    with lock_for(path):
+    lock = lock_for(path)
+    if not lock.acquire(blocking=False):
+        if gate is None:
+            lock.acquire()
+        else:
+            gate.wait_for(lock)
+    try:
         if not path.is_file():
-            path.parent.mkdir(exist_ok=True)
-            make(path)
+            with gate.make() if gate is not None else nullcontext():
+                path.parent.mkdir(exist_ok=True)
+                make(path)
+    finally:
+        lock.release()
     return path
 
 

@@ -163,12 +163,12 @@ class JobStore:
                 (cutoff,)).fetchall()
             return [r["id"] for r in rows]
 
-    def finished_oldest_first(self) -> list[str]:
-        """Ids of finished (done or failed) jobs, the one that ended first first."""
+    def finished_oldest_first(self) -> list[dict]:
+        """Finished (done or failed) jobs, the one that ended first first."""
         with self._lock:
-            rows = self._db.execute("SELECT id FROM jobs WHERE status IN ('done', 'failed') "
+            rows = self._db.execute("SELECT * FROM jobs WHERE status IN ('done', 'failed') "
                                     "ORDER BY COALESCE(finished, created), seq").fetchall()
-            return [r["id"] for r in rows]
+            return [self._row(r) for r in rows]
 
     def active(self) -> list[dict]:
         """Queued and running jobs."""
