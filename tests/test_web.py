@@ -592,6 +592,11 @@ def test_previews_are_opus_and_answer_ranges(tmp_path, separator):
         part = client.get(job["mixture"]["preview"], headers={"Range": "bytes=100-199"})
         assert part.status_code == 206 and part.headers["content-range"] == f"bytes 100-199/{size}"
         assert len(part.content) == 100
+        tail = client.get(job["mixture"]["preview"], headers={"Range": "bytes=-100"})  # the last 100 bytes
+        assert tail.status_code == 206 and tail.headers["content-range"] == f"bytes {size - 100}-{size - 1}/{size}"
+        assert len(tail.content) == 100
+        past = client.get(job["mixture"]["preview"], headers={"Range": f"bytes={size}-"})
+        assert past.status_code == 416 and past.headers["content-range"] == f"bytes */{size}"
         # a job from before previews existed gets them on first request
         shutil.rmtree(folder / "previews")
         assert client.get(job["no_vocals"]["preview"]).status_code == 200
@@ -725,3 +730,75 @@ def test_a_preview_that_cannot_be_made_never_fails_the_job(tmp_path, separator, 
         assert job["status"] == "done", job  # the page plays the wav instead
         assert "could not be made on the server" in one_line_error(client.get(job["mixture"]["preview"]), 500)
         assert client.get(job["stems"][0]["url"]).status_code == 200
+
+
+def test_files_made_on_request_are_made_a_few_at_a_time(tmp_path, separator, monkeypatch):
+    # a burst of GETs for files not made yet must not tie up the request threads: past MAKERS
+    # encodes at once, and past WAITERS requests waiting for a file being made, 503 at once
+    from jukesep.web import app as web_app
+    from jukesep.web import media
+
+    locks = {}  # one lock per file here (the real pool may share one between two files)
+    monkeypatch.setattr(media, "lock_for", lambda path: locks.setdefault(str(path), threading.Lock()))
+    release, made = threading.Event(), []
+    real = media.write_export
+
+    def held(source, target, fmt):
+        made.append(target.name)
+        assert release.wait(30)
+        real(source, target, fmt)
+    monkeypatch.setattr(media, "write_export", held)
+
+    app = create_app(separator, tmp_path / "data")
+    gate = app.state.gate
+    with TestClient(app) as client:
+        job = wait(client, post(client, wav_bytes(0.5)).json()["id"])
+        base = f"/api/jobs/{job['id']}/audio"
+        answers, threads = [], []
+
+        def get(url):
+            answers.append(client.get(url))
+
+        def start(url):
+            threads.append(threading.Thread(target=get, args=(url,)))
+            threads[-1].start()
+
+        def until(check):
+            deadline = time.monotonic() + 30
+            while not check():
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+
+        for stem in STEMS[:web_app.MAKERS]:  # every maker busy
+            start(f"{base}/{stem}.flac")
+        until(lambda: gate.making == web_app.MAKERS)
+        for _ in range(web_app.WAITERS):  # as many as may wait for a file being made
+            start(f"{base}/vocals.flac")
+        until(lambda: gate.waiting == web_app.WAITERS)
+
+        t0 = time.monotonic()
+        for url in (f"{base}/other.mp3", f"{base}/vocals.flac", f"/api/jobs/{job['id']}/preview/no_vocals"):
+            r = client.get(url)
+            assert "try again in a moment" in one_line_error(r, 503), url
+            assert r.headers["retry-after"] == "5"
+        assert time.monotonic() - t0 < 5  # answered at once, not after a wait
+        assert client.get(job["stems"][0]["url"]).status_code == 200  # what exists is served as ever
+
+        release.set()
+        for thread in threads:
+            thread.join(30)
+        assert [r.status_code for r in answers] == [200] * (web_app.MAKERS + web_app.WAITERS)
+        assert sorted(made) == sorted(f"{s}.flac" for s in STEMS[:web_app.MAKERS])  # each made once
+        assert gate.making == gate.waiting == 0
+        assert client.get(f"{base}/other.mp3").status_code == 200  # and later it is made
+
+        # a request waits WAIT_S at most for a file another one is making
+        release.clear()
+        gate.wait_s = 0.2
+        start(f"{base}/bass.flac")
+        until(lambda: gate.making == 1)
+        r = client.get(f"{base}/bass.flac")
+        assert "still being made" in one_line_error(r, 503) and r.headers["retry-after"] == "5"
+        release.set()
+        threads[-1].join(30)
+        assert answers[-1].status_code == 200

@@ -157,9 +157,9 @@ def test_quota_evicts_the_oldest_finished_jobs_first(tmp_path, separator):
         for job_id in ids:
             assert wait(client, job_id)["status"] == "done"
         song = wav_bytes(0.5, seed=9)
-        # room for what is there and the new song, less one byte: the oldest job has to go, only it
+        # room for what is counted and the new song, less one byte: the oldest job has to go, only it
         quota = app.state.quota
-        quota.max_bytes = tree_size(jobs_dir) + len(song) + quota.outputs(0.5, RATE, 2) - 1
+        quota.max_bytes = quota.usage() + len(song) + quota.outputs(0.5, RATE, 2) - 1
         r = upload(client, song, "new.wav")
         assert r.status_code == 201, r.text
         assert client.get(f"/api/jobs/{ids[0]}").status_code == 404 and not (jobs_dir / ids[0]).exists()
@@ -183,6 +183,48 @@ def test_quota_never_evicts_waiting_jobs_and_refuses_with_507(tmp_path, separato
         assert sorted(p.name for p in (tmp_path / "data" / "jobs").iterdir()) == sorted(waiting)
         gated.gate.set()
         assert [wait(client, i)["status"] for i in waiting] == ["done", "done"]
+
+
+def test_finished_jobs_count_for_the_downloads_they_can_still_make(tmp_path, separator):
+    # flac, mp3 and previews are made on request until a job expires: the space they may take is
+    # counted from the start, so making them never takes the disk past the quota
+    app = create_app(separator, tmp_path / "data")
+    quota, jobs_dir = app.state.quota, tmp_path / "data" / "jobs"
+    with TestClient(app) as client:
+        # low rates and one channel too: mp3 and Opus, at fixed bitrates, come close to the wav there
+        songs = [("stereo.wav", wav_bytes(1.0)), ("mono 8k.wav", wav_bytes(1.0, channels=1, rate=8000))]
+        jobs = [wait(client, upload(client, data, name).json()["id"]) for name, data in songs]
+        assert [job["status"] for job in jobs] == ["done", "done"]
+        counted = quota.usage()
+        for job in jobs:
+            folder = jobs_dir / job["id"]
+            row = app.state.store.get(job["id"])
+            assert tree_size(folder) < quota.charge(row) == quota.job_outputs(row)
+            for track in [job["mixture"], *job["stems"], job["no_vocals"]]:  # everything that can be made
+                assert client.get(track["preview"]).status_code == 200
+                for url in track["downloads"].values():
+                    assert client.get(url).status_code == 200, url
+            assert tree_size(folder) <= quota.charge(row)
+        assert quota.usage() == counted  # all of it was counted already
+        assert counted <= quota.max_bytes
+
+        # a custom mix is a temporary file: rendered only when it fits (507 otherwise, deleting nothing)
+        job = jobs[0]
+        mix = quota.mix_bytes(app.state.store.get(job["id"]))
+        quota.max_bytes = counted + mix - 1
+        r = client.get(f"{job['mix']}.wav?gains=vocals:1")
+        assert r.status_code == 507 and "no room for this mix" in one_line_error(r)
+        assert all(client.get(f"/api/jobs/{j['id']}").status_code == 200 for j in jobs)
+        quota.max_bytes = counted + mix
+        assert client.get(f"{job['mix']}.wav?gains=vocals:1").status_code == 200
+        assert quota.reserved == 0 and quota.usage() == counted
+        # a new song makes room by the same count: one byte short, the older finished job goes, only it
+        song = wav_bytes(0.5, seed=5)
+        quota.max_bytes = counted + len(song) + quota.outputs(0.5, RATE, 2) - 1
+        r = upload(client, song, "new.wav")
+        assert r.status_code == 201, r.text
+        assert [client.get(f"/api/jobs/{j['id']}").status_code for j in jobs] == [404, 200]
+        assert wait(client, r.json()["id"])["status"] == "done"
 
 
 # -- expiry and permissions ----------------------------------------------------------------------------

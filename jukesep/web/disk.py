@@ -103,8 +103,8 @@ class DiskQuota:
         """What the job folders count for: finished jobs by `charge`, queued and running ones at
         their size now and all they will write, anything else (an upload being received) at its
         size, and the mixes being rendered."""
+        total = self.pending() + self.reserved  # first: a job that ends meanwhile is counted twice, never not at all
         finished = {job["id"]: job for job in self.manager.store.finished_oldest_first()}
-        total = self.pending() + self.reserved
         jobs_dir = self.manager.jobs_dir
         if jobs_dir.is_dir():
             for folder in jobs_dir.iterdir():
@@ -136,8 +136,10 @@ class DiskQuota:
         return victims
 
     def mix_bytes(self, job: dict) -> int:
-        """The most a custom mix of `job` may take (a wav of the song; flac and mp3 are smaller)."""
-        return int((job["duration"] or 0) * (job["rate"] or 0)) * (job["channels"] or 0) * PCM_BYTES + FILE_BYTES
+        """The most a custom mix of `job` may take: a wav of the song (a flac at most a little more, an
+        mp3 less)."""
+        wav = int((job["duration"] or 0) * (job["rate"] or 0)) * (job["channels"] or 0) * PCM_BYTES + FILE_BYTES
+        return wav + wav // 64
 
     @contextmanager
     def reserve(self, need: int):

@@ -491,10 +491,18 @@ class Engine {
     return track;
   }
 
-  async fetchBuffer(url) {
-    const response = await fetch(url);
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    return this.ctx.decodeAudioData(await response.arrayBuffer());
+  // `tries` > 1: a 503 (the server is busy making files on request) is tried again after its Retry-After.
+  async fetchBuffer(url, tries = 1) {
+    for (let attempt = 1; ; attempt++) {
+      const response = await fetch(url);
+      if (response.status === 503 && attempt < tries) {
+        const seconds = Math.min(Number(response.headers.get("Retry-After")) || 5, 30);
+        await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+        continue;
+      }
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      return this.ctx.decodeAudioData(await response.arrayBuffer());
+    }
   }
 
   // The compressed preview first; the wav when the browser cannot decode Opus (or it is missing).
@@ -507,7 +515,7 @@ class Engine {
       } catch (_) { /* fall back to the wav */ }
     }
     try {
-      t.buffer = await this.fetchBuffer(t.info.url);
+      t.buffer = await this.fetchBuffer(t.info.url, 4);  // a busy preview falls back at once; the wav waits
       t.row.dataset.source = "wav";
     } catch (err) {
       throw new Error(`could not load ${t.info.name} (${err.message})`);
