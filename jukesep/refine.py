@@ -8,11 +8,16 @@ mixture's own phase and detail instead of the decoder's.
 - "softmask": each source gets the share v_j / Σ v of every time-frequency bin of the mixture.
   Frame-local: a song separated block by block gives exactly the whole-song result.
 - "wiener": the soft mask followed by one expectation-maximisation step of the multichannel Wiener
-  filter (norbert.wiener), which also estimates each source's stereo image. The EM step pools the
-  frames of each `WIENER_SECONDS` slice, which bounds its memory.
+  filter (norbert.wiener), which also estimates each source's stereo image from the frames of its
+  slice.
+The song is refined in slices of `SLICE_SECONDS` (each with `N_FFT` more samples on both sides, on
+the STFT's hop grid), so memory does not grow with the song; for "softmask" the result is exactly
+the whole-song one.
 When fewer stems than the model's are asked for, the rest of the mixture is one more source.
 """
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import torch
@@ -21,7 +26,7 @@ from .defaults import DEFAULT_REFINE, REFINES  # noqa: F401  (re-exported)
 from .errors import JukesepError, ShapeError
 
 N_FFT, HOP = 4096, 1024  # open-unmix's STFT at 44.1 kHz
-WIENER_SECONDS = 30.0
+SLICE_SECONDS = 15.0
 EPS = 1e-10
 
 
@@ -31,15 +36,20 @@ def check_refine(mode: str) -> str:
     return mode
 
 
+@functools.cache
+def _window() -> torch.Tensor:
+    return torch.hann_window(N_FFT)
+
+
 def _stft(x: np.ndarray) -> torch.Tensor:
     """`np.ndarray[C x T]` → complex `Tensor[C x bins x frames]`."""
     return torch.stft(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), N_FFT, HOP,
-                      window=torch.hann_window(N_FFT), return_complex=True)
+                      window=_window(), return_complex=True)
 
 
 def _istft(spec: torch.Tensor, length: int) -> np.ndarray:
     """complex `Tensor[C x bins x frames]` → `np.ndarray[C x T]`."""
-    return torch.istft(spec, N_FFT, HOP, window=torch.hann_window(N_FFT), length=length).numpy()
+    return torch.istft(spec, N_FFT, HOP, window=_window(), length=length).numpy()
 
 
 def refine(mixture: np.ndarray, stems: dict[str, np.ndarray], mode: str, rate: int,
@@ -60,26 +70,28 @@ def refine(mixture: np.ndarray, stems: dict[str, np.ndarray], mode: str, rate: i
     sources = list(stems.values())
     if not complete:
         sources.append(mixture - sum(sources))
-    x = _stft(mixture).permute(2, 1, 0).numpy()  # [frames x bins x C], norbert's layout
-    power = np.stack([np.abs(_stft(s).permute(2, 1, 0).numpy()) ** 2 for s in sources], axis=-1)
-    if mode == "softmask":
-        import norbert
-        y = norbert.softmask(power, x, eps=EPS)
-    else:
-        y = _wiener_slices(power, x, max(1, int(WIENER_SECONDS * rate / HOP)))
-    spec = torch.from_numpy(np.ascontiguousarray(y.transpose(3, 2, 1, 0)))  # [S x C x bins x frames]
-    return {name: _istft(spec[i], length).astype(np.float32) for i, name in enumerate(stems)}
-
-
-def _wiener_slices(power: np.ndarray, x: np.ndarray, frames: int) -> np.ndarray:
-    """norbert.wiener (soft mask + one EM step) on consecutive slices of `frames` STFT frames."""
-    import norbert
-    out = np.empty(x.shape + (power.shape[-1],), dtype=x.dtype)
-    for start in range(0, x.shape[0], frames):
-        part = slice(start, start + frames)
-        # norbert scales the input to unit peak and back; a silent slice stays silent.
-        if np.abs(x[part]).max() == 0:
-            out[part] = 0
-            continue
-        out[part] = norbert.wiener(power[part], x[part], iterations=1, eps=EPS)
+    out = {name: np.empty(mixture.shape, np.float32) for name in stems}
+    step = max(1, int(SLICE_SECONDS * rate) // HOP) * HOP
+    for start in range(0, length, step):
+        low, high = max(0, start - N_FFT), min(length, start + step + N_FFT)
+        refined = _refine_window(mixture[:, low:high], [s[:, low:high] for s in sources], mode)
+        end = min(start + step, length)
+        for name, audio in zip(stems, refined):
+            out[name][:, start:end] = audio[:, start - low:end - low]
     return out
+
+
+def _refine_window(mixture: np.ndarray, sources: list[np.ndarray], mode: str) -> list[np.ndarray]:
+    """`np.ndarray[C x L]` mixture and sources → refined sources."""
+    x = _stft(mixture)  # [C x bins x frames]
+    power = torch.stack([_stft(s).abs().square() for s in sources])  # [S x C x bins x frames]
+    length = mixture.shape[-1]
+    if mode == "softmask":  # norbert.softmask's filter, in float32 (norbert divides in complex)
+        share = power / (EPS + power.sum(dim=0))
+        return [_istft(share[i] * x, length) for i in range(len(sources))]
+    if x.abs().max() == 0:  # norbert scales by the peak: a silent window stays silent
+        return [np.zeros_like(mixture, dtype=np.float32) for _ in sources]
+    import norbert  # its layout: frames x bins x channels [x sources]
+    y = norbert.wiener(power.permute(3, 2, 1, 0).numpy(), x.permute(2, 1, 0).numpy(), iterations=1, eps=EPS)
+    return [_istft(torch.from_numpy(np.ascontiguousarray(y[..., i].transpose(2, 1, 0))), length)
+            for i in range(y.shape[-1])]
