@@ -85,6 +85,7 @@ def test_separator_refines_and_two_stems_still_add_up():
 def test_cli_refine_flag(song, tiny_model_file, tmp_path, capsys):
     assert main(["separate", str(song), "-n", str(tiny_model_file), "-o", str(tmp_path / "o"),
                  "--refine", "wiener", "--float32"]) == 0
+    capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
         main(["separate", str(song), "-n", str(tiny_model_file), "--refine", "mwf"])
     assert exit_.value.code == 2
