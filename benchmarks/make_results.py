@@ -7,7 +7,7 @@ Reads, when present (a section is left out when its files are absent):
   notes.json                    {"title": ..., "lines": [...], "peer_minutes": {"openunmix": 48}}: what was run
   quality/<system>-<split>.json summary.json of `jukesep evaluate` (split read from settings.split)
   curves/<run>.json             val_history.json of training runs: foundation, {transfer,scratch}-vqvae-<stem>,
-                                {transfer,scratch}-shared-output, transfer-shared-{latent,both},
+                                {transfer,scratch}-shared-output-context, transfer-shared-{output,latent,both},
                                 transfer-{paper,per-stem-output}-encoder-<stem>
   performance.md                a hand-written section, included verbatim
   separation_speed.json         benchmarks/separation_speed.py --json   (older measurements)
@@ -25,20 +25,21 @@ SPLITS = ["test", "heldout", "valid"]
 PEERS = ["irm", "openunmix"]
 FLOOR = "mix4"
 DEFAULT = "shared-output"
-ARMS = ["shared-output", "shared-output-unrefined", "transfer-paper", "transfer-per-stem-output",
-        "transfer-shared-latent", "transfer-shared-both", "scratch-shared-output"]
+ARMS = ["shared-output", "shared-output-unrefined", "transfer-shared-short", "transfer-paper",
+        "transfer-per-stem-output", "transfer-shared-latent", "transfer-shared-both", "scratch-shared-output"]
 REFINES = ["refine-none", "refine-softmask", "refine-wiener"]
 DESCRIPTIONS = {
     "irm": "ideal ratio mask (oracle)",
     "openunmix": "Open-Unmix, same data and wall time",
     "mix4": "mixture / 4 (floor)",
-    "shared-output": "shared encoder, output loss, transfer, refined (default)",
-    "shared-output-unrefined": "shared encoder, output loss, transfer, not refined",
+    "shared-output": "shared encoder, output loss, long-reach heads, transfer, refined (default)",
+    "shared-output-unrefined": "the default, not refined",
+    "transfer-shared-short": "shared encoder, output loss, short-reach heads, transfer",
     "transfer-paper": "paper: encoder per stem, latent loss",
     "transfer-per-stem-output": "encoder per stem, output loss, transfer",
     "transfer-shared-latent": "shared encoder, latent loss, transfer",
     "transfer-shared-both": "shared encoder, latent + output loss, transfer",
-    "scratch-shared-output": "shared encoder, output loss, from scratch (random init)",
+    "scratch-shared-output": "the default's design from scratch (random init)",
     "refine-none": "no refinement",
     "refine-softmask": "soft mask",
     "refine-wiener": "Wiener filter",
@@ -46,12 +47,13 @@ DESCRIPTIONS = {
 SPLIT_NOTES = {"heldout": "held-out timbres: a SoundFont and drum kits that training never uses"}
 # Stage-2 runs (curve names) of each jukesep arm; per-stem arms train one encoder per stem.
 STAGE2 = {
-    "shared-output": ["transfer-shared-output"],
+    "shared-output": ["transfer-shared-output-context"],
+    "transfer-shared-short": ["transfer-shared-output"],
     "transfer-paper": [f"transfer-paper-encoder-{s}" for s in STEMS],
     "transfer-per-stem-output": [f"transfer-per-stem-output-encoder-{s}" for s in STEMS],
     "transfer-shared-latent": ["transfer-shared-latent"],
     "transfer-shared-both": ["transfer-shared-both"],
-    "scratch-shared-output": ["scratch-shared-output"],
+    "scratch-shared-output": ["scratch-shared-output-context"],
 }
 SAME_MODEL = {"shared-output-unrefined": "shared-output"}
 TRANSFER_ARMS = [a for a in STAGE2 if a != "scratch-shared-output"]

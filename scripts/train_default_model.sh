@@ -7,19 +7,19 @@
 # Phases (default: all, in this order; run two invocations side by side to use two cores):
 #   foundation       foundation VQ-VAE on all audio
 #   stage1           stage 1: one VQ-VAE per stem, from the foundation
-#   default          stage 2, shared encoder + output loss: the shipped model
+#   default          stage 2, shared encoder + output loss, long-reach heads: the shipped model
 #   peers            Open-Unmix for the same wall time as foundation + stage 1 + stage 2
 #   paper            stage 2 as in the paper: an encoder per stem, latent loss (same wall time)
 #   per-stem-output  an encoder per stem, output loss
 #   shared-latent    shared encoder, latent loss
+#   shared-short     the default with short-reach heads (4 blocks, dilations 2^i: 17 latent frames)
 #   shared-both      shared encoder, latent + output loss
-#   shared-context   shared encoder, output loss, heads with a 20x longer reach (8 blocks, dilations 3^i)
 #   scratch          the default design without transfer: stage 1 and 2 from random weights
 set -euo pipefail
 DATA=${1:?corpus folder (jukesep corpus render ...)}
 RUNS=${2:?output folder}
 shift 2
-PHASES=${*:-foundation stage1 default peers paper per-stem-output shared-latent shared-both scratch}
+PHASES=${*:-foundation stage1 default peers paper per-stem-output shared-short shared-latent shared-both scratch}
 SIZE="--width 16 --depth 6 --emb-width 32 --codebook-size 512"
 TRAIN="--preset small --excerpt 16384 --batch-size 4 --lr 1e-3 --linf-k 512 --workers 1 --val-every 100 --ckpt-every 100 --val-excerpts 2 --steps 100000"
 FOUNDATION_MIN=${FOUNDATION_MIN:-12}  # wall-time budgets in minutes, one thread each
@@ -27,7 +27,7 @@ STAGE1_MIN=${STAGE1_MIN:-4}           # per stem
 STAGE2_MIN=${STAGE2_MIN:-20}          # all four stems together
 PEER_MIN=${PEER_MIN:-$((FOUNDATION_MIN + 4 * STAGE1_MIN + STAGE2_MIN))}
 STEMS="vocals drums bass other"
-CONTEXT="--head-depth 8 --head-growth 3"
+HEADS="--head-depth 8 --head-growth 3"  # reach: 3,282 latent frames (0.6 s) each side
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 # Runs `jukesep train STAGE ... --out OUT` for MINUTES of wall time in all, resuming when OUT
@@ -38,24 +38,35 @@ run() {
   [ -f "$out/last.pt" ] && return 0
   if [ -f "$out/train_state.pt" ]; then
     local left
-    left=$(python3 -c "import json,sys; h=json.load(open(sys.argv[1])); print(max(0.1, $minutes - h[-1]['minutes']))" \
-      "$out/val_history.json")
+    left=$(python3 -c "import json,os,sys; f=sys.argv[1]; h=json.load(open(f)) if os.path.exists(f) else []
+print(max(0.1, $minutes - (h[-1]['minutes'] if h else 0)))" "$out/val_history.json")
     jukesep train "$1" --resume --out "$out" --minutes "$left"
   else
     jukesep train "$@" --out "$out" --minutes "$minutes"
   fi
 }
 
+# A phase starts from finished runs only (best.pt appears at the first validation, long before).
+need() {
+  for run in "$@"; do
+    [ -f "$run/last.pt" ] || { echo "$run is not finished: run its phase first" >&2; exit 1; }
+  done
+}
+stage1_runs() { for stem in $STEMS; do echo "$RUNS/$1/vqvae-$stem"; done; }
+
 foundation() { run "$FOUNDATION_MIN" "$RUNS/foundation" foundation --data "$DATA" $SIZE $TRAIN; }
 stage1() {  # ARM INIT [SIZE: the architecture, for a scratch init]
+  [ "$2" = scratch ] || need "$RUNS/foundation"
   for stem in $STEMS; do
     run "$STAGE1_MIN" "$RUNS/$1/vqvae-$stem" vqvae --stem "$stem" --data "$DATA" --init "$2" ${3:-} $TRAIN
   done
 }
 shared() {  # ARM NAME INIT LOSS [HEAD FLAGS]
+  need $(stage1_runs "$1")
   run "$STAGE2_MIN" "$RUNS/$1/$2" shared --data "$DATA" --vqvae "$RUNS/$1" --init "$3" --stage2-loss "$4" ${5:-} $TRAIN
 }
 per_stem() {  # ARM NAME LOSS: one encoder per stem, a quarter of the stage-2 time each
+  need $(stage1_runs "$1")
   for stem in $STEMS; do
     run "$(python3 -c "print($STAGE2_MIN / 4)")" "$RUNS/$1/$2/encoder-$stem" encoder --stem "$stem" --data "$DATA" \
       --vqvae "$RUNS/$1/vqvae-$stem/best.pt" --init "foundation:$RUNS/foundation/best.pt" --stage2-loss "$3" $TRAIN
@@ -68,17 +79,17 @@ for phase in $PHASES; do
   case $phase in
     foundation) foundation ;;
     stage1) stage1 transfer "foundation:$RUNS/foundation/best.pt" ;;
-    default) shared transfer shared-output "foundation:$RUNS/foundation/best.pt" output ;;
+    default) shared transfer shared-output-context "foundation:$RUNS/foundation/best.pt" output "$HEADS" ;;
     peers) [ -f "$RUNS/openunmix.pt" ] || jukesep baselines train openunmix --data "$DATA" --out "$RUNS/openunmix.pt" \
              --steps 1000000 --minutes "$PEER_MIN" --config '{"hidden": 128}' ;;
     paper) per_stem transfer paper latent ;;
     per-stem-output) per_stem transfer per-stem-output output ;;
-    shared-latent) shared transfer shared-latent "foundation:$RUNS/foundation/best.pt" latent ;;
-    shared-both) shared transfer shared-both "foundation:$RUNS/foundation/best.pt" both ;;
-    shared-context) shared transfer shared-output-context "foundation:$RUNS/foundation/best.pt" output "$CONTEXT" ;;
+    shared-short) shared transfer shared-output "foundation:$RUNS/foundation/best.pt" output ;;
+    shared-latent) shared transfer shared-latent "foundation:$RUNS/foundation/best.pt" latent "$HEADS" ;;
+    shared-both) shared transfer shared-both "foundation:$RUNS/foundation/best.pt" both "$HEADS" ;;
     scratch)
       stage1 scratch scratch "$SIZE"
-      shared scratch shared-output scratch output ;;
+      shared scratch shared-output-context scratch output "$HEADS" ;;
     *) echo "unknown phase $phase" >&2; exit 2 ;;
   esac
 done

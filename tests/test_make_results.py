@@ -44,7 +44,7 @@ SYSTEMS = {  # per-stem MDX SDR
     "mystery-system": [0.0, 0.0, 0.0, 0.0],
 }
 MINUTES = {"foundation": 10.0, **{f"transfer-vqvae-{s}": m for s, m in zip(STEMS, [2.0, 3.0, 4.0, 5.0])},
-           "transfer-shared-output": 6.0}
+           "transfer-shared-output-context": 6.0}
 
 
 @pytest.fixture
