@@ -3,8 +3,8 @@
 # splits, chooses the refinement on the valid split, and regenerates docs/RESULTS.md.
 #   scripts/collect_results.sh CORPUS RUNS REPORTS [PHASE...]
 # Phases (default: all): refine baselines arms
-# A score whose summary exists is skipped (rerunning continues). Two scores run at once (one
-# thread each) on a 2-core machine. The refinement of the arms is the package's default
+# A score whose summary exists is skipped (rerunning continues). $JOBS scores (default 2) run at
+# once, one thread each. The refinement of the arms is the package's default
 # (jukesep/defaults.py), which the refine phase is there to choose.
 set -euo pipefail
 DATA=${1:?corpus}; RUNS=${2:?runs}; REPORTS=${3:?reports}
@@ -32,7 +32,8 @@ score() {  # NAME SPLIT, then `jukesep evaluate` arguments
   cp "$REPORTS/$name-$split/summary.json" "$RESULTS/quality/$name-$split.json"
 }
 PIDS=()
-later() { "$@" & PIDS+=($!); [ ${#PIDS[@]} -lt 2 ] || settle; }  # at most two at once
+JOBS=${JOBS:-2}
+later() { "$@" & PIDS+=($!); [ ${#PIDS[@]} -lt "$JOBS" ] || settle; }  # at most JOBS at once
 settle() { for pid in "${PIDS[@]}"; do wait "$pid"; done; PIDS=(); }  # fails if one failed
 
 for phase in $PHASES; do
