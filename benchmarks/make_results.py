@@ -40,6 +40,7 @@ DESCRIPTIONS = {
     "transfer-shared-latent": "shared encoder, latent loss, transfer",
     "transfer-shared-both": "shared encoder, latent + output loss, transfer",
     "scratch-shared-output": "the default's design from scratch (random init)",
+    "previous-default": "the previous default (paper layout, the 40-min corpus), refined",
     "refine-none": "no refinement",
     "refine-softmask": "soft mask",
     "refine-wiener": "Wiener filter",
