@@ -30,11 +30,11 @@ def test_shipped_file_is_small_and_carries_its_provenance():
     model, data = load_model(path, expect_kind="separator")
     assert model.stem_names == list(STEMS)
     meta = data["metadata"]
-    for key in ("data", "training", "test_sdr_mdx", "notes"):
+    for key in ("data", "recipe", "training", "scores", "demo"):
         assert meta[key], key
-    for stem in STEMS:
-        for stage in ("vqvae", "encoder"):
-            assert meta["training"][f"{stage}-{stem}"]["steps"] > 0
+    assert {"test", "heldout"} <= set(meta["scores"])
+    for run in ["foundation", "shared"] + [f"vqvae-{stem}" for stem in STEMS]:
+        assert meta["training"][run]["steps"] > 0, run
 
 
 def test_references_add_up_to_the_example_song(example):
@@ -55,4 +55,4 @@ def test_readme_main_command_uses_the_shipped_model(tmp_path):
     assert result.returncode == 0, result.stderr
     assert outputs(tmp_path) == [f"default/song/{s}.wav" for s in sorted(STEMS)]
     info = run_cli("info", "default")
-    assert info.returncode == 0 and "test_sdr_mdx" in info.stdout, info.stdout + info.stderr
+    assert info.returncode == 0 and "scores:" in info.stdout and "recipe:" in info.stdout, info.stdout + info.stderr
