@@ -290,7 +290,7 @@ def test_loopback_server_takes_20_uploads_and_bombs_within_1_gib(tmp_path, capsy
     try:
         load = run(url, jobs=20, seconds=0.2, timeout=120)
         assert load["done"] == 20 and load["problems"] == {}, load["problems"]
-        hostile = run_hostile(url, proc.pid, bombs, timeout=120)
+        hostile = run_hostile(url, proc.pid, bombs, timeout=300)  # jobs also make previews now
     finally:
         proc.terminate()
         proc.wait(timeout=60)
