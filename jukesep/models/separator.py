@@ -18,10 +18,10 @@ from ..errors import CheckpointError, JukesepError, ShapeError
 from .bottleneck import BottleneckBlock
 from .config import HeadConfig, VQVAEConfig
 from .fast import FastEncoder, FastStem
-
-MAX_CONTEXT_SECONDS = 60
 from .shared import SharedStem
 from .vqvae import VQVAE, Decoder, Encoder
+
+MAX_CONTEXT_SECONDS = 60
 
 
 class StemModel(nn.Module):
