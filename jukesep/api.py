@@ -28,6 +28,9 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 SEGMENT_RANGE = (0.01, 3600.0)  # seconds: tinier chunks would spend minutes recomputing context
 MAX_CONTEXT = 60.0  # seconds per side
 CPU_SEGMENT, GPU_SEGMENT = 2.0, 30.0  # seconds (see default_segment)
+# A stage's chunks are at least this many times its one-sided context. Measured with the default
+# model (long-reach heads; 3 interleaved rounds, 1 thread): 4x 4.43, 8x 4.79, 16x 4.75 x real time.
+CONTEXT_SHARE = 16
 CPU_BATCH = 1  # chunks per model call on CPU (see batch_for)
 GPU_BATCH_SECONDS = 1200.0  # mono audio per model call on a GPU (activations ~ 1 GB per minute at width 64)
 MAX_SHIFT_SECONDS = 0.5
@@ -75,13 +78,12 @@ def model_name(path: Path, metadata: dict) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name)).strip("._") or path.stem
 
 
-def default_segment(model: SeparatorModel, device: torch.device) -> float:
+def default_segment(device: torch.device) -> float:
     """Seconds per chunk, from measured speed curves (benchmarks/segment_curve.py, docs/RESULTS.md):
     on CPU short chunks stay in cache (2 s ran 1.4x faster than 10 s for the default model), on a GPU
-    long ones mean fewer launches (30 s: 1.3x faster than 10 s); and never under four times the
-    model's one-sided context, which each chunk recomputes."""
-    floor = 4 * model.context_samples() / model.sample_rate
-    return max(GPU_SEGMENT if device.type == "cuda" else CPU_SEGMENT, floor)
+    long ones mean fewer launches (30 s: 1.3x faster than 10 s). A stage of the model with a long
+    reach lengthens its own chunks (`Separator._plan`)."""
+    return GPU_SEGMENT if device.type == "cuda" else CPU_SEGMENT
 
 
 class Separation(NamedTuple):
@@ -101,8 +103,8 @@ class Separator:
 
     segment: seconds of output per chunk (memory grows with it, not with the song); None picks the
         measured best for the device (`default_segment`);
-    context: seconds of input added on each side of a chunk (None = the model's full receptive
-        field, which makes chunked output identical to whole-signal output);
+    context: seconds of context on each side of a chunk, at most, for each of the model's stages
+        (None = each stage's full reach, which makes chunked output identical to whole-signal output);
     overlap: fraction of a segment cross-faded with the next one (useful when `context` is cut);
     precision: "auto" (bfloat16 where the hardware makes it fast: CUDA GPUs, CPUs with AVX512-BF16 or
         AMX; float32 elsewhere), "float32" or "bfloat16" (autocast; code choice stays float32);
@@ -122,7 +124,7 @@ class Separator:
         self.refine = check_refine(refine)
         self.device = resolve_device(device)
         if segment is None:
-            segment = default_segment(model, self.device)
+            segment = default_segment(self.device)
         _check_number("segment", segment, *SEGMENT_RANGE)
         if context is not None:
             _check_number("context", context, 0.0, MAX_CONTEXT)
@@ -281,35 +283,65 @@ class Separator:
 
     @torch.inference_mode()
     def _run_chunks(self, signal: torch.Tensor, stems: list[str], progress: ProgressFn | None) -> torch.Tensor:
-        """`Tensor[C x T]` at the model's rate → `Tensor[S x C x T]`, chunk by chunk."""
-        hop, rate = self.model.hop_length(), self.sample_rate
-        length = signal.shape[1]
-        padded = torch.nn.functional.pad(signal, (0, -length % hop))
-        context = self.model.context_samples() if self.context is None else int(self.context * rate)
-        segment = int(self.segment * rate)
-        chunks = chunking.plan_chunks(padded.shape[1], segment, context, int(self.overlap * segment), hop)
+        """`Tensor[C x T]` at the model's rate → `Tensor[S x C x T]`: each of the model's stages in
+        turn over the whole signal, chunk by chunk, each chunk with the context that stage needs."""
         model = self.runner.select(stems)
+        hop, length = model.hop_length(), signal.shape[1]
+        x = torch.nn.functional.pad(signal, (0, -length % hop))
+        frames = x.shape[1] // hop
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
                                   enabled=self.precision == "bfloat16" and not self.use_fast)
-        # On a GPU the song and its stems stay on the device (one transfer each way, pinned).
+        # On a GPU the song, its stems and everything between stay on the device (pinned transfers).
         where = self.device if self.device.type == "cuda" else torch.device("cpu")
         if where.type == "cuda":
-            padded = padded.pin_memory().to(where, non_blocking=True)
+            x = x.pin_memory().to(where, non_blocking=True)
+        stages = model.stages()
+        offsets = [0]
+        for stage in stages:
+            offsets.append(offsets[-1] + stage.cost * frames)
+        for i, stage in enumerate(stages):
+            last = i == len(stages) - 1
+            chunks = self._plan(stage, frames, last)
 
-        def process(windows: torch.Tensor) -> torch.Tensor:
-            with autocast:
-                return model(windows.to(self.device)).float().to(where)
+            def process(windows: torch.Tensor, run=stage.run) -> torch.Tensor:
+                with autocast:
+                    return run(windows.to(self.device)).to(where)
 
-        out = torch.zeros(len(stems), *padded.shape, device=where)
-        chunking.overlap_add(padded, chunks, process, out, progress, self.batch_for(segment + 2 * context,
-                                                                                    padded.shape[0]))
-        out = out[..., :length].contiguous()
+            def report(done: int, _: int, stage=stage, base=offsets[i]) -> None:
+                if progress is not None and (done or not base):  # the first stage's 0 only
+                    progress(base + stage.cost * done, offsets[-1])
+
+            span = chunks[0].window_stop - chunks[0].window_start
+            x = chunking.overlap_add(x, chunks, process, stage.inp, stage.out,
+                                     self.batch_for(span * hop, signal.shape[0]), where, report)
+        out = x.float()[..., :length].contiguous()
         if where.type != "cuda":
             return out
         host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)  # a pinned copy back is faster
         host.copy_(out, non_blocking=True)
         torch.cuda.synchronize(where)
         return host
+
+    def context_samples(self) -> int:
+        """Samples at the model's rate that a chunked separation reads beyond a piece of audio, on
+        each side, to separate it as it does (the stages' contexts added up)."""
+        return sum(self._context_frames(stage) for stage in self.model.stages()) * self.model.hop_length()
+
+    def _context_frames(self, stage) -> int:
+        if self.context is None:
+            return stage.reach
+        return min(stage.reach, math.ceil(self.context * self.sample_rate / self.model.hop_length()))
+
+    def _plan(self, stage, frames: int, last: bool) -> list[chunking.Chunk]:
+        """A stage's chunks over `frames` latent frames: `segment` long, or `CONTEXT_SHARE` times the
+        stage's context when that is longer (each chunk recomputes its context), with the stage's full
+        reach as context, or `context` when that is shorter; only the last stage (audio out)
+        cross-fades `overlap`."""
+        hop, rate = self.runner.hop_length(), self.sample_rate
+        context = self._context_frames(stage)
+        segment = max(int(self.segment * rate) // hop, CONTEXT_SHARE * context, 1)
+        overlap = int(self.overlap * self.segment * rate) // hop if last else 0
+        return chunking.plan_chunks(frames, segment, context, overlap, 1)
 
     def batch_for(self, window: int, channels: int) -> int:
         """Chunks per model call: `batch` when set; else `CPU_BATCH` on CPU (measured with the default

@@ -8,7 +8,7 @@ context is cut short for speed. Memory depends on the segment, not on the song's
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Callable
 
 import torch
@@ -71,32 +71,42 @@ def batches(chunks: list[Chunk], size: int) -> list[list[Chunk]]:
 
 
 def overlap_add(signal: torch.Tensor, chunks: list[Chunk], process: Callable[[torch.Tensor], torch.Tensor],
-                out: torch.Tensor, progress: Callable[[int, int], None] | None = None,
-                batch: int = 1) -> torch.Tensor:
-    """Run `process` on the chunks' windows, up to `batch` at a time, and cross-fade the results into `out`.
+                inp: int = 1, outp: int = 1, batch: int = 1, where: torch.device | None = None,
+                progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Run `process` on the chunks' windows, up to `batch` at a time, and put the kept part of each
+    result in place, cross-fading where neighbours overlap.
 
-    signal: `Tensor[C x T]`; process: windows `Tensor[N x C x W]` → `Tensor[N x ... x C x W]`;
-    out: `Tensor[... x C x T]` of zeros (on any device), filled in place and returned.
-    `progress(done, total)` is called once before the first chunk (0 done) and after every batch.
+    Chunk positions count units of `inp` input and `outp` output positions (e.g. latent frames of a
+    model whose input is audio at `inp` samples per frame). signal: `Tensor[... x F*inp]`; process:
+    windows `Tensor[N x ... x W*inp]` → `Tensor[N x ... x W*outp]` (any dtype; integer results
+    only without overlap). Returns `Tensor[... x F*outp]` on `where` (the results' device when None).
+    `progress(done, total)` counts kept units: called with 0 first, then after every batch.
     """
-    if signal.dim() != 2 or out.shape[-2:] != signal.shape:
-        raise ShapeError(f"expected signal [C x T] and out [... x C x T], got {tuple(signal.shape)} "
-                         f"and {tuple(out.shape)}")
+    total = chunks[-1].stop if chunks else 0
+    if total * inp != signal.shape[-1]:
+        raise ShapeError(f"chunks cover {total} x {inp} positions, the signal has {signal.shape[-1]}")
     if progress is not None:
-        progress(0, len(chunks))
-    done, weights = 0, {}
+        progress(0, total)
+    out, weights = None, {}
     for group in batches(chunks, max(1, batch)):
-        windows = torch.stack([signal[:, c.window_start:c.window_stop] for c in group])
+        windows = torch.stack([signal[..., c.window_start * inp:c.window_stop * inp] for c in group])
         estimates = process(windows)
-        if estimates.shape[0] != len(group) or estimates.shape[-2:] != windows.shape[-2:]:
+        width = windows.shape[-1] // inp * outp
+        if estimates.shape[0] != len(group) or estimates.shape[-1] != width:
             raise ShapeError(f"process returned {tuple(estimates.shape)} for windows of {tuple(windows.shape)}")
+        if out is None:
+            out = torch.zeros(*estimates.shape[1:-1], total * outp, dtype=estimates.dtype,
+                              device=where or estimates.device)
         for chunk, estimate in zip(group, estimates):
-            lo, hi = chunk.start - chunk.window_start, chunk.stop - chunk.window_start
+            kept = estimate[..., (chunk.start - chunk.window_start) * outp:(chunk.stop - chunk.window_start) * outp]
+            region = out[..., chunk.start * outp:chunk.stop * outp]
+            if not (chunk.fade_in or chunk.fade_out):  # the region is this chunk's alone
+                region.copy_(kept)
+                continue
             key = (chunk.stop - chunk.start, chunk.fade_in, chunk.fade_out)
             if key not in weights:  # a handful of distinct ramps per song: make each once, on out's device
-                weights[key] = fade_weights(chunk).to(out.device)
-            out[..., chunk.start:chunk.stop] += estimate[..., lo:hi].to(out) * weights[key]
-        done += len(group)
+                weights[key] = fade_weights(Chunk(*(v * outp for v in astuple(chunk)))).to(out.device)
+            region += kept.to(out) * weights[key]
         if progress is not None:
-            progress(done, len(chunks))
+            progress(group[-1].stop, total)
     return out

@@ -56,10 +56,12 @@ def register(sub) -> None:
                           "clamp, or none (float wav only)")
     sep.add_argument("-d", "--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     sep.add_argument("--segment", type=float, default=None,
-                     help="seconds per chunk (default: the measured best for the device: 2 on CPU, 30 on GPU, at "
-                          "least 4x the model's context); memory grows with it, not with the song")
+                     help="seconds per chunk (default: the measured best for the device: 2 on CPU, 30 on GPU; a "
+                          "stage of the model with a long reach takes longer chunks); memory grows with it, "
+                          "not with the song")
     sep.add_argument("--context", type=float, default=None,
-                     help="seconds of context per chunk side (default: the model's receptive field)")
+                     help="seconds of context per chunk side, at most, for each stage of the model "
+                          "(default: each stage's full reach: output identical to whole-song output)")
     sep.add_argument("--overlap", type=float, default=0.0, help="fraction of a chunk cross-faded with the next")
     sep.add_argument("--shifts", type=int, default=0,
                      help=f"average N extra passes on randomly delayed input (0-{MAX_SHIFTS}; N times slower)")

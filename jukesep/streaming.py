@@ -91,8 +91,7 @@ def _aligned(samples: float, separator, rate: int) -> int:
 
 def _context(separator, rate: int) -> int:
     """Extra samples (at `rate`) read on each side of a block: what the model sees of its edges."""
-    seconds = separator.model.context_samples() / separator.sample_rate if separator.context is None \
-        else separator.context
+    seconds = separator.context_samples() / separator.sample_rate
     margin = RESAMPLER_MARGIN if rate != separator.sample_rate else 0
     if separator.refine != "none":  # the STFT frames that reach into the block
         margin += refine.N_FFT

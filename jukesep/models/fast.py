@@ -84,8 +84,15 @@ class FastStem(nn.Module):
         self.quantizer = stem.quantizer
         self.dtype = dtype
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Mixture audio `Tensor[B x 1 x T]` (or mixture latents) → the stem's codes `LongTensor[B x F]`."""
         z = self.encoder(x) if self.encoder is not None else self.head(x.to(self.dtype or x.dtype))  # [B x W x F]
-        z_q = self.quantizer.dequantize(self.quantizer.quantize(z)).to(z.dtype)
-        y = self.decoder(z_q.unsqueeze(2).contiguous(memory_format=torch.channels_last)).squeeze(2)
-        return y.to(x.dtype)
+        return self.quantizer.quantize(z)
+
+    def decode(self, codes: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Codes `LongTensor[B x F]` → stem audio `Tensor[B x 1 x F*hop]` in `dtype`."""
+        z_q = self.quantizer.dequantize(codes).to(self.dtype or dtype)
+        return self.decoder(z_q.unsqueeze(2).contiguous(memory_format=torch.channels_last)).squeeze(2).to(dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x), x.dtype)

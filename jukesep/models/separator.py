@@ -9,6 +9,7 @@ Two layouts:
 from __future__ import annotations
 
 import math
+from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
@@ -22,6 +23,21 @@ from .shared import SharedStem
 from .vqvae import VQVAE, Decoder, Encoder
 
 MAX_CONTEXT_SECONDS = 60
+
+
+class Stage(NamedTuple):
+    """One step of a separator's `forward`, for chunked inference: each step gets exactly the context
+    it needs itself, so a long-reach head does not make the encoder and decoders recompute audio.
+
+    Positions are counted in latent frames (of `hop_length()` samples): `run` maps
+    `Tensor[B x ... x F*inp]` → `Tensor[B x ... x F*out]`, and an output frame depends on input
+    frames at most `reach` frames away. `cost` is the step's rough share of the work (progress)."""
+    name: str
+    run: Callable[[torch.Tensor], torch.Tensor]
+    inp: int
+    out: int
+    reach: int
+    cost: int
 
 
 class StemModel(nn.Module):
@@ -43,10 +59,17 @@ class StemModel(nn.Module):
         stem.decoder.load_state_dict(vqvae.decoder.state_dict())
         return stem
 
+    def encode(self, mixture: torch.Tensor) -> torch.Tensor:
+        """`Tensor[B x 1 x T]` mixture (T a multiple of the hop) → the stem's codes `LongTensor[B x T/hop]`."""
+        return self.quantizer.quantize(self.encoder(mixture))
+
+    def decode(self, codes: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Codes `LongTensor[B x F]` → stem audio `Tensor[B x 1 x F*hop]`."""
+        return self.decoder(self.quantizer.dequantize(codes).to(dtype))
+
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
         """`Tensor[B x 1 x T]` mixture (T a multiple of the hop) → `Tensor[B x 1 x T]` stem estimate."""
-        codes = self.quantizer.quantize(self.encoder(mixture))
-        return self.decoder(self.quantizer.dequantize(codes).to(mixture.dtype))
+        return self.decode(self.encode(mixture), mixture.dtype)
 
 
 class SeparatorModel(nn.Module):
@@ -109,10 +132,8 @@ class SeparatorModel(nn.Module):
         return None if self.trunk is None else next(iter(self.stems.values())).head.cfg
 
     def context_samples(self) -> int:
-        if self.trunk is None:
-            return max(cfg.context_samples() for cfg in self.configs.values())
-        head = self.head_config.reach_frames() * self.trunk.cfg.hop_length
-        return self.trunk.cfg.encoder_reach() + head + max(c.encoder_reach() for c in self.configs.values()) + 1
+        """One-sided receptive field of `forward` in audio samples (an upper bound)."""
+        return sum(stage.reach for stage in self.stages()) * self.hop_length()
 
     def hop_length(self) -> int:
         return math.lcm(*(cfg.hop_length for cfg in self.configs.values()))
@@ -134,14 +155,60 @@ class SeparatorModel(nn.Module):
         trunk = None if self.trunk is None else FastEncoder(self.trunk, dtype)
         return SeparatorModel.from_stems({n: FastStem(s, dtype) for n, s in self.stems.items()}, trunk).eval()
 
+    def stages(self) -> list[Stage]:
+        """`forward` as a chain of steps: mixture `Tensor[B x C x T]` → (shared layout: the trunk's
+        latents `Tensor[B x C x E x F]` →) codes `LongTensor[B x S x C x F]` → stems `Tensor[B x S x C x T]`."""
+        hop, count = self.hop_length(), len(self.stems)
+        if len({cfg.hop_length for cfg in self.configs.values()}) > 1:  # codes of unequal rates: one step
+            reach = max(cfg.context_samples() for cfg in self.configs.values())
+            return [Stage("separate", self._whole, hop, hop, _frames(reach, hop), 2 * count)]
+        coder = _frames(max(cfg.encoder_reach() for cfg in self.configs.values()), hop)
+        decode = Stage("decode", self._decode, 1, hop, coder, count)
+        if self.trunk is None:
+            return [Stage("encode", self._encode, hop, 1, coder, count), decode]
+        return [Stage("trunk", self._trunk, hop, 1, _frames(self.trunk.cfg.encoder_reach(), hop), 1),
+                Stage("heads", self._encode, 1, 1, self.head_config.reach_frames(), count), decode]
+
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
         """`Tensor[B x C x T]` mixture (T a multiple of `hop_length()`) → `Tensor[B x S x C x T]` stems,
         S in `stem_names` order."""
         if mixture.dim() != 3 or mixture.shape[-1] % self.hop_length() != 0:
             raise ShapeError(f"expected a mixture [B x C x T] with T a multiple of {self.hop_length()}, "
                              f"got {tuple(mixture.shape)}")
+        x = mixture
+        for stage in self.stages():
+            x = stage.run(x)
+        return x.to(mixture.dtype)
+
+    def _trunk(self, mixture: torch.Tensor) -> torch.Tensor:
+        """`Tensor[B x C x T]` → the trunk's latents `Tensor[B x C x E x T/hop]`."""
+        batch, channels, length = mixture.shape
+        z = self.trunk(mixture.reshape(batch * channels, 1, length))
+        return z.reshape(batch, channels, *z.shape[1:])
+
+    def _encode(self, source: torch.Tensor) -> torch.Tensor:
+        """Mixture `Tensor[B x C x T]` (per-stem layout) or trunk latents `Tensor[B x C x E x F]`
+        → codes `LongTensor[B x S x C x F]`."""
+        batch, channels = source.shape[:2]
+        folded = source.reshape(batch * channels, *source.shape[2:])
+        if self.trunk is None:
+            folded = folded.unsqueeze(1)  # mono audio [B*C x 1 x T]
+        codes = torch.stack([stem.encode(folded) for stem in self.stems.values()], dim=1)  # [B*C x S x F]
+        return codes.reshape(batch, channels, *codes.shape[1:]).transpose(1, 2)
+
+    def _decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes `LongTensor[B x S x C x F]` → stems `Tensor[B x S x C x F*hop]` (float32)."""
+        batch, _, channels, frames = codes.shape
+        return torch.stack([stem.decode(codes[:, i].reshape(batch * channels, frames)).reshape(batch, channels, -1)
+                            for i, stem in enumerate(self.stems.values())], dim=1)
+
+    def _whole(self, mixture: torch.Tensor) -> torch.Tensor:
+        """`Tensor[B x C x T]` → `Tensor[B x S x C x T]`, each stem end to end (stems of unequal hops)."""
         batch, channels, length = mixture.shape
         mono = mixture.reshape(batch * channels, 1, length)
-        source = mono if self.trunk is None else self.trunk(mono)
-        return torch.stack([stem(source).to(mixture.dtype).reshape(batch, channels, length)
-                            for stem in self.stems.values()], dim=1)
+        return torch.stack([stem(mono).float().reshape(batch, channels, length) for stem in self.stems.values()], 1)
+
+
+def _frames(samples: int, hop: int) -> int:
+    """A reach in samples as whole frames, plus one: a frame's own samples may start up to a frame away."""
+    return -(-samples // hop) + 1

@@ -65,9 +65,16 @@ class SharedStem(nn.Module):
         self.quantizer = BottleneckBlock(cfg)  # the stem's codebook (stage 1)
         self.decoder = Decoder(cfg)  # the stem's decoder (stage 1)
 
+    def encode(self, z: torch.Tensor) -> torch.Tensor:
+        """Mixture latents `Tensor[B x E x F]` → the stem's codes `LongTensor[B x F]`."""
+        return self.quantizer.quantize(self.head(z))
+
+    def decode(self, codes: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Codes `LongTensor[B x F]` → stem audio `Tensor[B x 1 x F*hop]`."""
+        return self.decoder(self.quantizer.dequantize(codes).to(dtype))
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        codes = self.quantizer.quantize(self.head(z))
-        return self.decoder(self.quantizer.dequantize(codes).to(z.dtype))
+        return self.decode(self.encode(z), z.dtype)
 
     def straight_through(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training form: mixture latents → (head latents `[B x E x F]`, stem audio `[B x 1 x T]` decoded
