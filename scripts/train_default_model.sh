@@ -14,6 +14,7 @@
 #   shared-latent    shared encoder, latent loss
 #   shared-short     the default with short-reach heads (4 blocks, dilations 2^i: 17 latent frames)
 #   shared-both      shared encoder, latent + output loss
+#   shared-long      the default trained on excerpts 4x longer (1.5 s, batch 1): the heads' reach inside them
 #   scratch          the default design without transfer: stage 1 and 2 from random weights
 set -euo pipefail
 DATA=${1:?corpus folder (jukesep corpus render ...)}
@@ -28,6 +29,7 @@ STAGE2_MIN=${STAGE2_MIN:-20}          # all four stems together
 PEER_MIN=${PEER_MIN:-$((FOUNDATION_MIN + 4 * STAGE1_MIN + STAGE2_MIN))}
 STEMS="vocals drums bass other"
 HEADS="--head-depth 8 --head-growth 3"  # reach: 3,282 latent frames (0.6 s) each side
+LONG="--excerpt 65536 --batch-size 1"  # as many samples per step as $TRAIN's, in one excerpt
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 # Runs `jukesep train STAGE ... --out OUT` for MINUTES of wall time in all, resuming when OUT
@@ -63,7 +65,7 @@ stage1() {  # ARM INIT [SIZE: the architecture, for a scratch init]
 }
 shared() {  # ARM NAME INIT LOSS [HEAD FLAGS]
   need $(stage1_runs "$1")
-  run "$STAGE2_MIN" "$RUNS/$1/$2" shared --data "$DATA" --vqvae "$RUNS/$1" --init "$3" --stage2-loss "$4" ${5:-} $TRAIN
+  run "$STAGE2_MIN" "$RUNS/$1/$2" shared --data "$DATA" --vqvae "$RUNS/$1" --init "$3" --stage2-loss "$4" $TRAIN ${5:-}
 }
 per_stem() {  # ARM NAME LOSS: one encoder per stem, a quarter of the stage-2 time each
   need $(stage1_runs "$1")
@@ -87,6 +89,7 @@ for phase in $PHASES; do
     shared-short) shared transfer shared-output "foundation:$RUNS/foundation/best.pt" output ;;
     shared-latent) shared transfer shared-latent "foundation:$RUNS/foundation/best.pt" latent "$HEADS" ;;
     shared-both) shared transfer shared-both "foundation:$RUNS/foundation/best.pt" both "$HEADS" ;;
+    shared-long) shared transfer shared-long "foundation:$RUNS/foundation/best.pt" output "$HEADS $LONG" ;;
     scratch)
       stage1 scratch scratch "$SIZE"
       shared scratch shared-output-context scratch output "$HEADS" ;;
