@@ -79,15 +79,17 @@ class FastStem(nn.Module):
         self.cfg = stem.cfg
         shared = hasattr(stem, "head")
         self.encoder = None if shared else FastEncoder(stem.encoder, dtype)
-        self.head = copy.deepcopy(stem.head).to(dtype=dtype) if shared else None
+        self.head = convs_to_2d(stem.head).to(dtype=dtype) if shared else None
         self.decoder = convs_to_2d(nn.Sequential(stem.decoder.level_blocks[0], stem.decoder.out)).to(dtype=dtype)
         self.quantizer = stem.quantizer
         self.dtype = dtype
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Mixture audio `Tensor[B x 1 x T]` (or mixture latents) → the stem's codes `LongTensor[B x F]`."""
-        z = self.encoder(x) if self.encoder is not None else self.head(x.to(self.dtype or x.dtype))  # [B x W x F]
-        return self.quantizer.quantize(z)
+        if self.encoder is not None:
+            return self.quantizer.quantize(self.encoder(x))
+        h = x.to(self.dtype or x.dtype).unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        return self.quantizer.quantize((self.head.skip(h) + self.head.branch(h)).squeeze(2))  # StemHead's sum
 
     def decode(self, codes: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Codes `LongTensor[B x F]` → stem audio `Tensor[B x 1 x F*hop]` in `dtype`."""
