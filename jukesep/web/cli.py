@@ -9,7 +9,7 @@ import socket
 import sys
 from pathlib import Path
 
-from ..defaults import DEFAULT_MODEL, REFINES
+from ..defaults import DEFAULT_MODEL, DEFAULT_REFINE, REFINES
 from ..errors import JukesepError
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
@@ -43,11 +43,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--retention-hours", type=float, default=72,
                    help="finished jobs and their files are deleted after this long (default 72)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    # Not the package default yet: with softmask the server's peak memory while handling the hostile
-    # uploads of benchmarks/web_load.py grew 1.5 GB (1 GiB is the bound), unexplained so far.
-    p.add_argument("--refine", choices=REFINES, default="none",
-                   help="refinement on the mixture's STFT (default: none; softmask scores better but the "
-                        "server then needs more memory)")
+    p.add_argument("--refine", choices=REFINES, default=DEFAULT_REFINE,
+                   help=f"refinement on the mixture's STFT (default: {DEFAULT_REFINE}; see jukesep separate)")
     p.set_defaults(func=cmd_serve)
     return p
 
