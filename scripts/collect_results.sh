@@ -14,7 +14,7 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 RESULTS=$HERE/benchmarks/results
 mkdir -p "$RESULTS/quality" "$RESULTS/curves" "$REPORTS"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-SPLITS=${SPLITS:-test $( [ -d "$DATA/heldout" ] && echo heldout )}
+SPLITS=${SPLITS:-test $( [ -d "$DATA/heldout" ] && echo heldout || true )}
 DEFAULT=$RUNS/transfer/shared-output-context/best.pt
 ARMS=(  # system name = separator file
   "transfer-shared-short=$RUNS/transfer/shared-output/best.pt"
@@ -22,6 +22,7 @@ ARMS=(  # system name = separator file
   "transfer-per-stem-output=$RUNS/transfer/per-stem-output/separator.pt"
   "transfer-shared-latent=$RUNS/transfer/shared-latent/best.pt"
   "transfer-shared-both=$RUNS/transfer/shared-both/best.pt"
+  "transfer-shared-long=$RUNS/transfer/shared-long/best.pt"
   "scratch-shared-output=$RUNS/scratch/shared-output-context/best.pt"
 )
 

@@ -14,17 +14,7 @@ from torch import nn
 from ..errors import ShapeError
 from .bottleneck import BottleneckBlock
 from .config import HeadConfig, VQVAEConfig
-from .vqvae import Decoder
-
-
-class HeadBlock(nn.Module):
-    def __init__(self, width: int, dilation: int):
-        super().__init__()
-        self.model = nn.Sequential(nn.ReLU(), nn.Conv1d(width, width, 3, 1, dilation, dilation),
-                                   nn.ReLU(), nn.Conv1d(width, width, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.model(x)
+from .vqvae import Decoder, ResConv1DBlock
 
 
 class StemHead(nn.Module):
@@ -39,12 +29,10 @@ class StemHead(nn.Module):
         self.cfg = cfg
         self.skip = nn.Conv1d(in_width, out_width, 1, bias=False)
         self.branch = nn.Sequential(nn.Conv1d(in_width, cfg.width, 3, 1, 1),
-                                    *(HeadBlock(cfg.width, d) for d in cfg.dilations()),
+                                    *(ResConv1DBlock(cfg.width, cfg.width, d, 1.0) for d in cfg.dilations()),
                                     nn.ReLU(), nn.Conv1d(cfg.width, out_width, 3, 1, 1))
         with torch.no_grad():
-            eye = torch.zeros(out_width, in_width)
-            eye[: min(in_width, out_width), : min(in_width, out_width)] = torch.eye(min(in_width, out_width))
-            self.skip.weight.copy_(eye.unsqueeze(-1))
+            self.skip.weight.copy_(torch.eye(out_width, in_width).unsqueeze(-1))
             self.branch[-1].weight.zero_()
             self.branch[-1].bias.zero_()
 
@@ -75,12 +63,3 @@ class SharedStem(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(z), z.dtype)
-
-    def straight_through(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Training form: mixture latents → (head latents `[B x E x F]`, stem audio `[B x 1 x T]` decoded
-        from the nearest codes with straight-through gradients, commitment loss (scalar))."""
-        latents = self.head(z)
-        with torch.no_grad():
-            nearest = self.quantizer.dequantize(self.quantizer.quantize(latents)).to(latents.dtype)
-        commit = (latents - nearest).pow(2).mean()
-        return latents, self.decoder(latents + (nearest - latents).detach()), commit
