@@ -16,11 +16,11 @@ import torch
 from . import chunking
 from .audio import check_audio, fit_length, read_audio, resample, to_float
 from .checkpoint import load_model
-from .defaults import DEFAULT_MODEL, MAX_SHIFTS
+from .defaults import DEFAULT_MODEL, DEFAULT_REFINE, MAX_SHIFTS
 from .errors import CheckpointError, InvalidAudioError, JukesepError, TooShortAudioError
 from .hardware import choose_precision
 from .models import SeparatorModel
-from .refine import DEFAULT_REFINE, check_refine, refine
+from .refine import check_refine, refine
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 ProgressFn = Callable[[int, int], None]

@@ -78,12 +78,8 @@ def load_model(path, expect_kind: str | None = None) -> tuple[nn.Module, dict]:
                 raise CheckpointError("separator config lists no stems")
             if len(stems) > MAX_STEMS:
                 raise CheckpointError(f"separator config lists {len(stems)} stems (at most {MAX_STEMS})")
-            shared = {}
-            if ("trunk" in data["config"]) != ("head" in data["config"]):
-                raise CheckpointError("the shared layout needs both a trunk and a head config")
-            if "trunk" in data["config"]:
-                shared = {"trunk": VQVAEConfig.from_dict(data["config"].get("trunk")),
-                          "head": HeadConfig.from_dict(data["config"].get("head"))}
+            shared = {key: cls.from_dict(data["config"][key])  # SeparatorModel wants both or neither
+                      for key, cls in (("trunk", VQVAEConfig), ("head", HeadConfig)) if key in data["config"]}
             configs = {name: VQVAEConfig.from_dict(c) for name, c in stems.items()}
             _check_size(list(configs.values()) + list(shared.values()), len(configs), data["state"])
             model = SeparatorModel(configs, **shared)

@@ -76,7 +76,6 @@ def cmd_info(args) -> int:
     configs = data["config"].get("stems", {"(model)": data["config"]})
     if data["kind"] == "separator":
         print(f"stems:    {', '.join(configs)}")
-    if data["kind"] == "separator":
         print(f"layout:   {'shared encoder + a head per stem' if 'trunk' in data['config'] else 'per stem (paper)'}")
     shared = {"shared encoder": data["config"].get("trunk"), "heads": data["config"].get("head")}
     for name, cfg in {**configs, **{k: v for k, v in shared.items() if isinstance(v, dict)}}.items():

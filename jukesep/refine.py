@@ -23,7 +23,7 @@ import functools
 import numpy as np
 import torch
 
-from .defaults import DEFAULT_REFINE, REFINES  # noqa: F401  (re-exported)
+from .defaults import REFINES
 from .errors import JukesepError, ShapeError
 
 N_FFT, HOP = 4096, 1024  # open-unmix's STFT at 44.1 kHz

@@ -4,8 +4,8 @@ import soundfile as sf
 import torch
 
 from jukesep.checkpoint import save_model
+from jukesep.defaults import STEMS
 from jukesep.models import SeparatorModel, VQVAEConfig
-from jukesep.models.separator import STEMS
 
 RATE = 44100
 

@@ -7,7 +7,7 @@ import soundfile as sf
 import torch
 
 from jukesep.data import Augment, DataError, ExcerptDataset, find_tracks, validation_excerpts
-from jukesep.models.separator import STEMS
+from jukesep.defaults import STEMS
 from tests.conftest import write_song
 
 RATE = 44100

@@ -8,8 +8,8 @@ import pytest
 from jukesep.api import DEFAULT_MODEL, PRETRAINED_DIR, Separator
 from jukesep.audio import read_audio
 from jukesep.checkpoint import load_model
+from jukesep.defaults import STEMS
 from jukesep.evaluate.metrics import mdx_sdr
-from jukesep.models.separator import STEMS
 from tests.test_cli import outputs, run_cli
 
 ROOT = Path(__file__).parents[1]

@@ -6,9 +6,9 @@ import torch
 from jukesep import Separator
 from jukesep.checkpoint import load_model, save_model
 from jukesep.cli import main
+from jukesep.defaults import STEMS
 from jukesep.errors import CheckpointError
 from jukesep.models import HeadConfig, SeparatorModel
-from jukesep.models.separator import STEMS
 from jukesep.train import train
 from jukesep.train.loop import training_data
 from jukesep.train.step import train_step

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..defaults import STEMS
 from ..errors import ShapeError
-from ..models.separator import STEMS
 from .tracks import DataError, Track
 
 ALL = "all"  # target: every stem at once (the shared stage)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import fit_length, probe, read_audio
+from ..defaults import STEMS
 from ..errors import AudioError, JukesepError
-from ..models.separator import STEMS
 
 SOURCES = ("mixture",) + STEMS
 # Stream order inside a MUSDB18 .stem.mp4 (NI Stems): mixture, drums, bass, other, vocals.

@@ -28,7 +28,7 @@ def register(sub) -> None:
 
 def estimator_for(args):
     """(system name, stems, estimator) for --model or --baseline."""
-    from ..models.separator import STEMS
+    from ..defaults import STEMS
     from .baselines import BUILTIN
     if args.model:
         from ..api import Separator, model_path

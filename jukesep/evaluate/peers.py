@@ -22,8 +22,8 @@ from torch import nn
 from ..api import resolve_device
 from ..atomic import atomic_torch_save
 from ..data import Augment, ExcerptDataset, find_tracks
+from ..defaults import STEMS
 from ..errors import CheckpointError, JukesepError
-from ..models.separator import STEMS
 from ..progress import Progress
 from ..train.budget import Budget
 from ..train.step import train_step

@@ -14,7 +14,7 @@ from ..api import Separator
 from ..atomic import atomic_write_bytes
 from ..data import find_tracks
 from ..data.tracks import Track
-from ..models.separator import STEMS
+from ..defaults import STEMS
 from ..progress import Progress
 from .baselines import Estimator
 from .metrics import bss_eval, mdx_sdr

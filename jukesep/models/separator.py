@@ -14,7 +14,6 @@ from typing import Callable, NamedTuple
 import torch
 from torch import nn
 
-from ..defaults import STEMS  # noqa: F401  (kept importable from here)
 from ..errors import CheckpointError, JukesepError, ShapeError
 from .bottleneck import BottleneckBlock
 from .config import HeadConfig, VQVAEConfig

@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..checkpoint import load_model, save_model
+from ..defaults import STEMS
 from ..errors import CheckpointError
 from ..models import SeparatorModel, StemModel
-from ..models.separator import STEMS
 
 
 def bundle(out: Path, parts: dict[str, tuple[Path, Path]], metadata: dict | None = None) -> SeparatorModel:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..atomic import atomic_write_text
+from ..defaults import STEMS
 from ..errors import JukesepError
 from ..models import VQVAEConfig
 
@@ -77,8 +78,6 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (GPU)
 
     def __post_init__(self):
-        from ..models.separator import STEMS  # not at the top: it imports torch, and the flags need this module
-
         if self.stage not in STAGES:
             raise JukesepError(f"unknown stage {self.stage!r} (choose from {', '.join(STAGES)})")
         if self.stage in ("vqvae", "encoder") and not self.stem:

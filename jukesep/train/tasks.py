@@ -21,9 +21,9 @@ from torch import nn
 
 from ..checkpoint import import_jukebox, load_model
 from ..data.datasets import SILENT_RMS
+from ..defaults import STEMS
 from ..errors import JukesepError
 from ..models import VQVAE, Encoder, HeadConfig, SeparatorModel, VQVAEConfig
-from ..models.separator import STEMS
 from .config import TrainConfig
 from .losses import STFT_RESOLUTIONS, Bandwidth, lmix, multi_resolution_stft_loss, sdr
 

@@ -53,8 +53,8 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
 from ..audio import av_errors
+from ..defaults import DEFAULT_REFINE
 from ..errors import AudioError, JukesepError
-from ..refine import DEFAULT_REFINE
 from . import media
 from .disk import DiskFullError, DiskQuota, prepare
 from .guards import HostCheck, SameOrigin, SecurityHeaders, error
