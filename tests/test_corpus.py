@@ -178,3 +178,15 @@ def test_heldout_split_uses_only_timbres_training_never_uses(tiny, tmp_path):
     assert "heldout" in corpus_stats(out)["splits"]
     with pytest.raises(JukesepError, match="heldout-minutes"):
         plan_corpus(tmp_path, minutes=1, heldout_minutes=-1)
+
+
+@needs_fluidsynth
+def test_a_missing_heldout_font_stops_before_any_song_renders(tmp_path):
+    fonts = tmp_path / "fonts"
+    fonts.mkdir()
+    gm = next(d / "FluidR3_GM.sf2" for d in SF2_DIRS if (d / "FluidR3_GM.sf2").is_file())
+    (fonts / "FluidR3_GM.sf2").symlink_to(gm)  # the GM font only: no OPL-3
+    with pytest.raises(JukesepError, match="opl3-soundfont"):
+        render_corpus(tmp_path / "c", minutes=SECONDS / 60, seed=7, song_seconds=SECONDS, progress=False,
+                      heldout_minutes=SECONDS / 60, sf2_dirs=[fonts])
+    assert not (tmp_path / "c").exists()

@@ -116,6 +116,8 @@ def render_corpus(out_dir, minutes: float, seed: int = 0, jobs: int = 1, song_se
     """Render about `minutes` of songs into `out_dir` (resumable: complete songs are skipped).
     Returns a summary: songs per split, rendered/skipped counts, wall time and speed."""
     tools = Tools(sf2_dirs)  # fail early, with the package to install
+    if heldout_minutes > 0:
+        tools.check_heldout()  # not after the other splits have rendered
     out = Path(out_dir)
     plan = plan_corpus(out, minutes, seed, song_seconds, splits, sf2_dirs, heldout_minutes)
     _check_config(out, {"seed": int(seed), "song_seconds": float(song_seconds), "generator": GENERATOR,

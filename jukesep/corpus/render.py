@@ -65,6 +65,11 @@ class Tools:
         self.paths = found
         self.singer = pysinsy_available()
 
+    def check_heldout(self) -> None:
+        if not self.heldout:
+            raise JukesepError(f"the held-out-timbre split needs {HELDOUT_FONT} "
+                               f"(Debian/Ubuntu: apt install {SOUNDFONTS[HELDOUT_FONT][0]})")
+
 
 # ---------------------------------------------------------------- pysinsy
 def pysinsy_available() -> bool:
@@ -325,9 +330,8 @@ def render_song(job: dict) -> dict:
         return {"name": job["name"], "split": job["split"], "skipped": True}
     tools = Tools(job.get("sf2_dirs"))
     heldout = bool(job.get("heldout"))
-    if heldout and not tools.heldout:
-        raise JukesepError(f"the held-out-timbre split needs {HELDOUT_FONT} "
-                           f"(Debian/Ubuntu: apt install {SOUNDFONTS[HELDOUT_FONT][0]})")
+    if heldout:
+        tools.check_heldout()
     melodic = tools.heldout if heldout else tools.gm
     seconds = float(job["song_seconds"])
     n = int(round(seconds * RATE))

@@ -25,7 +25,8 @@ class StepResult(NamedTuple):
 
 
 class ParamEMA:
-    """Exponential moving average of the parameters; buffers (the codebook) are taken live.
+    """Exponential moving average of the trained parameters; frozen ones and buffers (the codebook)
+    are taken live.
 
     The decay ramps up as min(decay, (1 + n) / (10 + n)) over the n updates so far: with a fixed
     0.999, a 400-step run would save weights that are still two thirds its initialisation.
@@ -33,21 +34,23 @@ class ParamEMA:
 
     def __init__(self, model: nn.Module, decay: float):
         self.decay, self.updates = decay, 0
-        self.params = {n: p.detach().clone() for n, p in model.named_parameters()}
+        self.params = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         for name, p in model.named_parameters():
-            self.params[name].lerp_(p.detach(), 1.0 - decay)
+            if name in self.params:
+                self.params[name].lerp_(p.detach(), 1.0 - decay)
 
     @torch.no_grad()
     def copy_to(self, model: nn.Module, target: nn.Module) -> nn.Module:
         """Load `model`'s state (buffers included) into `target`, with the averaged parameters."""
         target.load_state_dict(model.state_dict())
         for name, p in target.named_parameters():
-            p.copy_(self.params[name])
+            if name in self.params:
+                p.copy_(self.params[name])
         return target
 
 

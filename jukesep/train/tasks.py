@@ -276,7 +276,8 @@ def validate(task, model: nn.Module, items: list[dict], device: torch.device, ba
         batch = {k: torch.stack([it[k] for it in chunk]).to(device) for k in chunk[0]}
         estimate, reference = task.estimate(model, batch)
         scores.append(sdr(estimate, reference).cpu())
-        if example is None:
+        if example is None and estimate.shape[0]:  # a batch may have no audible stem
             example = (estimate[0, 0].float().cpu(), reference[0, 0].float().cpu())
     model.train()
-    return {"sdr": float(torch.cat(scores).mean()) if scores else float("nan"), "example": example}
+    scores = torch.cat(scores) if scores else torch.zeros(0)
+    return {"sdr": float(scores.mean()) if scores.numel() else float("nan"), "example": example}
