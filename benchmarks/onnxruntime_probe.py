@@ -1,6 +1,7 @@
 """A probe for issue #16's backend choice: the shipped default model's fast form exported to ONNX
 and run by ONNX Runtime on CPU, against PyTorch in float32 and with bfloat16 weights, on one batch
-of 4 stereo chunks of 2 s (what `Separator` feeds the model on CPU).
+of 4 stereo chunks of 2 s through the whole `forward` (`Separator` itself runs the model's stages
+one chunk at a time).
 
     pip install onnxruntime onnx onnxscript && python benchmarks/onnxruntime_probe.py
 

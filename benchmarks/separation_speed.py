@@ -59,6 +59,7 @@ import torch
 
 from jukesep.api import Separator, resolve_device
 from jukesep.audio import write_audio
+from jukesep.defaults import DEFAULT_REFINE, REFINES, STEMS
 from jukesep.errors import JukesepError
 from jukesep.evaluate.peers import INSTALL as PEER_INSTALL
 from jukesep.evaluate.peers import import_demucs, import_openunmix
@@ -66,7 +67,6 @@ from jukesep.hardware import cpu_flags, cpu_model
 from jukesep.models import SeparatorModel, VQVAEConfig
 
 RATE = 44100
-STEMS = ("vocals", "drums", "bass", "other")
 WARMUP_SECONDS = 1.0
 SYSTEMS = ("jukesep-default", "jukesep", "jukesep-bf16",
            "jukesep-w32", "jukesep-w16", "jukesep-small", "jukesep-small-bf16",
@@ -234,10 +234,11 @@ def default_system(key: str, device: torch.device) -> System:
 
 
 def model_system(spec: str, device: torch.device) -> System:
-    """--model LABEL=PATH[:REFINE]: a model file or shipped name, as `jukesep separate` runs it."""
+    """--model LABEL=PATH[:REFINE]: a model file or shipped name, as `jukesep separate` runs it (its
+    default refinement unless REFINE is given)."""
     label, _, rest = spec.partition("=")
-    path, _, refine = rest.partition(":")
-    separator = Separator.from_pretrained(path, device=device, refine=refine or "none")
+    path, _, refine = rest.rpartition(":") if rest.rpartition(":")[2] in REFINES else (rest, "", "")
+    separator = Separator.from_pretrained(path, device=device, refine=refine or DEFAULT_REFINE)
     return System(f"model:{label}", f"jukesep {label} ({separator.precision}, refine {separator.refine})",
                   n_params(separator.model), lambda audio, p: separator.separate_file(p).stems,
                   notes=f"{path}, precision {separator.precision}, refine {separator.refine}")

@@ -265,13 +265,11 @@ def float_writer(path: str | os.PathLike, rate: int, channels: int) -> sf.SoundF
 def blocks(path: str | os.PathLike, frames: int = 1 << 18):
     """A wav/flac file as consecutive `np.ndarray[n x C]` float32 blocks, and its length in frames:
     (length, iterator)."""
-    source = sf.SoundFile(str(path))
-
-    def read():
-        with source:
+    def read():  # the file is opened when reading starts and closed when it ends or is abandoned
+        with sf.SoundFile(str(path)) as source:
             yield from source.blocks(frames, dtype="float32", always_2d=True)
 
-    return source.frames, read()
+    return sf.info(str(path)).frames, read()
 
 
 def waveform_peaks(path: Path, bins: int, block: int = 1 << 18) -> list[list[float]]:
