@@ -29,6 +29,7 @@ STAGE2_MIN=${STAGE2_MIN:-20}          # all four stems together
 PEER_MIN=${PEER_MIN:-$((FOUNDATION_MIN + 4 * STAGE1_MIN + STAGE2_MIN))}
 STEMS="vocals drums bass other"
 HEADS="--head-depth 8 --head-growth 3"  # reach: 3,282 latent frames (0.6 s) each side
+SHORT="--head-depth 4 --head-growth 2"  # reach: 17 latent frames (3 ms)
 LONG="--excerpt 65536 --batch-size 1"  # as many samples per step as $TRAIN's, in one excerpt
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
@@ -86,7 +87,7 @@ for phase in $PHASES; do
              --steps 1000000 --minutes "$PEER_MIN" --config '{"hidden": 128}' ;;
     paper) per_stem transfer paper latent ;;
     per-stem-output) per_stem transfer per-stem-output output ;;
-    shared-short) shared transfer shared-output "foundation:$RUNS/foundation/best.pt" output ;;
+    shared-short) shared transfer shared-output "foundation:$RUNS/foundation/best.pt" output "$SHORT" ;;
     shared-latent) shared transfer shared-latent "foundation:$RUNS/foundation/best.pt" latent "$HEADS" ;;
     shared-both) shared transfer shared-both "foundation:$RUNS/foundation/best.pt" both "$HEADS" ;;
     shared-long) shared transfer shared-long "foundation:$RUNS/foundation/best.pt" output "$HEADS $LONG" ;;

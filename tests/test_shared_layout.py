@@ -16,7 +16,7 @@ from jukesep.train.tasks import build_task
 from tests.conftest import music, tiny_config, write_corpus
 from tests.test_train import TINY_FLAGS, tiny
 
-HEAD = HeadConfig(width=8, depth=2)
+HEAD = HeadConfig(width=8, depth=2, dilation_growth_rate=2)
 
 
 def shared_separator(seed=0, head=HEAD) -> SeparatorModel:

@@ -14,8 +14,37 @@ MAX_PARAMETERS = 200_000_000  # an encoder + decoder; Jukebox's level 0 has 0.9 
 MAX_CONTEXT_SAMPLES = 60 * 768000  # one minute at the highest rate
 
 
+def _check_ints(config, limits: dict[str, int]) -> None:
+    """Each named field an integer from 1 to its limit (a bool is not an integer here)."""
+    for name, high in limits.items():
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
+            raise ValueError(f"{type(config).__name__}.{name} must be an integer from 1 to {high}, got {value!r}")
+
+
+class _Serialised:
+    """A config dataclass as the plain mapping a checkpoint stores, and back."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        """The config from a checkpoint's mapping; CheckpointError on anything odd."""
+        if not isinstance(data, dict):
+            raise CheckpointError(f"model config must be a mapping, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise CheckpointError(f"unknown model config fields: {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"invalid model config: {exc}") from None
+
+
 @dataclass(frozen=True)
-class VQVAEConfig:
+class VQVAEConfig(_Serialised):
     width: int = 64  # channels of every conv inside encoder/decoder
     depth: int = 8  # residual blocks per down-sampling step
     down_t: int = 3  # down-sampling steps
@@ -34,10 +63,7 @@ class VQVAEConfig:
     def __post_init__(self):
         # Upper bounds keep a hostile or mistyped config (e.g. in a downloaded checkpoint) from
         # asking for gigabytes: each is far above any sensible model.
-        for name, high in LIMITS.items():
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
-                raise ValueError(f"VQVAEConfig.{name} must be an integer from 1 to {high}, got {value!r}")
+        _check_ints(self, LIMITS)
         if self.dilation_cycle is not None and (not isinstance(self.dilation_cycle, int)
                                                 or not 1 <= self.dilation_cycle <= LIMITS["depth"]):
             raise ValueError(f"VQVAEConfig.dilation_cycle must be None or 1..{LIMITS['depth']}, "
@@ -89,44 +115,20 @@ class VQVAEConfig:
             one_way += kernel_reach * jump_in + per_step * jump_out
         return one_way + self.hop_length  # + the kernel-3 conv at the latent rate
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "VQVAEConfig":
-        return _from_dict(cls, data)
-
-
-def _from_dict(cls, data: dict):
-    """A config dataclass from a checkpoint's mapping; CheckpointError on anything odd."""
-    if not isinstance(data, dict):
-        raise CheckpointError(f"model config must be a mapping, got {type(data).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise CheckpointError(f"unknown model config fields: {', '.join(unknown)}")
-    try:
-        return cls(**data)
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"invalid model config: {exc}") from None
-
 
 HEAD_LIMITS = {"width": 2048, "depth": 64, "dilation_growth_rate": 16}
 
 
 @dataclass(frozen=True)
-class HeadConfig:
+class HeadConfig(_Serialised):
     """A stem's head in the shared layout: residual dilated convs at the latent rate that map the
     mixture's latents (the shared encoder's output) onto the stem's latent space."""
-    width: int = 64  # channels inside the head
-    depth: int = 4  # residual blocks; block i has dilation dilation_growth_rate ** i
-    dilation_growth_rate: int = 2
+    width: int = 32  # channels inside the head
+    depth: int = 8  # residual blocks; block i has dilation dilation_growth_rate ** i
+    dilation_growth_rate: int = 3  # (the defaults are the shipped model's: a reach of 0.6 s at hop 8)
 
     def __post_init__(self):
-        for name, high in HEAD_LIMITS.items():
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
-                raise ValueError(f"HeadConfig.{name} must be an integer from 1 to {high}, got {value!r}")
+        _check_ints(self, HEAD_LIMITS)
         if self.approx_parameters() > MAX_PARAMETERS:
             raise ValueError(f"HeadConfig: about {self.approx_parameters():,} parameters is more than "
                              f"the {MAX_PARAMETERS:,} jukesep accepts")
@@ -143,10 +145,3 @@ class HeadConfig:
     def reach_frames(self) -> int:
         """One-sided receptive field in latent frames: the kernel-3 convs in and out, and the blocks."""
         return 2 + sum(self.dilations())
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "HeadConfig":
-        return _from_dict(cls, data)

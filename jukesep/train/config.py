@@ -47,8 +47,8 @@ class TrainConfig:
     # output loss's straight-through gradients (at the autoencoder's 0.02 they drifted away: measured).
     stage2_commit: float = 1.0  # stage 2, output loss: weight of the commitment loss
     head_width: int = 32  # shared stage: channels of each stem's head (at the latent rate)
-    head_depth: int = 4  # shared stage: residual blocks per head
-    head_growth: int = 2  # shared stage: block i of a head has dilation head_growth ** i (its reach in frames)
+    head_depth: int = 8  # shared stage: residual blocks per head
+    head_growth: int = 3  # shared stage: block i of a head has dilation head_growth ** i (its reach in frames)
     # optimisation (paper: batch 4 x 393,216, Adam 3e-4, 100 warm-up steps, clip 1.0, parameter EMA)
     steps: int = 80000  # optimisation steps in all, earlier ones of a resumed run included
     minutes: float = 0.0  # stop (and checkpoint) after this many minutes of wall time; 0 = no limit
