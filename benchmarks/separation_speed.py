@@ -63,7 +63,7 @@ from jukesep.defaults import DEFAULT_REFINE, REFINES, STEMS
 from jukesep.errors import JukesepError
 from jukesep.evaluate.peers import INSTALL as PEER_INSTALL
 from jukesep.evaluate.peers import import_demucs, import_openunmix
-from jukesep.hardware import cpu_flags, cpu_model
+from jukesep.hardware import cpu_flags, cpu_model, simd_flags
 from jukesep.models import SeparatorModel, VQVAEConfig
 
 RATE = 44100
@@ -337,7 +337,8 @@ def main() -> None:
     write_audio(warmup_file, warmup, RATE, bits=32, clip="none")
     machine = {
         "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "avx512_bf16": "avx512_bf16" in cpu_flags(), "torch": torch.__version__, "python": platform.python_version(),
+        "avx512_bf16": "avx512_bf16" in cpu_flags(), "cpu_flags": simd_flags(), "torch": torch.__version__,
+        "python": platform.python_version(),
         "device": args.device, "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "platform": platform.platform(),
     }

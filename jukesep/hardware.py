@@ -30,6 +30,11 @@ def cpu_flags() -> frozenset[str]:
     return frozenset((_cpuinfo_field("flags") or "").split())
 
 
+def simd_flags() -> str:
+    """The CPU flags that decide kernel speed (vector width, bf16, AMX), e.g. "avx2 avx512f ..."."""
+    return " ".join(sorted(f for f in cpu_flags() if f.startswith(("avx", "amx", "fma", "sse4")))) or "unknown"
+
+
 def fast_bf16(device) -> bool:
     """bfloat16 pays off on CUDA GPUs that support it and CPUs with AVX512-BF16 or AMX; on
     others (e.g. AVX2 only) autocast emulates it and is many times slower than float32."""
@@ -51,9 +56,8 @@ def choose_precision(device, requested: str = "auto") -> str:
 def describe(device) -> dict:
     """The facts `jukesep info --system` prints."""
     import torch
-    flags = sorted(f for f in cpu_flags() if f.startswith(("avx", "amx", "fma", "sse4")))
     out = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch threads": torch.get_num_threads(),
-           "cpu flags": " ".join(flags) or "unknown", "torch": torch.__version__, "device": str(device),
+           "cpu flags": simd_flags(), "torch": torch.__version__, "device": str(device),
            "precision (auto)": choose_precision(device)}
     if device.type == "cuda":
         out["gpu"] = torch.cuda.get_device_name(device)
