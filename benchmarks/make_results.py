@@ -9,6 +9,9 @@ Reads, when present (a section is left out when its files are absent):
   curves/<run>.json             val_history.json of training runs: foundation, {transfer,scratch}-vqvae-<stem>,
                                 {transfer,scratch}-shared-output-context, transfer-shared-{output,latent,both},
                                 transfer-{paper,per-stem-output}-encoder-<stem>
+  cpu_speed.json                benchmarks/separation_speed.py --repeat N --json: the latest interleaved
+                                CPU run (its table, with the machine's CPU flags, comes first in the
+                                performance section)
   performance.md                a hand-written section, included verbatim
   separation_speed.json         benchmarks/separation_speed.py --json   (older measurements)
   separation_memory.json        benchmarks/separation_memory.py --json  (older measurements)
@@ -335,7 +338,28 @@ def transfer_section(quality: dict, curves: dict, out_dir: Path) -> list[str]:
 
 def performance_section(results: Path) -> list[str]:
     path = results / "performance.md"
-    return path.read_text().rstrip("\n").splitlines() + [""] if path.exists() else []
+    notes = path.read_text().rstrip("\n").splitlines() + [""] if path.exists() else []
+    return cpu_speed_table(load(results / "cpu_speed.json")) + notes
+
+
+def cpu_speed_table(speed: dict | None) -> list[str]:
+    """The latest interleaved run: median and range of each system, and its ratio to Open-Unmix-HQ."""
+    if not speed:
+        return []
+    machine = speed["machine"]
+    rows = speed["results"]
+    peer = next((r for r in rows if r["key"] == "openunmix"), None)
+    lines = ["## Separation speed on CPU (latest interleaved run)", "",
+             f"{speed['date'][:16].replace('T', ' ')} UTC; {machine['cpu']}, {machine['cpu_count']} cores, "
+             f"{machine['torch_threads']} torch threads, CPU flags: {machine.get('cpu_flags', 'not recorded')}; "
+             f"torch {machine['torch']}. Input {speed['seconds']:g} s stereo 44.1 kHz, 4 stems; "
+             f"{speed['repeat']} rounds, systems interleaved within each round; median (min–max).", "",
+             "| system | x real time | range | vs Open-Unmix-HQ |", "|---|---|---|---|"]
+    for row in rows:
+        rates = sorted(speed["seconds"] / t for t in row["all_seconds"])
+        ratio = f"{row['x_real_time'] / peer['x_real_time']:.2f}x" if peer else "–"
+        lines.append(f"| {row['label']} | {row['x_real_time']:.2f} | {rates[0]:.2f}–{rates[-1]:.2f} | {ratio} |")
+    return lines + [""]
 
 
 def speed_section(results: Path) -> list[str]:

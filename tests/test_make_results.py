@@ -60,6 +60,11 @@ def results(tmp_path: Path) -> Path:
         write(res / "curves" / f"{name}.json", curve(minutes))
     write(res / "curves" / "transfer-encoder-bass.json", curve(1.0))  # old-style name: ignored
     write(res / "notes.json", {"title": "What was run", "lines": ["Some notes."], "peer_minutes": {"openunmix": 48}})
+    write(res / "cpu_speed.json", {
+        "date": "2026-12-01T10:00:00+00:00", "seconds": 30.0, "repeat": 3,
+        "machine": {"cpu": "Some CPU", "cpu_count": 2, "torch_threads": 2, "cpu_flags": "avx2 fma", "torch": "2.13"},
+        "results": [{"key": "openunmix", "label": "Open-Unmix UMX-HQ", "x_real_time": 10.0, "all_seconds": [3, 3, 2.5]},
+                    {"key": "model:new", "label": "jukesep new", "x_real_time": 12.0, "all_seconds": [2.5, 2, 3]}]})
     (res / "performance.md").write_text("## Speed and memory after the performance work (2026-11-30)\n\nFast.\n")
     return res
 
@@ -83,7 +88,11 @@ def test_make_results(make_results, results: Path, tmp_path: Path):
 
     headings = [line for line in text.splitlines() if line.startswith("## ")]
     assert headings == ["## Separation quality", "## Refinement (chosen on the valid split)", "## Transfer vs scratch",
+                        "## Separation speed on CPU (latest interleaved run)",
                         "## Speed and memory after the performance work (2026-11-30)"]
+    assert "CPU flags: avx2 fma" in text
+    assert "| jukesep new | 12.00 | 10.00–15.00 | 1.20x |" in text
+    assert "| Open-Unmix UMX-HQ | 10.00 | 10.00–12.00 | 1.00x |" in text
     assert "Some notes." in text
     assert "transfer-encoder" not in text
 
