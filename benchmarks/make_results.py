@@ -29,7 +29,8 @@ PEERS = ["irm", "openunmix"]
 FLOOR = "mix4"
 DEFAULT = "shared-output"
 ARMS = ["shared-output", "shared-output-unrefined", "transfer-shared-short", "transfer-paper",
-        "transfer-per-stem-output", "transfer-shared-latent", "transfer-shared-both", "scratch-shared-output"]
+        "transfer-per-stem-output", "transfer-shared-latent", "transfer-shared-latent-lr3",
+        "transfer-shared-latent-lr03", "transfer-shared-both", "transfer-shared-long", "scratch-shared-output"]
 REFINES = ["refine-none", "refine-softmask", "refine-wiener"]
 DESCRIPTIONS = {
     "irm": "ideal ratio mask (oracle)",
@@ -42,6 +43,9 @@ DESCRIPTIONS = {
     "transfer-per-stem-output": "encoder per stem, output loss, transfer",
     "transfer-shared-latent": "shared encoder, latent loss, transfer",
     "transfer-shared-both": "shared encoder, latent + output loss, transfer",
+    "transfer-shared-latent-lr3": "shared encoder, latent loss, transfer, learning rate 3e-3",
+    "transfer-shared-latent-lr03": "shared encoder, latent loss, transfer, learning rate 3e-4",
+    "transfer-shared-long": "the default trained on 4x longer excerpts (1.5 s, batch 1)",
     "scratch-shared-output": "the default's design from scratch (random init)",
     "previous-default": "the previous default (paper layout, the 40-min corpus), refined",
     "refine-none": "no refinement",
@@ -57,6 +61,9 @@ STAGE2 = {
     "transfer-per-stem-output": [f"transfer-per-stem-output-encoder-{s}" for s in STEMS],
     "transfer-shared-latent": ["transfer-shared-latent"],
     "transfer-shared-both": ["transfer-shared-both"],
+    "transfer-shared-latent-lr3": ["transfer-shared-latent-lr3"],
+    "transfer-shared-latent-lr03": ["transfer-shared-latent-lr03"],
+    "transfer-shared-long": ["transfer-shared-long"],
     "scratch-shared-output": ["scratch-shared-output-context"],
 }
 SAME_MODEL = {"shared-output-unrefined": "shared-output"}

@@ -23,6 +23,8 @@ ARMS=(  # system name = separator file
   "transfer-shared-latent=$RUNS/transfer/shared-latent/best.pt"
   "transfer-shared-both=$RUNS/transfer/shared-both/best.pt"
   "transfer-shared-long=$RUNS/transfer/shared-long/best.pt"
+  "transfer-shared-latent-lr3=$RUNS/transfer/shared-latent-lr3/best.pt"
+  "transfer-shared-latent-lr03=$RUNS/transfer/shared-latent-lr03/best.pt"
   "scratch-shared-output=$RUNS/scratch/shared-output-context/best.pt"
 )
 

@@ -14,6 +14,7 @@
 #   shared-latent    shared encoder, latent loss
 #   shared-short     the default with short-reach heads (4 blocks, dilations 2^i: 17 latent frames)
 #   shared-both      shared encoder, latent + output loss
+#   shared-latent-lr3, shared-latent-lr03   shared-latent at learning rate 3e-3 and 3e-4 (1e-3 elsewhere)
 #   shared-long      the default trained on excerpts 4x longer (1.5 s, batch 1): the heads' reach inside them
 #   scratch          the default design without transfer: stage 1 and 2 from random weights
 set -euo pipefail
@@ -90,6 +91,8 @@ for phase in $PHASES; do
     shared-short) shared transfer shared-output "foundation:$RUNS/foundation/best.pt" output "$SHORT" ;;
     shared-latent) shared transfer shared-latent "foundation:$RUNS/foundation/best.pt" latent "$HEADS" ;;
     shared-both) shared transfer shared-both "foundation:$RUNS/foundation/best.pt" both "$HEADS" ;;
+    shared-latent-lr3) shared transfer shared-latent-lr3 "foundation:$RUNS/foundation/best.pt" latent "$HEADS --lr 3e-3" ;;
+    shared-latent-lr03) shared transfer shared-latent-lr03 "foundation:$RUNS/foundation/best.pt" latent "$HEADS --lr 3e-4" ;;
     shared-long) shared transfer shared-long "foundation:$RUNS/foundation/best.pt" output "$HEADS $LONG" ;;
     scratch)
       stage1 scratch scratch "$SIZE"
