@@ -34,10 +34,16 @@ score() {  # NAME SPLIT, then `jukesep evaluate` arguments
   jukesep evaluate "$@" --data "$DATA" --split "$split" -o "$REPORTS/$name-$split" --no-bss > /dev/null
   cp "$REPORTS/$name-$split/summary.json" "$RESULTS/quality/$name-$split.json"
 }
+# A run's best.pt appears at its first validation: score it only once the run has stopped (last.pt);
+# a per-stem arm's separator.pt is bundled only from finished encoders.
+finished() { [ -f "$1" ] && { [ -f "$(dirname "$1")/last.pt" ] || [ "$(basename "$1")" = separator.pt ]; }; }
 PIDS=()
 JOBS=${JOBS:-2}
 later() { "$@" & PIDS+=($!); [ ${#PIDS[@]} -lt "$JOBS" ] || settle; }  # at most JOBS at once
-settle() { for pid in "${PIDS[@]}"; do wait "$pid"; done; PIDS=(); }  # fails if one failed
+settle() { for pid in "${PIDS[@]}"; do wait "$pid"; done; # A run's best.pt appears at its first validation: score it only once the run has stopped (last.pt);
+# a per-stem arm's separator.pt is bundled only from finished encoders.
+finished() { [ -f "$1" ] && { [ -f "$(dirname "$1")/last.pt" ] || [ "$(basename "$1")" = separator.pt ]; }; }
+PIDS=(); }  # fails if one failed
 
 for phase in $PHASES; do
   case $phase in
@@ -54,7 +60,7 @@ for phase in $PHASES; do
         later score shared-output "$split" --model "$DEFAULT"
         later score shared-output-unrefined "$split" --model "$DEFAULT" --refine none
         for arm in "${ARMS[@]}"; do
-          if [ -f "${arm#*=}" ]; then later score "${arm%%=*}" "$split" --model "${arm#*=}"; fi
+          if finished "${arm#*=}"; then later score "${arm%%=*}" "$split" --model "${arm#*=}"; fi
         done
       done ;;
     *) echo "unknown phase $phase" >&2; exit 2 ;;
