@@ -127,7 +127,7 @@ def _separate_blocks(separator, path: Path, info, writers: dict, stems, two_stem
         keep = slice(start - first, min(start + block, end) - first)
         for name, writer in writers.items():
             kept = outputs[name][:, keep]
-            peaks[name] = max(peaks[name], float(np.abs(kept).max(initial=0.0)))
+            peaks[name] = max(peaks[name], peak_of(kept))
             writer.write(np.ascontiguousarray(kept.T))
         start = min(start + block, end)
         last = window.shape[1] < wanted and start >= end
