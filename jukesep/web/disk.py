@@ -79,7 +79,7 @@ class DiskQuota:
         of the wav: at low sample rates they come close to it."""
         stems = self.stems if stems is None else stems
         tracks = stems + 2
-        wav = int(seconds * rate) * channels * PCM_BYTES + FILE_BYTES
+        wav = _wav_bytes(seconds, rate, channels)
         flac = wav + wav // 64
         mp3 = int(seconds * MP3_BYTES_S) + FILE_BYTES if channels <= 2 else 0
         preview = int(seconds * PREVIEW_BYTES_S * min(channels, 2)) + FILE_BYTES
@@ -138,7 +138,7 @@ class DiskQuota:
     def mix_bytes(self, job: dict) -> int:
         """The most a custom mix of `job` may take: a wav of the song (a flac at most a little more, an
         mp3 less)."""
-        wav = int((job["duration"] or 0) * (job["rate"] or 0)) * (job["channels"] or 0) * PCM_BYTES + FILE_BYTES
+        wav = _wav_bytes(job["duration"] or 0, job["rate"] or 0, job["channels"] or 0)
         return wav + wav // 64
 
     @contextmanager
@@ -155,3 +155,8 @@ class DiskQuota:
         finally:
             with self.lock:
                 self.reserved -= need
+
+
+def _wav_bytes(seconds: float, rate: int, channels: int) -> int:
+    """A 16-bit wav of the song, header included."""
+    return int(seconds * rate) * channels * PCM_BYTES + FILE_BYTES
