@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import soundfile as sf
 
-from .atomic import atomic_paths
+from .atomic import atomic_path, atomic_paths
 from .errors import AudioError, InvalidAudioError, SilentAudioError, TooLongAudioError, UnreadableAudioError
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".mp3", ".m4a", ".mp4",
@@ -452,3 +452,52 @@ def write_audio(path, audio: np.ndarray, rate: int, fmt: str | None = None, bits
     """Write one file atomically; the format defaults to the file's extension. Returns the clip gain."""
     fmt = fmt or Path(path).suffix.lstrip(".").lower()
     return write_stems({Path(path): audio}, rate, fmt, bits, clip, bitrate)
+
+
+def write_opus(source: str | os.PathLike, target: str | os.PathLike, rate: int = 48000,
+               bitrate: int = 64_000) -> None:
+    """An Opus/Ogg copy of a wav/flac file at `rate` and `bitrate` per channel, written block by block
+    (more than 2 channels are folded to stereo: Opus in Ogg holds more only with channel mappings
+    browsers do not all play)."""
+    import av
+    import soxr
+    info = sf.info(str(source))
+    channels = 1 if info.channels == 1 else 2
+    layout = "mono" if channels == 1 else "stereo"
+    resampler = soxr.ResampleStream(info.samplerate, rate, channels, dtype="float32", quality="HQ") \
+        if info.samplerate != rate else None
+    with atomic_path(target) as tmp:
+        container = av.open(str(tmp), "w", format="ogg")
+        try:
+            stream = container.add_stream("libopus", rate=rate, layout=layout)
+            stream.bit_rate = bitrate * channels
+            pts = 0
+            for block in blocks(source)[1]:
+                block = _fold(block, channels)
+                if resampler is not None:
+                    block = resampler.resample_chunk(block)
+                pts = _encode_opus(container, stream, block, layout, rate, pts)
+            if resampler is not None:  # the resampler's tail
+                tail = resampler.resample_chunk(np.zeros((0, channels), np.float32), last=True)
+                _encode_opus(container, stream, tail, layout, rate, pts)
+            container.mux(stream.encode(None))
+        finally:
+            container.close()
+
+
+def _fold(block: np.ndarray, channels: int) -> np.ndarray:
+    """`np.ndarray[n x C]` → `[n x channels]`: extra channels averaged into left and right."""
+    if block.shape[1] == channels:
+        return block
+    return np.stack([block[:, 0::2].mean(axis=1), block[:, 1::2].mean(axis=1)], axis=1).astype(np.float32)
+
+
+def _encode_opus(container, stream, block: np.ndarray, layout: str, rate: int, pts: int) -> int:
+    """Encode and mux `np.ndarray[n x C]`; returns the next frame's pts."""
+    import av
+    if block.shape[0] == 0:
+        return pts
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block.T, dtype=np.float32), format="fltp", layout=layout)
+    frame.sample_rate, frame.pts = rate, pts
+    container.mux(stream.encode(frame))
+    return pts + block.shape[0]

@@ -13,10 +13,8 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from ..atomic import atomic_path
-from ..audio import blocks, check_output, gain_for_peak, write_files
+from ..audio import blocks, check_output, gain_for_peak, probe, write_files, write_opus
 from ..errors import JukesepError
 
 FORMATS = ("wav", "flac", "mp3")
@@ -113,10 +111,6 @@ def remove_older(folder: Path, seconds: float) -> None:
             pass
 
 
-def _info(path: Path) -> sf._SoundFileInfo:
-    return sf.info(str(path))
-
-
 def _weighted_blocks(sources: dict[Path, float]):
     """Blocks (`np.ndarray[n x C]`) of Σ gain × source over files of one rate, length and layout."""
     readers = [blocks(path, BLOCK)[1] for path in sources]
@@ -131,12 +125,12 @@ def _weighted_blocks(sources: dict[Path, float]):
 def write_mix(sources: dict[Path, float], target: Path, fmt: str = "wav", bitrate: int = 320) -> None:
     """Σ gain × source into `target`: one pass for the peak (a sum can pass full scale; it is then
     scaled down whole rather than clipped), one to write."""
-    first = _info(next(iter(sources)))
+    first = probe(next(iter(sources)))
     check_output(fmt, 16, "rescale", first.channels, bitrate)
     peak = max((float(np.abs(b).max(initial=0.0)) for b in _weighted_blocks(sources)), default=0.0)
     gain = gain_for_peak(peak, "rescale")
     write_files({target: (first.channels, lambda: (b.T for b in _weighted_blocks(sources)))},
-                first.samplerate, fmt, 16, "rescale", gain, bitrate)
+                first.rate, fmt, 16, "rescale", gain, bitrate)
 
 
 def write_no_vocals(mixture: Path, vocals: Path, target: Path) -> None:
@@ -157,49 +151,8 @@ def check_format(fmt: str, channels: int) -> None:
 # -- previews: Opus in Ogg, what the page plays ------------------------------------------------------
 
 def write_preview(source: Path, target: Path) -> None:
-    """An Opus/Ogg copy of a wav for listening (more than 2 channels are folded to stereo: Opus in Ogg
-    holds more only with channel mappings browsers do not all play)."""
-    import av
-    import soxr
-    info = _info(source)
-    channels = 1 if info.channels == 1 else 2
-    layout = "mono" if channels == 1 else "stereo"
-    resampler = soxr.ResampleStream(info.samplerate, PREVIEW_RATE, channels, dtype="float32", quality="HQ") \
-        if info.samplerate != PREVIEW_RATE else None
-    with atomic_path(target) as tmp:
-        container = av.open(str(tmp), "w", format="ogg")
-        try:
-            stream = container.add_stream("libopus", rate=PREVIEW_RATE, layout=layout)
-            stream.bit_rate = PREVIEW_BITRATE * channels
-            pts = 0
-            for block in blocks(source, BLOCK)[1]:
-                block = _fold(block, channels)
-                if resampler is not None:
-                    block = resampler.resample_chunk(block)
-                pts = _encode(container, stream, block, layout, pts)
-            if resampler is not None:  # the resampler's tail
-                _encode(container, stream, resampler.resample_chunk(np.zeros((0, channels), np.float32), last=True),
-                        layout, pts)
-            container.mux(stream.encode(None))
-        finally:
-            container.close()
-
-
-def _fold(block: np.ndarray, channels: int) -> np.ndarray:
-    """`[n x C]` → `[n x channels]`: extra channels averaged into left and right."""
-    if block.shape[1] == channels:
-        return block
-    return np.stack([block[:, 0::2].mean(axis=1), block[:, 1::2].mean(axis=1)], axis=1).astype(np.float32)
-
-
-def _encode(container, stream, block: np.ndarray, layout: str, pts: int) -> int:
-    import av
-    if block.shape[0] == 0:
-        return pts
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block.T, dtype=np.float32), format="fltp", layout=layout)
-    frame.sample_rate, frame.pts = PREVIEW_RATE, pts
-    container.mux(stream.encode(frame))
-    return pts + block.shape[0]
+    """An Opus/Ogg copy of a wav for listening (see `audio.write_opus`)."""
+    write_opus(source, target, PREVIEW_RATE, PREVIEW_BITRATE)
 
 
 def parse_gains(text: str, tracks: list[str]) -> dict[str, float]:
