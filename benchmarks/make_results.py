@@ -27,10 +27,11 @@ STEMS = ["vocals", "drums", "bass", "other"]
 SPLITS = ["test", "heldout", "valid"]
 PEERS = ["irm", "openunmix"]
 FLOOR = "mix4"
-DEFAULT = "shared-output"
+DEFAULT, SCRATCH = "shared-output", "scratch-shared-output"  # unless notes.json names others ("default", "scratch")
 ARMS = ["shared-output", "shared-output-unrefined", "transfer-shared-short", "transfer-paper",
         "transfer-per-stem-output", "transfer-shared-latent", "transfer-shared-latent-lr3",
-        "transfer-shared-latent-lr03", "transfer-shared-both", "transfer-shared-long", "scratch-shared-output"]
+        "transfer-shared-latent-lr03", "transfer-shared-both", "transfer-shared-long", "scratch-shared-output",
+        "scratch-shared-latent"]
 REFINES = ["refine-none", "refine-softmask", "refine-wiener"]
 DESCRIPTIONS = {
     "irm": "ideal ratio mask (oracle)",
@@ -46,7 +47,8 @@ DESCRIPTIONS = {
     "transfer-shared-latent-lr3": "shared encoder, latent loss, transfer, learning rate 3e-3",
     "transfer-shared-latent-lr03": "shared encoder, latent loss, transfer, learning rate 3e-4",
     "transfer-shared-long": "the default trained on 4x longer excerpts (1.5 s, batch 1)",
-    "scratch-shared-output": "the default's design from scratch (random init)",
+    "scratch-shared-output": "shared encoder, output loss, long-reach heads, from scratch (random init)",
+    "scratch-shared-latent": "shared encoder, latent loss, long-reach heads, from scratch (random init)",
     "previous-default": "the previous default (paper layout, the 40-min corpus), refined",
     "refine-none": "no refinement",
     "refine-softmask": "soft mask",
@@ -65,9 +67,10 @@ STAGE2 = {
     "transfer-shared-latent-lr03": ["transfer-shared-latent-lr03"],
     "transfer-shared-long": ["transfer-shared-long"],
     "scratch-shared-output": ["scratch-shared-output-context"],
+    "scratch-shared-latent": ["scratch-shared-latent"],
 }
 SAME_MODEL = {"shared-output-unrefined": "shared-output"}
-TRANSFER_ARMS = [a for a in STAGE2 if a != "scratch-shared-output"]
+TRANSFER_ARMS = [a for a in STAGE2 if not a.startswith("scratch-")]
 
 
 def stage1(arm: str) -> list[str]:
@@ -186,8 +189,8 @@ def quality_table(rows: dict, stems: list[str], walls: dict | None) -> list[str]
     return lines
 
 
-def default_lines(rows: dict, stems: list[str]) -> list[str]:
-    default, floor, umx = rows.get(DEFAULT), rows.get(FLOOR), rows.get("openunmix")
+def default_lines(rows: dict, stems: list[str], arm: str) -> list[str]:
+    default, floor, umx = rows.get(arm), rows.get(FLOOR), rows.get("openunmix")
     lines = []
     if default and floor and mdx(default, "average") is not None and mdx(floor, "average") is not None:
         above = sum(1 for st in stems if mdx(default, st) is not None and mdx(floor, st) is not None
@@ -209,7 +212,8 @@ def quality_section(quality: dict, curves: dict, notes: dict) -> list[str]:
             continue
         stems = split_stems(rows)
         walls = {name: wall_minutes(name, curves, notes) for name in rows}
-        tables += [split_title(split, rows), ""] + quality_table(rows, stems, walls) + default_lines(rows, stems) + [""]
+        tables += [split_title(split, rows), ""] + quality_table(rows, stems, walls) \
+            + default_lines(rows, stems, notes.get("default", DEFAULT)) + [""]
     if not tables:
         return []
     return ["## Separation quality", "",
@@ -268,8 +272,7 @@ def stage2_table(curves: dict) -> list[str]:
     return lines + [""]
 
 
-def final_table(quality: dict, curves: dict) -> list[str]:
-    pair = (DEFAULT, "scratch-shared-output")
+def final_table(quality: dict, curves: dict, pair: tuple[str, str]) -> list[str]:
     splits = [sp for sp in ("test", "heldout") if any(a in quality.get(sp, {}) for a in pair)]
     if not splits:
         return []
@@ -287,7 +290,7 @@ def final_table(quality: dict, curves: dict) -> list[str]:
     return lines + ([""] + ["Training wall time, all stages: " + "; ".join(parts) + "."] if parts else []) + [""]
 
 
-def plot_curves(curves: dict, path: Path) -> bool:
+def plot_curves(curves: dict, path: Path, pair: tuple[str, str]) -> bool:
     """Stage-2 validation curves; False (no file) when there is no stage-2 curve."""
     if not any(stage2_series(curves, arm) for arm in STAGE2):
         return False
@@ -296,7 +299,7 @@ def plot_curves(curves: dict, path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for arm, colour in ((DEFAULT, "C0"), ("scratch-shared-output", "C1")):
+    for arm, colour in zip(pair, ("C0", "C1")):
         series, offset = stage2_series(curves, arm), total(curves, before_stage2(arm))
         if series and offset is not None:
             left.plot([offset + m for m in series[0]], series[1], colour, marker=".", label=arm)
@@ -324,17 +327,18 @@ def plot_curves(curves: dict, path: Path) -> bool:
     return True
 
 
-def transfer_section(quality: dict, curves: dict, out_dir: Path) -> list[str]:
-    lines = stage1_table(curves) + stage2_table(curves) + final_table(quality, curves)
+def transfer_section(quality: dict, curves: dict, out_dir: Path, notes: dict) -> list[str]:
+    pair = (notes.get("default", DEFAULT), notes.get("scratch", SCRATCH))
+    lines = stage1_table(curves) + stage2_table(curves) + final_table(quality, curves, pair)
     foundation = curves.get("foundation")
     if foundation:
         lines += [f"Foundation VQ-VAE: reconstruction SDR {fmt(foundation[0]['sdr'])} dB at step "
                   f"{foundation[0]['step']} → {fmt(foundation[-1]['sdr'])} dB at step {foundation[-1]['step']} "
                   f"({fmt(foundation[-1]['minutes'], 1)} min).", ""]
-    if plot_curves(curves, out_dir / "transfer_vs_scratch.png"):
+    if plot_curves(curves, out_dir / "transfer_vs_scratch.png", pair):
         lines += ["![transfer vs scratch](transfer_vs_scratch.png)", "",
                   "Left: validation SDR of stage 2 against the wall time of all stages; the transfer arm "
-                  f"({DEFAULT}) starts stage 2 after the foundation and its four stage-1 VQ-VAEs, the scratch arm "
+                  f"({pair[0]}) starts stage 2 after the foundation and its four stage-1 VQ-VAEs, the scratch arm "
                   "after its own four stage-1 VQ-VAEs (dashed lines: where stage 2 starts). Right: stage 2 of each "
                   "transfer arm against stage-2 wall time only; for the per-stem arms x is the minutes of the four "
                   "encoder runs summed and y their mean validation SDR, taken at equal validation index.", ""]
@@ -416,7 +420,7 @@ def main(argv: list[str] | None = None) -> None:
              "`benchmarks/results/`; do not edit by hand.", ""]
     lines += notes.get("lines", [])
     lines += ([""] + quality_section(quality, curves, notes) + refinement_section(quality)
-              + transfer_section(quality, curves, args.out.parent) + performance_section(args.results)
+              + transfer_section(quality, curves, args.out.parent, notes) + performance_section(args.results)
               + speed_section(args.results))
     args.out.write_text("\n".join(lines).rstrip() + "\n")
     print(f"wrote {args.out}")

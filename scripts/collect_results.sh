@@ -26,6 +26,7 @@ ARMS=(  # system name = separator file
   "transfer-shared-latent-lr3=$RUNS/transfer/shared-latent-lr3/best.pt"
   "transfer-shared-latent-lr03=$RUNS/transfer/shared-latent-lr03/best.pt"
   "scratch-shared-output=$RUNS/scratch/shared-output-context/best.pt"
+  "scratch-shared-latent=$RUNS/scratch/shared-latent/best.pt"
 )
 
 score() {  # NAME SPLIT, then `jukesep evaluate` arguments

@@ -16,7 +16,8 @@
 #   shared-both      shared encoder, latent + output loss
 #   shared-latent-lr3, shared-latent-lr03   shared-latent at learning rate 3e-3 and 3e-4 (1e-3 elsewhere)
 #   shared-long      the default trained on excerpts 4x longer (1.5 s, batch 1): the heads' reach inside them
-#   scratch          the default design without transfer: stage 1 and 2 from random weights
+#   scratch          the output-loss design without transfer: stage 1 and 2 from random weights
+#   scratch-latent   the latent-loss design without transfer (stage 1 shared with the scratch phase)
 set -euo pipefail
 DATA=${1:?corpus folder (jukesep corpus render ...)}
 RUNS=${2:?output folder}
@@ -97,6 +98,9 @@ for phase in $PHASES; do
     scratch)
       stage1 scratch scratch "$SIZE"
       shared scratch shared-output-context scratch output "$HEADS" ;;
+    scratch-latent)
+      stage1 scratch scratch "$SIZE"
+      shared scratch shared-latent scratch latent "$HEADS" ;;
     *) echo "unknown phase $phase" >&2; exit 2 ;;
   esac
 done
