@@ -19,7 +19,7 @@ from .bottleneck import BottleneckBlock
 from .config import HeadConfig, VQVAEConfig
 from .fast import FastEncoder, FastStem
 from .shared import SharedStem
-from .vqvae import VQVAE, Decoder, Encoder
+from .vqvae import VQVAE, Decoder, Encoder, StemBase
 
 MAX_CONTEXT_SECONDS = 60
 
@@ -39,7 +39,7 @@ class Stage(NamedTuple):
     cost: int
 
 
-class StemModel(nn.Module):
+class StemModel(StemBase):
     def __init__(self, cfg: VQVAEConfig):
         super().__init__()
         self.cfg = cfg
@@ -61,14 +61,6 @@ class StemModel(nn.Module):
     def encode(self, mixture: torch.Tensor) -> torch.Tensor:
         """`Tensor[B x 1 x T]` mixture (T a multiple of the hop) → the stem's codes `LongTensor[B x T/hop]`."""
         return self.quantizer.quantize(self.encoder(mixture))
-
-    def decode(self, codes: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Codes `LongTensor[B x F]` → stem audio `Tensor[B x 1 x F*hop]`."""
-        return self.decoder(self.quantizer.dequantize(codes).to(dtype))
-
-    def forward(self, mixture: torch.Tensor) -> torch.Tensor:
-        """`Tensor[B x 1 x T]` mixture (T a multiple of the hop) → `Tensor[B x 1 x T]` stem estimate."""
-        return self.decode(self.encode(mixture), mixture.dtype)
 
 
 class SeparatorModel(nn.Module):

@@ -14,7 +14,7 @@ from torch import nn
 from ..errors import ShapeError
 from .bottleneck import BottleneckBlock
 from .config import HeadConfig, VQVAEConfig
-from .vqvae import Decoder, ResConv1DBlock
+from .vqvae import Decoder, ResConv1DBlock, StemBase
 
 
 class StemHead(nn.Module):
@@ -42,7 +42,7 @@ class StemHead(nn.Module):
         return self.skip(z) + self.branch(z)
 
 
-class SharedStem(nn.Module):
+class SharedStem(StemBase):
     """One stem of the shared layout: head → codebook → decoder.
     `Tensor[B x trunk emb_width x F]` mixture latents → `Tensor[B x 1 x F*hop]` stem."""
 
@@ -56,10 +56,3 @@ class SharedStem(nn.Module):
     def encode(self, z: torch.Tensor) -> torch.Tensor:
         """Mixture latents `Tensor[B x E x F]` → the stem's codes `LongTensor[B x F]`."""
         return self.quantizer.quantize(self.head(z))
-
-    def decode(self, codes: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Codes `LongTensor[B x F]` → stem audio `Tensor[B x 1 x F*hop]`."""
-        return self.decoder(self.quantizer.dequantize(codes).to(dtype))
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(z), z.dtype)

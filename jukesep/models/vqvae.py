@@ -155,3 +155,18 @@ class VQVAE(nn.Module):
         """`Tensor[B x 1 x T]` → `Reconstruction` (audio `[B x 1 x T]`, codes, commitment loss, metrics)."""
         q = self.quantizer(self.encoder(x))
         return Reconstruction(self.decoder(q.z_q), q.codes, q.commit_loss, q.metrics)
+
+
+class StemBase(nn.Module):
+    """What every inference stem shares: `encode` (its own: mixture → the stem's codes) and then
+    the stem's codebook and decoder. Subclasses set `quantizer` and `decoder`."""
+
+    def encode(self, source: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, codes: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Codes `LongTensor[B x F]` → stem audio `Tensor[B x 1 x F*hop]`."""
+        return self.decoder(self.quantizer.dequantize(codes).to(dtype))
+
+    def forward(self, source: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(source), source.dtype)
