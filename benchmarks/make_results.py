@@ -30,8 +30,8 @@ FLOOR = "mix4"
 DEFAULT, SCRATCH = "shared-output", "scratch-shared-output"  # unless notes.json names others ("default", "scratch")
 ARMS = ["shared-output", "shared-output-unrefined", "transfer-shared-short", "transfer-paper",
         "transfer-per-stem-output", "transfer-shared-latent", "transfer-shared-latent-lr3",
-        "transfer-shared-latent-lr03", "transfer-shared-both", "transfer-shared-long", "scratch-shared-output",
-        "scratch-shared-latent"]
+        "transfer-shared-latent-lr03", "transfer-shared-latent-lr10", "transfer-shared-both", "transfer-shared-long",
+        "scratch-shared-output", "scratch-shared-latent"]
 REFINES = ["refine-none", "refine-softmask", "refine-wiener"]
 DESCRIPTIONS = {
     "irm": "ideal ratio mask (oracle)",
@@ -46,9 +46,10 @@ DESCRIPTIONS = {
     "transfer-shared-both": "shared encoder, latent + output loss, transfer",
     "transfer-shared-latent-lr3": "shared encoder, latent loss, transfer, learning rate 3e-3",
     "transfer-shared-latent-lr03": "shared encoder, latent loss, transfer, learning rate 3e-4",
+    "transfer-shared-latent-lr10": "shared encoder, latent loss, transfer, learning rate 1e-2",
     "transfer-shared-long": "the default trained on 4x longer excerpts (1.5 s, batch 1)",
     "scratch-shared-output": "shared encoder, output loss, long-reach heads, from scratch (random init)",
-    "scratch-shared-latent": "shared encoder, latent loss, long-reach heads, from scratch (random init)",
+    "scratch-shared-latent": "shared encoder, latent loss, long-reach heads, learning rate 3e-3, from scratch",
     "previous-default": "the previous default (paper layout, the 40-min corpus), refined",
     "refine-none": "no refinement",
     "refine-softmask": "soft mask",
@@ -65,6 +66,7 @@ STAGE2 = {
     "transfer-shared-both": ["transfer-shared-both"],
     "transfer-shared-latent-lr3": ["transfer-shared-latent-lr3"],
     "transfer-shared-latent-lr03": ["transfer-shared-latent-lr03"],
+    "transfer-shared-latent-lr10": ["transfer-shared-latent-lr10"],
     "transfer-shared-long": ["transfer-shared-long"],
     "scratch-shared-output": ["scratch-shared-output-context"],
     "scratch-shared-latent": ["scratch-shared-latent"],

@@ -25,6 +25,7 @@ ARMS=(  # system name = separator file
   "transfer-shared-long=$RUNS/transfer/shared-long/best.pt"
   "transfer-shared-latent-lr3=$RUNS/transfer/shared-latent-lr3/best.pt"
   "transfer-shared-latent-lr03=$RUNS/transfer/shared-latent-lr03/best.pt"
+  "transfer-shared-latent-lr10=$RUNS/transfer/shared-latent-lr10/best.pt"
   "scratch-shared-output=$RUNS/scratch/shared-output-context/best.pt"
   "scratch-shared-latent=$RUNS/scratch/shared-latent/best.pt"
 )

@@ -14,10 +14,10 @@
 #   shared-latent    shared encoder, latent loss
 #   shared-short     the default with short-reach heads (4 blocks, dilations 2^i: 17 latent frames)
 #   shared-both      shared encoder, latent + output loss
-#   shared-latent-lr3, shared-latent-lr03   shared-latent at learning rate 3e-3 and 3e-4 (1e-3 elsewhere)
+#   shared-latent-lr3, -lr10, -lr03   shared-latent at learning rate 3e-3, 1e-2 and 3e-4 (1e-3 elsewhere)
 #   shared-long      the default trained on excerpts 4x longer (1.5 s, batch 1): the heads' reach inside them
 #   scratch          the output-loss design without transfer: stage 1 and 2 from random weights
-#   scratch-latent   the latent-loss design without transfer (stage 1 shared with the scratch phase)
+#   scratch-latent   shared-latent-lr3 without transfer (stage 1 shared with the scratch phase)
 set -euo pipefail
 DATA=${1:?corpus folder (jukesep corpus render ...)}
 RUNS=${2:?output folder}
@@ -94,13 +94,14 @@ for phase in $PHASES; do
     shared-both) shared transfer shared-both "foundation:$RUNS/foundation/best.pt" both "$HEADS" ;;
     shared-latent-lr3) shared transfer shared-latent-lr3 "foundation:$RUNS/foundation/best.pt" latent "$HEADS --lr 3e-3" ;;
     shared-latent-lr03) shared transfer shared-latent-lr03 "foundation:$RUNS/foundation/best.pt" latent "$HEADS --lr 3e-4" ;;
+    shared-latent-lr10) shared transfer shared-latent-lr10 "foundation:$RUNS/foundation/best.pt" latent "$HEADS --lr 1e-2" ;;
     shared-long) shared transfer shared-long "foundation:$RUNS/foundation/best.pt" output "$HEADS $LONG" ;;
     scratch)
       stage1 scratch scratch "$SIZE"
       shared scratch shared-output-context scratch output "$HEADS" ;;
     scratch-latent)
       stage1 scratch scratch "$SIZE"
-      shared scratch shared-latent scratch latent "$HEADS" ;;
+      shared scratch shared-latent scratch latent "$HEADS --lr 3e-3" ;;
     *) echo "unknown phase $phase" >&2; exit 2 ;;
   esac
 done
