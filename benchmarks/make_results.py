@@ -6,6 +6,8 @@ Nothing in RESULTS.md is typed by hand except the notes it includes: rerun this 
 Reads, when present (a section is left out when its files are absent):
   notes.json                    {"title": ..., "lines": [...], "peer_minutes": {"openunmix": 48}}: what was run
   quality/<system>-<split>.json summary.json of `jukesep evaluate` (split read from settings.split)
+  quality/<round>/*.json        an earlier round of scores (another machine or corpus render), tabled
+                                apart under notes.json's "rounds": {"<round>": {"title": ..., "default": ARM}}
   curves/<run>.json             val_history.json of training runs: foundation, {transfer,scratch}-vqvae-<stem>,
                                 {transfer,scratch}-shared-output-context, transfer-shared-{output,latent,both},
                                 transfer-{paper,per-stem-output}-encoder-<stem>
@@ -27,27 +29,31 @@ STEMS = ["vocals", "drums", "bass", "other"]
 SPLITS = ["test", "heldout", "valid"]
 PEERS = ["irm", "openunmix"]
 FLOOR = "mix4"
-DEFAULT, SCRATCH = "shared-output", "scratch-shared-output"  # unless notes.json names others ("default", "scratch")
-ARMS = ["shared-output", "shared-output-unrefined", "transfer-shared-short", "transfer-paper",
-        "transfer-per-stem-output", "transfer-shared-latent", "transfer-shared-latent-lr3",
-        "transfer-shared-latent-lr03", "transfer-shared-latent-lr10", "transfer-shared-both", "transfer-shared-long",
+# The shipped default and its scratch twin, unless notes.json names others ("default", "scratch").
+DEFAULT, SCRATCH = "transfer-shared-latent-lr3", "scratch-shared-latent"
+ARMS = ["transfer-shared-latent-lr3", "transfer-shared-latent-lr3-unrefined", "transfer-shared-latent-lr3-run1",
+        "shared-output", "shared-output-unrefined", "transfer-shared-short", "transfer-paper",
+        "transfer-per-stem-output", "transfer-shared-latent", "transfer-shared-latent-lr03",
+        "transfer-shared-latent-lr10", "transfer-shared-both", "transfer-shared-long",
         "scratch-shared-output", "scratch-shared-latent"]
 REFINES = ["refine-none", "refine-softmask", "refine-wiener"]
 DESCRIPTIONS = {
     "irm": "ideal ratio mask (oracle)",
     "openunmix": "Open-Unmix, same data and wall time",
     "mix4": "mixture / 4 (floor)",
-    "shared-output": "shared encoder, output loss, long-reach heads, transfer, refined (default)",
-    "shared-output-unrefined": "the default, not refined",
+    "shared-output": "shared encoder, output loss, long-reach heads, transfer (the previous default)",
+    "shared-output-unrefined": "the previous default, not refined",
     "transfer-shared-short": "shared encoder, output loss, short-reach heads, transfer",
     "transfer-paper": "paper: encoder per stem, latent loss",
     "transfer-per-stem-output": "encoder per stem, output loss, transfer",
     "transfer-shared-latent": "shared encoder, latent loss, transfer",
     "transfer-shared-both": "shared encoder, latent + output loss, transfer",
-    "transfer-shared-latent-lr3": "shared encoder, latent loss, transfer, learning rate 3e-3",
+    "transfer-shared-latent-lr3": "shared encoder, latent loss, long-reach heads, transfer, lr 3e-3 (default)",
+    "transfer-shared-latent-lr3-unrefined": "the default, not refined",
+    "transfer-shared-latent-lr3-run1": "the default's recipe, first run (its checkpoint was lost with its machine)",
     "transfer-shared-latent-lr03": "shared encoder, latent loss, transfer, learning rate 3e-4",
     "transfer-shared-latent-lr10": "shared encoder, latent loss, transfer, learning rate 1e-2",
-    "transfer-shared-long": "the default trained on 4x longer excerpts (1.5 s, batch 1)",
+    "transfer-shared-long": "the previous default trained on 4x longer excerpts (1.5 s, batch 1)",
     "scratch-shared-output": "shared encoder, output loss, long-reach heads, from scratch (random init)",
     "scratch-shared-latent": "shared encoder, latent loss, long-reach heads, learning rate 3e-3, from scratch",
     "previous-default": "the previous default (paper layout, the 40-min corpus), refined",
@@ -71,7 +77,8 @@ STAGE2 = {
     "scratch-shared-output": ["scratch-shared-output-context"],
     "scratch-shared-latent": ["scratch-shared-latent"],
 }
-SAME_MODEL = {"shared-output-unrefined": "shared-output"}
+SAME_MODEL = {"shared-output-unrefined": "shared-output",
+              "transfer-shared-latent-lr3-unrefined": "transfer-shared-latent-lr3"}
 TRANSFER_ARMS = [a for a in STAGE2 if not a.startswith("scratch-")]
 
 
@@ -96,10 +103,10 @@ def signed(value) -> str:
 
 # --- inputs ------------------------------------------------------------------------------------------------------
 
-def load_quality(results: Path) -> dict[str, dict[str, dict]]:
+def load_quality(folder: Path) -> dict[str, dict[str, dict]]:
     """{split: {system: summary}}; the system is the file name without its `-<split>` suffix."""
     quality: dict[str, dict[str, dict]] = {}
-    for f in sorted((results / "quality").glob("*.json")):
+    for f in sorted(folder.glob("*.json")):
         summary = json.loads(f.read_text())
         split = summary["settings"]["split"]
         system = f.stem[:-len(split) - 1] if f.stem.endswith(f"-{split}") else f.stem
@@ -191,20 +198,21 @@ def quality_table(rows: dict, stems: list[str], walls: dict | None) -> list[str]
     return lines
 
 
-def default_lines(rows: dict, stems: list[str], arm: str) -> list[str]:
+def default_lines(rows: dict, stems: list[str], arm: str, label: str) -> list[str]:
+    """How the arm (called label) stands against mixture/4 and Open-Unmix."""
     default, floor, umx = rows.get(arm), rows.get(FLOOR), rows.get("openunmix")
     lines = []
     if default and floor and mdx(default, "average") is not None and mdx(floor, "average") is not None:
         above = sum(1 for st in stems if mdx(default, st) is not None and mdx(floor, st) is not None
                     and mdx(default, st) > mdx(floor, st))
-        lines.append(f"default − mixture/4: {signed(mdx(default, 'average') - mdx(floor, 'average'))} dB on average; "
+        lines.append(f"{label} − mixture/4: {signed(mdx(default, 'average') - mdx(floor, 'average'))} dB on average; "
                      f"stems above their mixture/4 floor: {above} of {len(stems)}")
     if default and umx and mdx(default, "average") is not None and mdx(umx, "average") is not None:
-        lines.append(f"default − Open-Unmix: {signed(mdx(default, 'average') - mdx(umx, 'average'))} dB")
+        lines.append(f"{label} − Open-Unmix: {signed(mdx(default, 'average') - mdx(umx, 'average'))} dB")
     return ["", ". ".join(lines) + "."] if lines else []
 
 
-def quality_section(quality: dict, curves: dict, notes: dict) -> list[str]:
+def round_tables(quality: dict, curves: dict, notes: dict, default: str, label: str) -> list[str]:
     tables = []
     for split in SPLITS + sorted(set(quality) - set(SPLITS)):
         rows = quality.get(split, {})
@@ -215,7 +223,18 @@ def quality_section(quality: dict, curves: dict, notes: dict) -> list[str]:
         stems = split_stems(rows)
         walls = {name: wall_minutes(name, curves, notes) for name in rows}
         tables += [split_title(split, rows), ""] + quality_table(rows, stems, walls) \
-            + default_lines(rows, stems, notes.get("default", DEFAULT)) + [""]
+            + default_lines(rows, stems, default, label) + [""]
+    return tables
+
+
+def quality_section(quality: dict, rounds: dict, curves: dict, notes: dict) -> list[str]:
+    """The current round's tables, then each earlier round's under its title from notes.json."""
+    tables = round_tables(quality, curves, notes, notes.get("default", DEFAULT), "default")
+    for name, earlier in rounds.items():
+        about = (notes.get("rounds") or {}).get(name, {})
+        arm = about.get("default", DEFAULT)
+        tables += [f"### {about.get('title', name)}", ""] + round_tables(earlier, curves, notes, arm, arm) \
+            + refinement_section(earlier, "####")
     if not tables:
         return []
     return ["## Separation quality", "",
@@ -225,7 +244,7 @@ def quality_section(quality: dict, curves: dict, notes: dict) -> list[str]:
             "x real time: seconds of audio separated per second during the evaluation.", ""] + tables
 
 
-def refinement_section(quality: dict) -> list[str]:
+def refinement_section(quality: dict, level: str = "##") -> list[str]:
     rows = {name: s for name, s in quality.get("valid", {}).items() if name in REFINES}
     if not rows:
         return []
@@ -233,7 +252,7 @@ def refinement_section(quality: dict) -> list[str]:
     table = quality_table(rows, stems, None)
     scored = [(mdx(s, "average"), name) for name, s in rows.items() if mdx(s, "average") is not None]
     best = [f"Best average: **{max(scored)[1]}** ({fmt(max(scored)[0])} dB)."] if scored else []
-    title = ["## Refinement (chosen on the valid split)", "", split_title("valid", rows), ""]
+    title = [f"{level} Refinement (chosen on the valid split)", "", split_title("valid", rows), ""]
     return title + table + [""] + best + [""]
 
 
@@ -417,11 +436,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     notes = load(args.results / "notes.json") or {}
-    quality, curves = load_quality(args.results), load_curves(args.results)
+    quality, curves = load_quality(args.results / "quality"), load_curves(args.results)
+    rounds = {d.name: load_quality(d) for d in sorted((args.results / "quality").glob("*/")) if d.is_dir()}
     lines = ["# jukesep results", "", "Generated by `benchmarks/make_results.py` from the JSON in "
              "`benchmarks/results/`; do not edit by hand.", ""]
     lines += notes.get("lines", [])
-    lines += ([""] + quality_section(quality, curves, notes) + refinement_section(quality)
+    lines += ([""] + quality_section(quality, rounds, curves, notes) + refinement_section(quality)
               + transfer_section(quality, curves, args.out.parent, notes) + performance_section(args.results)
               + speed_section(args.results))
     args.out.write_text("\n".join(lines).rstrip() + "\n")

@@ -15,15 +15,15 @@ RESULTS=$HERE/benchmarks/results
 mkdir -p "$RESULTS/quality" "$RESULTS/curves" "$REPORTS"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 SPLITS=${SPLITS:-test $( [ -d "$DATA/heldout" ] && echo heldout || true )}
-DEFAULT=$RUNS/transfer/shared-output-context/best.pt
+DEFAULT=$RUNS/transfer/shared-latent-lr3/best.pt  # the shipped design (phase default)
 ARMS=(  # system name = separator file
+  "shared-output=$RUNS/transfer/shared-output-context/best.pt"
   "transfer-shared-short=$RUNS/transfer/shared-output/best.pt"
   "transfer-paper=$RUNS/transfer/paper/separator.pt"
   "transfer-per-stem-output=$RUNS/transfer/per-stem-output/separator.pt"
   "transfer-shared-latent=$RUNS/transfer/shared-latent/best.pt"
   "transfer-shared-both=$RUNS/transfer/shared-both/best.pt"
   "transfer-shared-long=$RUNS/transfer/shared-long/best.pt"
-  "transfer-shared-latent-lr3=$RUNS/transfer/shared-latent-lr3/best.pt"
   "transfer-shared-latent-lr03=$RUNS/transfer/shared-latent-lr03/best.pt"
   "transfer-shared-latent-lr10=$RUNS/transfer/shared-latent-lr10/best.pt"
   "scratch-shared-output=$RUNS/scratch/shared-output-context/best.pt"
@@ -42,10 +42,7 @@ finished() { [ -f "$1" ] && { [ -f "$(dirname "$1")/last.pt" ] || [ "$(basename 
 PIDS=()
 JOBS=${JOBS:-2}
 later() { "$@" & PIDS+=($!); [ ${#PIDS[@]} -lt "$JOBS" ] || settle; }  # at most JOBS at once
-settle() { for pid in "${PIDS[@]}"; do wait "$pid"; done; # A run's best.pt appears at its first validation: score it only once the run has stopped (last.pt);
-# a per-stem arm's separator.pt is bundled only from finished encoders.
-finished() { [ -f "$1" ] && { [ -f "$(dirname "$1")/last.pt" ] || [ "$(basename "$1")" = separator.pt ]; }; }
-PIDS=(); }  # fails if one failed
+settle() { for pid in "${PIDS[@]}"; do wait "$pid"; done; PIDS=(); }  # fails if one failed
 
 for phase in $PHASES; do
   case $phase in
@@ -59,8 +56,8 @@ for phase in $PHASES; do
       done ;;
     arms)
       for split in $SPLITS; do
-        later score shared-output "$split" --model "$DEFAULT"
-        later score shared-output-unrefined "$split" --model "$DEFAULT" --refine none
+        later score transfer-shared-latent-lr3 "$split" --model "$DEFAULT"
+        later score transfer-shared-latent-lr3-unrefined "$split" --model "$DEFAULT" --refine none
         for arm in "${ARMS[@]}"; do
           if finished "${arm#*=}"; then later score "${arm%%=*}" "$split" --model "${arm#*=}"; fi
         done

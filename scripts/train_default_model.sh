@@ -7,22 +7,23 @@
 # Phases (default: all, in this order; run two invocations side by side to use two cores):
 #   foundation       foundation VQ-VAE on all audio
 #   stage1           stage 1: one VQ-VAE per stem, from the foundation
-#   default          stage 2, shared encoder + output loss, long-reach heads: the shipped model
+#   default          stage 2, shared encoder + latent loss, long-reach heads, lr 3e-3: the shipped model
+#   shared-output    the previous default: the same with the output loss, lr 1e-3
 #   peers            Open-Unmix for the same wall time as foundation + stage 1 + stage 2
 #   paper            stage 2 as in the paper: an encoder per stem, latent loss (same wall time)
 #   per-stem-output  an encoder per stem, output loss
 #   shared-latent    shared encoder, latent loss
-#   shared-short     the default with short-reach heads (4 blocks, dilations 2^i: 17 latent frames)
+#   shared-short     shared-output with short-reach heads (4 blocks, dilations 2^i: 17 latent frames)
 #   shared-both      shared encoder, latent + output loss
-#   shared-latent-lr3, -lr10, -lr03   shared-latent at learning rate 3e-3, 1e-2 and 3e-4 (1e-3 elsewhere)
-#   shared-long      the default trained on excerpts 4x longer (1.5 s, batch 1): the heads' reach inside them
+#   shared-latent-lr10, -lr03   shared-latent at learning rate 1e-2 and 3e-4 (1e-3 elsewhere; 3e-3: default)
+#   shared-long      shared-output trained on excerpts 4x longer (1.5 s, batch 1): the heads' reach inside them
 #   scratch          the output-loss design without transfer: stage 1 and 2 from random weights
-#   scratch-latent   shared-latent-lr3 without transfer (stage 1 shared with the scratch phase)
+#   scratch-latent   the default without transfer (stage 1 shared with the scratch phase)
 set -euo pipefail
 DATA=${1:?corpus folder (jukesep corpus render ...)}
 RUNS=${2:?output folder}
 shift 2
-PHASES=${*:-foundation stage1 default peers paper per-stem-output shared-short shared-latent shared-both scratch}
+PHASES=${*:-foundation stage1 default peers shared-output paper per-stem-output shared-short shared-latent shared-both scratch}
 SIZE="--width 16 --depth 6 --emb-width 32 --codebook-size 512"
 TRAIN="--preset small --excerpt 16384 --batch-size 4 --lr 1e-3 --linf-k 512 --workers 1 --val-every 100 --ckpt-every 100 --val-excerpts 2 --steps 100000"
 FOUNDATION_MIN=${FOUNDATION_MIN:-12}  # wall-time budgets in minutes, one thread each
@@ -84,7 +85,8 @@ for phase in $PHASES; do
   case $phase in
     foundation) foundation ;;
     stage1) stage1 transfer "foundation:$RUNS/foundation/best.pt" ;;
-    default) shared transfer shared-output-context "foundation:$RUNS/foundation/best.pt" output "$HEADS" ;;
+    default) shared transfer shared-latent-lr3 "foundation:$RUNS/foundation/best.pt" latent "$HEADS --lr 3e-3" ;;
+    shared-output) shared transfer shared-output-context "foundation:$RUNS/foundation/best.pt" output "$HEADS" ;;
     peers) [ -f "$RUNS/openunmix.pt" ] || jukesep baselines train openunmix --data "$DATA" --out "$RUNS/openunmix.pt" \
              --steps 1000000 --minutes "$PEER_MIN" --config '{"hidden": 128}' ;;
     paper) per_stem transfer paper latent ;;
@@ -92,7 +94,6 @@ for phase in $PHASES; do
     shared-short) shared transfer shared-output "foundation:$RUNS/foundation/best.pt" output "$SHORT" ;;
     shared-latent) shared transfer shared-latent "foundation:$RUNS/foundation/best.pt" latent "$HEADS" ;;
     shared-both) shared transfer shared-both "foundation:$RUNS/foundation/best.pt" both "$HEADS" ;;
-    shared-latent-lr3) shared transfer shared-latent-lr3 "foundation:$RUNS/foundation/best.pt" latent "$HEADS --lr 3e-3" ;;
     shared-latent-lr03) shared transfer shared-latent-lr03 "foundation:$RUNS/foundation/best.pt" latent "$HEADS --lr 3e-4" ;;
     shared-latent-lr10) shared transfer shared-latent-lr10 "foundation:$RUNS/foundation/best.pt" latent "$HEADS --lr 1e-2" ;;
     shared-long) shared transfer shared-long "foundation:$RUNS/foundation/best.pt" output "$HEADS $LONG" ;;

@@ -39,12 +39,13 @@ SYSTEMS = {  # per-stem MDX SDR
     "mix4": [1.0, 1.0, 1.0, 1.0],
     "irm": [10.0, 9.0, 8.0, 12.0],
     "openunmix": [5.0, 5.0, 5.0, 5.0],
-    "shared-output": [3.0, 2.0, 0.5, 2.5],  # avg 2.0; 3 of 4 stems above mix4
-    "scratch-shared-output": [2.0, 1.5, 0.5, 2.0],
+    "transfer-shared-latent-lr3": [3.0, 2.0, 0.5, 2.5],  # the default: avg 2.0; 3 of 4 stems above mix4
+    "scratch-shared-latent": [2.0, 1.5, 0.5, 2.0],
     "mystery-system": [0.0, 0.0, 0.0, 0.0],
 }
 MINUTES = {"foundation": 10.0, **{f"transfer-vqvae-{s}": m for s, m in zip(STEMS, [2.0, 3.0, 4.0, 5.0])},
-           "transfer-shared-output-context": 6.0}
+           "transfer-shared-latent-lr3": 6.0}
+EARLIER = {"mix4": [0.5, 0.5, 0.5, 0.5], "openunmix": [4.0, 4.0, 4.0, 4.0], "shared-output": [1.0, 1.0, 1.0, 1.0]}
 
 
 @pytest.fixture
@@ -58,8 +59,11 @@ def results(tmp_path: Path) -> Path:
               summary(name, "valid", [2.0, 2.0, 2.0, 2.0] if name == "refine-none" else [2.5, 2.5, 2.5, 2.5]))
     for name, minutes in MINUTES.items():
         write(res / "curves" / f"{name}.json", curve(minutes))
+    for system, sdrs in EARLIER.items():  # an earlier round, in its own folder
+        write(res / "quality" / "first" / f"{system}-test.json", summary(system, "test", sdrs))
     write(res / "curves" / "transfer-encoder-bass.json", curve(1.0))  # old-style name: ignored
-    write(res / "notes.json", {"title": "What was run", "lines": ["Some notes."], "peer_minutes": {"openunmix": 48}})
+    write(res / "notes.json", {"title": "What was run", "lines": ["Some notes."], "peer_minutes": {"openunmix": 48},
+                               "rounds": {"first": {"title": "The first round", "default": "shared-output"}}})
     write(res / "cpu_speed.json", {
         "date": "2026-12-01T10:00:00+00:00", "seconds": 30.0, "repeat": 3,
         "machine": {"cpu": "Some CPU", "cpu_count": 2, "torch_threads": 2, "cpu_flags": "avx2 fma", "torch": "2.13"},
@@ -98,19 +102,25 @@ def test_make_results(make_results, results: Path, tmp_path: Path):
 
     for split in ("test", "heldout"):
         rows = table_rows(text, f"Split **{split}**")
-        assert rows == ["irm", "openunmix", "shared-output", "scratch-shared-output", "mystery-system", "mix4"]
+        assert rows == ["irm", "openunmix", "transfer-shared-latent-lr3", "scratch-shared-latent", "mystery-system",
+                        "mix4"]
     assert "held-out timbres" in text
     assert text.index("Split **test**") < text.index("Split **heldout**")
 
     def wall(system: str) -> str:  # train wall time column of the first (test) table
         return next(line for line in text.splitlines() if line.startswith(f"| {system} |")).split(" | ")[2]
 
-    assert wall("shared-output") == f"{sum(MINUTES.values()):.1f}" == "30.0"  # foundation + stage 1 + stage 2
+    assert wall("transfer-shared-latent-lr3") == f"{sum(MINUTES.values()):.1f}" == "30.0"  # all three stages
     assert wall("openunmix") == "48.0"
-    assert wall("scratch-shared-output") == "–"  # its curves are missing
+    assert wall("scratch-shared-latent") == "–"  # its curves are missing
 
     assert "default − mixture/4: +1.00 dB on average; stems above their mixture/4 floor: 3 of 4" in text
     assert "default − Open-Unmix: -3.00 dB" in text
+
+    earlier = text[text.index("### The first round"):]  # the earlier round: its own table, against its own peers
+    assert table_rows(earlier, "Split **test**") == ["openunmix", "shared-output", "mix4"]
+    assert "shared-output − mixture/4: +0.50 dB on average; stems above their mixture/4 floor: 4 of 4" in earlier
+    assert "shared-output − Open-Unmix: -3.00 dB" in earlier
 
     assert table_rows(text, "Split **valid**") == ["refine-none", "refine-wiener"]
     assert "Best average: **refine-wiener** (2.50 dB)" in text
