@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -127,6 +128,9 @@ def run(args) -> int:
     except JukesepError as exc:
         print(f"jukesep: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader left (`jukesep info default | head -3`): stop quietly, like cat
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # else the exit's flush fails again
+        return 141  # 128 + SIGPIPE, as the shell reports a command killed by it
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"jukesep: error: {where}{exc.strerror or exc}", file=sys.stderr)

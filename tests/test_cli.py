@@ -225,3 +225,10 @@ def test_info_system_says_what_precision_auto_picks(capsys, monkeypatch):
     assert hardware.choose_precision(torch.device("cpu")) == "bfloat16"
     monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2"}))
     assert hardware.choose_precision(torch.device("cpu")) == "float32"
+
+
+def test_output_to_a_closed_pipe_ends_quietly():
+    """`jukesep info default | true`: the reader leaves first; no error message, the SIGPIPE status."""
+    reader = subprocess.run(f"{sys.executable} -m jukesep info default | true; echo ${{PIPESTATUS[0]}} >&2",
+                            shell=True, executable="/bin/bash", capture_output=True, text=True)
+    assert reader.stderr.strip() == "141", reader.stderr
