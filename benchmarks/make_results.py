@@ -32,6 +32,7 @@ FLOOR = "mix4"
 # The shipped default and its scratch twin, unless notes.json names others ("default", "scratch").
 DEFAULT, SCRATCH = "transfer-shared-latent-lr3", "scratch-shared-latent"
 ARMS = ["transfer-shared-latent-lr3", "transfer-shared-latent-lr3-unrefined", "transfer-shared-latent-lr3-run1",
+        "previous-default",
         "shared-output", "shared-output-unrefined", "transfer-shared-short", "transfer-paper",
         "transfer-per-stem-output", "transfer-shared-latent", "transfer-shared-latent-lr03",
         "transfer-shared-latent-lr10", "transfer-shared-both", "transfer-shared-long",
@@ -56,7 +57,7 @@ DESCRIPTIONS = {
     "transfer-shared-long": "the previous default trained on 4x longer excerpts (1.5 s, batch 1)",
     "scratch-shared-output": "shared encoder, output loss, long-reach heads, from scratch (random init)",
     "scratch-shared-latent": "shared encoder, latent loss, long-reach heads, learning rate 3e-3, from scratch",
-    "previous-default": "the previous default (paper layout, the 40-min corpus), refined",
+    "previous-default": "the previous default (shared-output of the ablation round), on this round's corpus",
     "refine-none": "no refinement",
     "refine-softmask": "soft mask",
     "refine-wiener": "Wiener filter",
@@ -77,7 +78,7 @@ STAGE2 = {
     "scratch-shared-output": ["scratch-shared-output-context"],
     "scratch-shared-latent": ["scratch-shared-latent"],
 }
-SAME_MODEL = {"shared-output-unrefined": "shared-output",
+SAME_MODEL = {"shared-output-unrefined": "shared-output", "previous-default": "shared-output",
               "transfer-shared-latent-lr3-unrefined": "transfer-shared-latent-lr3"}
 TRANSFER_ARMS = [a for a in STAGE2 if not a.startswith("scratch-")]
 
