@@ -23,7 +23,8 @@ set -euo pipefail
 DATA=${1:?corpus folder (jukesep corpus render ...)}
 RUNS=${2:?output folder}
 shift 2
-PHASES=${*:-foundation stage1 default peers shared-output paper per-stem-output shared-short shared-latent shared-both scratch}
+PHASES=${*:-foundation stage1 default peers scratch-latent shared-output paper per-stem-output shared-short shared-latent \
+  shared-latent-lr10 shared-both shared-long scratch}
 SIZE="--width 16 --depth 6 --emb-width 32 --codebook-size 512"
 TRAIN="--preset small --excerpt 16384 --batch-size 4 --lr 1e-3 --linf-k 512 --workers 1 --val-every 100 --ckpt-every 100 --val-excerpts 2 --steps 100000"
 FOUNDATION_MIN=${FOUNDATION_MIN:-12}  # wall-time budgets in minutes, one thread each
