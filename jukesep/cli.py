@@ -124,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
 def run(args) -> int:
     """Run a parsed command with jukesep's error handling: one line, no traceback, exit 1 (130 on Ctrl-C)."""
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # so that a reader who left shows up here, not in the interpreter's exit
+        return code
     except JukesepError as exc:
         print(f"jukesep: error: {exc}", file=sys.stderr)
         return 1
