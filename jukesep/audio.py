@@ -31,6 +31,7 @@ MP3_BITRATES = (96, 128, 160, 192, 224, 256, 320)  # kbit/s
 AV_SAMPLE_TYPES = {"u8": "u1", "s16": "<i2", "s32": "<i4", "s64": "<i8", "flt": "<f4", "dbl": "<f8"}
 SEEK_PREROLL = 0.5  # seconds decoded and dropped before a seek target (MDCT overlap)
 MP3_BLOCK = 1152 * 64  # samples handed to the encoder at a time
+ENCODED = {"mp3": ("mp3", "libmp3lame", MP3_RATES), "opus": ("ogg", "libopus", (48000,))}  # container, codec, rates
 SOUNDFILE_EXTENSIONS = {".wav", ".wave", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64"}
 
 
@@ -365,27 +366,29 @@ def _to_int(audio: np.ndarray, bits: int) -> np.ndarray:
 
 class AudioWriter:
     """Writes one audio file block by block (`write` takes `np.ndarray[C x n]` float32, already
-    clip-prepared): wav/flac through soundfile, mp3 through PyAV's encoder (resampled with a soxr
-    stream when the rate is not one mp3 holds). Integers are made here, so nothing wraps around."""
+    clip-prepared): wav/flac through soundfile, mp3 (and Opus in Ogg, for previews) through PyAV's
+    encoder (resampled with a soxr stream when the rate is not one the codec holds); `bitrate` in
+    kbit/s for all channels. Integers are made here, so nothing wraps around."""
 
     def __init__(self, path: Path, rate: int, channels: int, fmt: str, bits: int = 16, bitrate: int = 320):
         self.fmt, self.bits = fmt, bits
-        if fmt != "mp3":
+        if fmt not in ENCODED:
             subtype = "FLOAT" if bits == 32 else f"PCM_{bits}"
             self.file = sf.SoundFile(str(path), "w", rate, channels, subtype, format=fmt.upper())
             return
         import av
         import soxr
-        out_rate = rate if rate in MP3_RATES else min(MP3_RATES, key=lambda r: (abs(r - rate), -r))
+        container, codec, rates = ENCODED[fmt]
+        out_rate = rate if rate in rates else min(rates, key=lambda r: (abs(r - rate), -r))
         self.resampler = soxr.ResampleStream(rate, out_rate, channels, dtype="float32", quality="HQ") \
             if out_rate != rate else None
         self.layout, self.rate, self.pts, self.flushed = "mono" if channels == 1 else "stereo", out_rate, 0, False
-        self.container = av.open(str(path), "w", format="mp3")
-        self.stream = self.container.add_stream("libmp3lame", rate=out_rate, layout=self.layout)
+        self.container = av.open(str(path), "w", format=container)
+        self.stream = self.container.add_stream(codec, rate=out_rate, layout=self.layout)
         self.stream.bit_rate = bitrate * 1000
 
     def write(self, block: np.ndarray, last: bool = False) -> None:
-        if self.fmt != "mp3":
+        if self.fmt not in ENCODED:
             self.file.write(block.T if self.bits == 32 else _to_int(block, self.bits).T)
             return
         if self.resampler is not None:
@@ -402,7 +405,7 @@ class AudioWriter:
         self.container.mux(self.stream.encode(frame))
 
     def close(self) -> None:
-        if self.fmt != "mp3":
+        if self.fmt not in ENCODED:
             self.file.close()
             return
         if self.resampler is not None and not self.flushed:  # the resampler's tail
@@ -454,35 +457,19 @@ def write_audio(path, audio: np.ndarray, rate: int, fmt: str | None = None, bits
     return write_stems({Path(path): audio}, rate, fmt, bits, clip, bitrate)
 
 
-def write_opus(source: str | os.PathLike, target: str | os.PathLike, rate: int = 48000,
-               bitrate: int = 64_000) -> None:
-    """An Opus/Ogg copy of a wav/flac file at `rate` and `bitrate` per channel, written block by block
-    (more than 2 channels are folded to stereo: Opus in Ogg holds more only with channel mappings
-    browsers do not all play)."""
-    import av
-    import soxr
+def write_opus(source: str | os.PathLike, target: str | os.PathLike, bitrate: int = 64) -> None:
+    """An Opus/Ogg copy of a wav/flac file at 48 kHz and `bitrate` kbit/s per channel, written block
+    by block (more than 2 channels are folded to stereo: Opus in Ogg holds more only with channel
+    mappings browsers do not all play)."""
     info = sf.info(str(source))
     channels = 1 if info.channels == 1 else 2
-    layout = "mono" if channels == 1 else "stereo"
-    resampler = soxr.ResampleStream(info.samplerate, rate, channels, dtype="float32", quality="HQ") \
-        if info.samplerate != rate else None
     with atomic_path(target) as tmp:
-        container = av.open(str(tmp), "w", format="ogg")
+        writer = AudioWriter(tmp, info.samplerate, channels, "opus", bitrate=bitrate * channels)
         try:
-            stream = container.add_stream("libopus", rate=rate, layout=layout)
-            stream.bit_rate = bitrate * channels
-            pts = 0
             for block in blocks(source)[1]:
-                block = _fold(block, channels)
-                if resampler is not None:
-                    block = resampler.resample_chunk(block)
-                pts = _encode_opus(container, stream, block, layout, rate, pts)
-            if resampler is not None:  # the resampler's tail
-                tail = resampler.resample_chunk(np.zeros((0, channels), np.float32), last=True)
-                _encode_opus(container, stream, tail, layout, rate, pts)
-            container.mux(stream.encode(None))
+                writer.write(np.ascontiguousarray(_fold(block, channels).T))
         finally:
-            container.close()
+            writer.close()
 
 
 def _fold(block: np.ndarray, channels: int) -> np.ndarray:
@@ -490,14 +477,3 @@ def _fold(block: np.ndarray, channels: int) -> np.ndarray:
     if block.shape[1] == channels:
         return block
     return np.stack([block[:, 0::2].mean(axis=1), block[:, 1::2].mean(axis=1)], axis=1).astype(np.float32)
-
-
-def _encode_opus(container, stream, block: np.ndarray, layout: str, rate: int, pts: int) -> int:
-    """Encode and mux `np.ndarray[n x C]`; returns the next frame's pts."""
-    import av
-    if block.shape[0] == 0:
-        return pts
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block.T, dtype=np.float32), format="fltp", layout=layout)
-    frame.sample_rate, frame.pts = rate, pts
-    container.mux(stream.encode(frame))
-    return pts + block.shape[0]

@@ -23,8 +23,7 @@ NO_VOCALS = "no_vocals"
 VOCALS = "vocals"
 MAX_GAIN = 2.0  # a custom mix may boost a track up to +6 dB
 BLOCK = 1 << 18
-PREVIEW_RATE = 48000  # what Opus runs at
-PREVIEW_BITRATE = 64_000  # per channel: transparent enough for listening, ~1/11 of 16-bit wav
+PREVIEW_BITRATE = 64_000  # bit/s per channel (Opus at 48 kHz): transparent enough for listening, ~1/11 of 16-bit wav
 _LOCKS = [threading.Lock() for _ in range(64)]  # one file is made by one thread; others wait for it
 
 
@@ -152,7 +151,7 @@ def check_format(fmt: str, channels: int) -> None:
 
 def write_preview(source: Path, target: Path) -> None:
     """An Opus/Ogg copy of a wav for listening (see `audio.write_opus`)."""
-    write_opus(source, target, PREVIEW_RATE, PREVIEW_BITRATE)
+    write_opus(source, target, PREVIEW_BITRATE // 1000)
 
 
 def parse_gains(text: str, tracks: list[str]) -> dict[str, float]:
