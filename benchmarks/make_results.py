@@ -35,7 +35,9 @@ ARMS = ["transfer-shared-latent-lr3", "transfer-shared-latent-lr3-unrefined", "t
         "previous-default",
         "shared-output", "shared-output-unrefined", "transfer-shared-short", "transfer-paper",
         "transfer-per-stem-output", "transfer-shared-latent", "transfer-shared-latent-lr03",
-        "transfer-shared-latent-lr10", "transfer-shared-both", "transfer-shared-long",
+        "transfer-shared-latent-lr10", "transfer-shared-latent-lr3-cosine", "transfer-shared-latent-lr10-cosine",
+        "transfer-shared-latent-lr3-w16", "transfer-shared-latent-lr3-w64", "transfer-shared-both",
+        "transfer-shared-long",
         "scratch-shared-output", "scratch-shared-latent"]
 REFINES = ["refine-none", "refine-softmask", "refine-wiener"]
 DESCRIPTIONS = {
@@ -54,6 +56,10 @@ DESCRIPTIONS = {
     "transfer-shared-latent-lr3-run1": "the default's recipe, first run (its checkpoint was lost with its machine)",
     "transfer-shared-latent-lr03": "shared encoder, latent loss, transfer, learning rate 3e-4",
     "transfer-shared-latent-lr10": "shared encoder, latent loss, transfer, learning rate 1e-2",
+    "transfer-shared-latent-lr3-cosine": "the default, learning rate decayed to 0 on a cosine over its 20 min",
+    "transfer-shared-latent-lr10-cosine": "the same from a peak of 1e-2",
+    "transfer-shared-latent-lr3-w16": "the default with heads 16 channels wide (32)",
+    "transfer-shared-latent-lr3-w64": "the default with heads 64 channels wide (32)",
     "transfer-shared-long": "the previous default trained on 4x longer excerpts (1.5 s, batch 1)",
     "scratch-shared-output": "shared encoder, output loss, long-reach heads, from scratch (random init)",
     "scratch-shared-latent": "shared encoder, latent loss, long-reach heads, learning rate 3e-3, from scratch",
@@ -75,6 +81,8 @@ STAGE2 = {
     "transfer-shared-latent-lr03": ["transfer-shared-latent-lr03"],
     "transfer-shared-latent-lr10": ["transfer-shared-latent-lr10"],
     "transfer-shared-long": ["transfer-shared-long"],
+    **{f"transfer-shared-latent-{arm}": [f"transfer-shared-latent-{arm}"]
+       for arm in ("lr3-cosine", "lr10-cosine", "lr3-w16", "lr3-w64")},
     "scratch-shared-output": ["scratch-shared-output-context"],
     "scratch-shared-latent": ["scratch-shared-latent"],
 }

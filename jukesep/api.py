@@ -257,19 +257,21 @@ class Separator:
         return result
 
     def _separate(self, audio: np.ndarray, rate: int, stems: list[str], two_stems: str | None,
-                  progress: ProgressFn | None) -> dict[str, np.ndarray]:
-        """Checked `np.ndarray[C x T]` at `rate` → {stem: `np.ndarray[C x T]`} at `rate`, refined."""
+                  progress: ProgressFn | None, same_size: bool = False) -> dict[str, np.ndarray]:
+        """Checked `np.ndarray[C x T]` at `rate` → {stem: `np.ndarray[C x T]`} at `rate`, refined.
+        same_size: model calls of a few fixed shapes, for one block of a longer song (`_plan`)."""
         signal = resample(audio, rate, self.sample_rate)
-        estimates = self._run_model(torch.from_numpy(signal), stems, progress)
+        estimates = self._run_model(torch.from_numpy(signal), stems, progress, same_size)
         result = {name: fit_length(resample(estimates[i].numpy(), self.sample_rate, rate), audio.shape[1])
                   for i, name in enumerate(stems)}
         return self._refine(audio, result, rate, two_stems)
 
-    def _run_model(self, signal: torch.Tensor, stems: list[str], progress: ProgressFn | None) -> torch.Tensor:
+    def _run_model(self, signal: torch.Tensor, stems: list[str], progress: ProgressFn | None,
+                   same_size: bool = False) -> torch.Tensor:
         """`Tensor[C x T]` at the model's rate → `Tensor[S x C x T]`: one plain pass, or the mean of
         `shifts` passes over randomly delayed copies (seeded: the same input gives the same output)."""
         if not self.shifts:
-            return self._run_chunks(signal, stems, progress)
+            return self._run_chunks(signal, stems, progress, same_size)
         rng = np.random.default_rng(0)
         total = torch.zeros(len(stems), *signal.shape)
         for i in range(self.shifts):
@@ -278,11 +280,12 @@ class Separator:
                 if progress is not None:
                     progress(i * count + done, self.shifts * count)
             shifted = torch.nn.functional.pad(signal, (delay, 0))
-            total += self._run_chunks(shifted, stems, report)[..., delay:]
+            total += self._run_chunks(shifted, stems, report, same_size)[..., delay:]
         return total / self.shifts
 
     @torch.inference_mode()
-    def _run_chunks(self, signal: torch.Tensor, stems: list[str], progress: ProgressFn | None) -> torch.Tensor:
+    def _run_chunks(self, signal: torch.Tensor, stems: list[str], progress: ProgressFn | None,
+                    same_size: bool = False) -> torch.Tensor:
         """`Tensor[C x T]` at the model's rate → `Tensor[S x C x T]`: each of the model's stages in
         turn over the whole signal, chunk by chunk, each chunk with the context that stage needs."""
         model = self.runner.select(stems)
@@ -301,7 +304,7 @@ class Separator:
             offsets.append(offsets[-1] + stage.cost * frames)
         for i, stage in enumerate(stages):
             last = i == len(stages) - 1
-            chunks = self._plan(stage, frames, last)
+            chunks = self._plan(stage, frames, last, same_size)
 
             def process(windows: torch.Tensor, run=stage.run) -> torch.Tensor:
                 with autocast:
@@ -332,16 +335,18 @@ class Separator:
             return stage.reach
         return min(stage.reach, math.ceil(self.context * self.sample_rate / self.model.hop_length()))
 
-    def _plan(self, stage, frames: int, last: bool) -> list[chunking.Chunk]:
+    def _plan(self, stage, frames: int, last: bool, same_size: bool = False) -> list[chunking.Chunk]:
         """A stage's chunks over `frames` latent frames: `segment` long, or `CONTEXT_SHARE` times the
         stage's context when that is longer (each chunk recomputes its context), with the stage's full
         reach as context, or `context` when that is shorter; only the last stage (audio out)
-        cross-fades `overlap`."""
+        cross-fades `overlap`. same_size: `plan_chunks`'s; streaming asks it for every block but a
+        song's last, so a long song's blocks reuse the first's kernel shapes (flat memory) and a
+        song's end is not re-computed (no waste on short songs)."""
         hop, rate = self.runner.hop_length(), self.sample_rate
         context = self._context_frames(stage)
         segment = max(int(self.segment * rate) // hop, CONTEXT_SHARE * context, 1)
         overlap = int(self.overlap * self.segment * rate) // hop if last else 0
-        return chunking.plan_chunks(frames, segment, context, overlap, 1)
+        return chunking.plan_chunks(frames, segment, context, overlap, 1, same_size)
 
     def batch_for(self, window: int, channels: int) -> int:
         """Chunks per model call: `batch` when set; else `CPU_BATCH` on CPU (measured with the default

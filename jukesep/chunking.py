@@ -26,14 +26,26 @@ class Chunk:
     fade_out: int
 
 
-def plan_chunks(length: int, segment: int, context: int, overlap: int, align: int) -> list[Chunk]:
+def plan_chunks(length: int, segment: int, context: int, overlap: int, align: int,
+                same_size: bool = False) -> list[Chunk]:
     """Cut `length` samples into chunks. All positions are multiples of `align` (the model's hop)
-    so every chunk sees the same down-sampling grid as the whole signal."""
+    so every chunk sees the same down-sampling grid as the whole signal.
+
+    same_size (no cross-fade only): the chunks at the signal's end are placed from the end, a full
+    `segment` each, re-computing part of their neighbours' regions. The windows of a long signal
+    then have two lengths, `segment` + `context` at the ends and `segment` + 2 `context` inside,
+    whatever `length` is: a backend that builds kernels per input shape (oneDNN on CPU) builds the
+    same few for every block of a long song, and its caches stop growing with the song's length.
+    """
     if length <= 0 or align <= 0 or length % align != 0:
         raise ShapeError(f"cannot chunk {length} samples on a grid of {align}")
     segment = max(align, segment - segment % align)
     context = -(-context // align) * align
     overlap = min(overlap - overlap % align, segment // 2 - (segment // 2) % align)
+    if same_size and not overlap:
+        return [Chunk(start, min(start + segment, length), max(0, start - context),
+                      min(length, start + segment + context), 0, 0)
+                for start in _same_size_starts(length, segment, context)]
     step = segment - overlap
     chunks, start = [], 0
     while True:
@@ -44,6 +56,20 @@ def plan_chunks(length: int, segment: int, context: int, overlap: int, align: in
         if last:
             return chunks
         start += step
+
+
+def _same_size_starts(length: int, segment: int, context: int) -> list[int]:
+    """Starts of `segment`-long regions that cover [0, length): from the start while a region's
+    window fits whole before the end, then from the end."""
+    starts, start = [], 0
+    while start + segment + context <= length and start + segment < length:
+        starts.append(start)
+        start += segment
+    from_end, stop = [], length
+    while stop > start:
+        from_end.append(max(0, stop - segment))
+        stop -= segment
+    return starts + from_end[::-1]
 
 
 def fade_weights(chunk: Chunk, dtype=torch.float32) -> torch.Tensor:
@@ -100,7 +126,7 @@ def overlap_add(signal: torch.Tensor, chunks: list[Chunk], process: Callable[[to
         for chunk, estimate in zip(group, estimates):
             kept = estimate[..., (chunk.start - chunk.window_start) * outp:(chunk.stop - chunk.window_start) * outp]
             region = out[..., chunk.start * outp:chunk.stop * outp]
-            if not (chunk.fade_in or chunk.fade_out):  # the region is this chunk's alone
+            if not (chunk.fade_in or chunk.fade_out):  # no neighbour to blend with (see plan_chunks)
                 region.copy_(kept)
                 continue
             key = (chunk.stop - chunk.start, chunk.fade_in, chunk.fade_out)

@@ -122,7 +122,8 @@ def _separate_blocks(separator, path: Path, info, writers: dict, stems, two_stem
                 kept = min(start + block, end) - start
                 progress(round((start + kept * done / max(count, 1)) / info.rate, 1), round(total / info.rate, 1))
 
-        outputs = separator._separate(window, info.rate, stems, two_stems, within)
+        final = window.shape[1] < wanted  # the song's last block (same_size: see Separator._plan)
+        outputs = separator._separate(window, info.rate, stems, two_stems, within, same_size=not final)
         outputs["mixture"] = window
         keep = slice(start - first, min(start + block, end) - first)
         for name, writer in writers.items():
@@ -130,7 +131,7 @@ def _separate_blocks(separator, path: Path, info, writers: dict, stems, two_stem
             peaks[name] = max(peaks[name], peak_of(kept))
             writer.write(np.ascontiguousarray(kept.T))
         start = min(start + block, end)
-        last = window.shape[1] < wanted and start >= end
+        last = final and start >= end
         del window, outputs, kept  # before the next block is read: one block in memory, not two
         if last:
             return start, peaks

@@ -26,6 +26,10 @@ ARMS=(  # system name = separator file
   "transfer-shared-long=$RUNS/transfer/shared-long/best.pt"
   "transfer-shared-latent-lr03=$RUNS/transfer/shared-latent-lr03/best.pt"
   "transfer-shared-latent-lr10=$RUNS/transfer/shared-latent-lr10/best.pt"
+  "transfer-shared-latent-lr3-cosine=$RUNS/transfer/shared-latent-lr3-cosine/best.pt"
+  "transfer-shared-latent-lr10-cosine=$RUNS/transfer/shared-latent-lr10-cosine/best.pt"
+  "transfer-shared-latent-lr3-w16=$RUNS/transfer/shared-latent-lr3-w16/best.pt"
+  "transfer-shared-latent-lr3-w64=$RUNS/transfer/shared-latent-lr3-w64/best.pt"
   "scratch-shared-output=$RUNS/scratch/shared-output-context/best.pt"
   "scratch-shared-latent=$RUNS/scratch/shared-latent/best.pt"
 )

@@ -16,6 +16,9 @@
 #   shared-short     shared-output with short-reach heads (4 blocks, dilations 2^i: 17 latent frames)
 #   shared-both      shared encoder, latent + output loss
 #   shared-latent-lr10, -lr03   shared-latent at learning rate 1e-2 and 3e-4 (1e-3 elsewhere; 3e-3: default)
+#   default-cosine   the default with the learning rate decayed to 0 on a cosine over its 20 minutes
+#   lr10-cosine      the same from a peak of 1e-2
+#   heads-w16, heads-w64   the default with heads 16 and 64 channels wide (32): the size curve
 #   shared-long      shared-output trained on excerpts 4x longer (1.5 s, batch 1): the heads' reach inside them
 #   scratch          the output-loss design without transfer: stage 1 and 2 from random weights
 #   scratch-latent   the default without transfer (stage 1 shared with the scratch phase)
@@ -24,7 +27,7 @@ DATA=${1:?corpus folder (jukesep corpus render ...)}
 RUNS=${2:?output folder}
 shift 2
 PHASES=${*:-foundation stage1 default peers scratch-latent shared-output paper per-stem-output shared-short shared-latent \
-  shared-latent-lr10 shared-both shared-long scratch}
+  shared-latent-lr10 shared-both shared-long scratch default-cosine lr10-cosine heads-w16 heads-w64}
 SIZE="--width 16 --depth 6 --emb-width 32 --codebook-size 512"
 TRAIN="--preset small --excerpt 16384 --batch-size 4 --lr 1e-3 --linf-k 512 --workers 1 --val-every 100 --ckpt-every 100 --val-excerpts 2 --steps 100000"
 FOUNDATION_MIN=${FOUNDATION_MIN:-12}  # wall-time budgets in minutes, one thread each
@@ -97,6 +100,14 @@ for phase in $PHASES; do
     shared-both) shared transfer shared-both "foundation:$RUNS/foundation/best.pt" both "$HEADS" ;;
     shared-latent-lr03) shared transfer shared-latent-lr03 "foundation:$RUNS/foundation/best.pt" latent "$HEADS --lr 3e-4" ;;
     shared-latent-lr10) shared transfer shared-latent-lr10 "foundation:$RUNS/foundation/best.pt" latent "$HEADS --lr 1e-2" ;;
+    default-cosine) shared transfer shared-latent-lr3-cosine "foundation:$RUNS/foundation/best.pt" latent \
+                      "$HEADS --lr 3e-3 --lr-decay cosine" ;;
+    heads-w16) shared transfer shared-latent-lr3-w16 "foundation:$RUNS/foundation/best.pt" latent \
+                 "$HEADS --lr 3e-3 --head-width 16" ;;
+    heads-w64) shared transfer shared-latent-lr3-w64 "foundation:$RUNS/foundation/best.pt" latent \
+                 "$HEADS --lr 3e-3 --head-width 64" ;;
+    lr10-cosine) shared transfer shared-latent-lr10-cosine "foundation:$RUNS/foundation/best.pt" latent \
+                   "$HEADS --lr 1e-2 --lr-decay cosine" ;;
     shared-long) shared transfer shared-long "foundation:$RUNS/foundation/best.pt" output "$HEADS $LONG" ;;
     scratch)
       stage1 scratch scratch "$SIZE"

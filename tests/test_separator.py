@@ -49,6 +49,17 @@ def test_plan_chunks_covers_signal_with_unit_weights():
     np.testing.assert_allclose(total, 1.0, atol=1e-6)
 
 
+def test_plan_chunks_windows_have_the_same_lengths_for_every_long_signal():
+    # kernels are built per input shape on CPU: a song's length must not bring new window lengths
+    def widths(length):
+        chunks = plan_chunks(length=length, segment=1000, context=304, overlap=0, align=8, same_size=True)
+        assert chunks[0].start == 0 and chunks[-1].stop == length
+        assert all(b.start <= a.stop for a, b in zip(chunks, chunks[1:]))  # no gap
+        return {c.window_stop - c.window_start for c in chunks}
+
+    assert widths(4000) == widths(5008) == widths(5200) == widths(77_776) == {1304, 1608}
+
+
 @pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000, 96000])
 @pytest.mark.parametrize("channels", [1, 2, 6])
 def test_output_matches_input_length_channels_and_rate(rate, channels):
@@ -250,7 +261,7 @@ def test_batched_chunks_give_the_same_stems(batch):
 def test_block_by_block_files_equal_whole_song_separation(tmp_path, rate, refine):
     import soundfile as sf
     model = random_separator(("vocals", "bass"), tiny_config(depth=3))
-    sep = Separator(model, device="cpu", refine=refine)
+    sep = Separator(model, device="cpu", refine=refine, segment=0.1)  # several chunks per block: same_size plans
     sf.write(tmp_path / "in.wav", music(3.3, rate).T, rate, subtype="FLOAT")
     whole = sep.separate_file(tmp_path / "in.wav", two_stems="vocals")
     targets = {name: tmp_path / "out" / f"{name}.wav" for name in ("vocals", "no_vocals", "mixture")}

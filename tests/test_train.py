@@ -17,7 +17,7 @@ from jukesep.train import TrainConfig, train
 from jukesep.train.budget import Budget
 from jukesep.train.config import from_flat, load_saved
 from jukesep.train.losses import Bandwidth, lmix, multi_resolution_stft_loss, sdr
-from jukesep.train.step import ParamEMA, adam_with_warmup, train_step
+from jukesep.train.step import ParamEMA, adam_with_warmup, cosine_decay, train_step
 from jukesep.train.tasks import AutoencoderTask
 from tests.conftest import write_corpus
 
@@ -291,6 +291,42 @@ def test_progress_counts_toward_the_time_budget_and_the_end_says_what_stopped(co
            f"jukesep train vqvae --resume --out {out} (add --steps N or --minutes M" in captured.out
     assert main(["train", "vqvae", "--resume", "--out", str(out), "--steps", str(step + 2), "--minutes", "0"]) == 0
     assert f"stopped: reached --steps {step + 2}" in capsys.readouterr().out
+
+
+def test_cosine_decay_ends_a_run_at_rate_zero_and_a_resume_stretches_it(corpus, tmp_path):
+    def state() -> tuple[float, dict]:
+        saved = torch.load(tmp_path / "run" / "train_state.pt", weights_only=True)
+        return saved["optimizer"]["param_groups"][0]["lr"], saved["model"]
+
+    train(tiny(corpus, tmp_path / "run", steps=6, val_every=3, ckpt_every=3, warmup=1, lr_decay="cosine"))
+    rate, before = state()
+    assert rate == 0.0
+    train(tiny(corpus, tmp_path / "run", steps=12, val_every=3, ckpt_every=3, warmup=1, lr_decay="cosine"),
+          resume=True)
+    rate, after = state()
+    assert rate == 0.0
+    # at a rate of 0 Adam would not move the weights: the longer budget restarted the decay part-way
+    trained = [k for k, v in before.items() if v.is_floating_point() and not torch.equal(v, after[k])]
+    assert any(k.startswith("encoders.") for k in trained), trained
+
+
+def test_cosine_decay_follows_the_budget_in_steps_or_minutes():
+    now = [0.0]
+    assert Budget(100).progress(25) == 0.25
+    timed = Budget(1000, minutes=2, clock=lambda: now[0])
+    now[0] = 30.0
+    assert timed.progress(10) == pytest.approx(0.25)  # time, not steps, is further on
+    assert timed.progress(10, earlier_minutes=2) == pytest.approx(2.5 / 4)  # a resumed run: 2 + 2 minutes
+    now[0] = 1000.0
+    assert timed.progress(10) == 1.0
+    assert [cosine_decay(p) for p in (0.0, 0.5, 1.0, 2.0)] == pytest.approx([1.0, 0.5, 0.0, 0.0])
+    factor = [1.0]
+    model = torch.nn.Linear(2, 1)
+    optimizer, schedule = adam_with_warmup(model.parameters(), lr=0.1, warmup=2, decay=lambda: factor[0])
+    schedule.step()
+    factor[0] = 0.25
+    schedule.step()
+    assert schedule.get_last_lr()[0] == pytest.approx(0.1 * 0.25)  # warm-up over, times the decay
 
 
 def test_budget_estimates_the_steps_the_time_limit_allows():

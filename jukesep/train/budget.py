@@ -28,6 +28,15 @@ class Budget:
             return MINUTES
         return None
 
+    def progress(self, step: int, earlier_minutes: float = 0.0) -> float:
+        """How far (0 to 1) the run is through its budget: steps, or wall time counting the
+        `earlier_minutes` of the invocations it resumed, whichever is further on."""
+        done = step / self.steps
+        if not self.minutes:
+            return min(1.0, done)
+        spent = earlier_minutes + self.elapsed() / 60
+        return min(1.0, max(done, spent / (earlier_minutes + self.minutes)))
+
     def expected_steps(self, step: int) -> int:
         """The step the run will stop at: --steps, or fewer where, at the speed so far, --minutes
         runs out first (so a progress bar does not count toward a total it will never reach)."""

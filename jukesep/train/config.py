@@ -20,6 +20,7 @@ from ..models import VQVAEConfig
 
 STAGES = ("foundation", "vqvae", "encoder", "shared")
 STAGE2_LOSSES = ("latent", "output", "both")
+LR_DECAYS = ("none", "cosine")
 MODEL_FIXED = ("input_channels", "sample_rate")  # set by the data (mono, 44.1 kHz), not by flags
 RESUME_MAY_CHANGE = ("steps", "minutes")  # the budget; everything else belongs to the run
 AT_LEAST_ONE = ("steps", "head_width", "head_depth", "head_growth", "batch_size", "excerpt",
@@ -56,6 +57,9 @@ class TrainConfig:
     excerpt: int = 393216  # samples per example (8.9 s at 44.1 kHz)
     lr: float = 3e-4  # Adam learning rate after the warm-up
     warmup: int = 100  # steps of linear learning-rate warm-up
+    # cosine: to 0 at the end of the budget (--steps or --minutes, whichever ends first; a resumed
+    # run's budget is the minutes already trained plus the new --minutes)
+    lr_decay: str = "none"  # after the warm-up: none (constant, paper) | cosine
     clip: float = 1.0  # max total gradient norm; 0 = no clipping
     param_ema: float = 0.999  # decay per step of the parameter EMA that is validated and saved
     # loss weights (paper)
@@ -90,6 +94,8 @@ class TrainConfig:
             raise JukesepError("the shared stage needs --vqvae, a folder holding vqvae-<stem>/best.pt for each stem")
         if self.stage2_loss not in STAGE2_LOSSES:
             raise JukesepError(f"--stage2-loss must be one of {', '.join(STAGE2_LOSSES)}, not {self.stage2_loss!r}")
+        if self.lr_decay not in LR_DECAYS:
+            raise JukesepError(f"--lr-decay must be one of {', '.join(LR_DECAYS)}, not {self.lr_decay!r}")
         if not self.data:
             raise JukesepError("--data is required")
         if self.init != "scratch" and not self.init.startswith(("jukebox:", "foundation:")):

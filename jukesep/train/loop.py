@@ -22,7 +22,7 @@ from ..errors import JukesepError
 from ..progress import Progress
 from .budget import INTERRUPTED, Budget, how_to_continue
 from .config import TrainConfig
-from .step import ParamEMA, StepResult, adam_with_warmup, train_step
+from .step import ParamEMA, StepResult, adam_with_warmup, cosine_decay, train_step
 from .tasks import build_task, validate
 
 STATE_FILE = "train_state.pt"
@@ -71,8 +71,16 @@ def _train(cfg: TrainConfig, resume: bool) -> dict:
     for frozen in task.frozen:
         frozen.to(device).eval()
     ema = ParamEMA(model, cfg.param_ema)
-    optimizer, schedule = adam_with_warmup(model.parameters(), cfg.lr, cfg.warmup)
     step, best = 0, -math.inf
+    budget: Budget | None = None  # made just before the first step, so set-up time is not training time
+    previous_minutes = last_history_minutes(run) if resume else 0.0
+
+    def decay() -> float:  # called by the schedule after each step: the factor for the steps to come
+        if cfg.lr_decay == "none" or budget is None:
+            return 1.0
+        return cosine_decay(budget.progress(step + 1, previous_minutes))
+
+    optimizer, schedule = adam_with_warmup(model.parameters(), cfg.lr, cfg.warmup, decay)
     if resume:
         step, best = load_state(state_path, model, ema, optimizer, schedule, device)
     elif main:
@@ -94,7 +102,6 @@ def _train(cfg: TrainConfig, resume: bool) -> dict:
     budget = Budget(cfg.steps, cfg.minutes, step)
     bar = Progress(cfg.steps, f"{cfg.stage} {cfg.stem}".strip(), unit="step", initial=step, enabled=main)
     shown, result, losses = {}, {"val_sdr": None}, []  # shown: the values after the bar
-    previous_minutes = last_history_minutes(run) if resume else 0.0
 
     def elapsed() -> float:  # training wall time in minutes, across resumes
         return previous_minutes + budget.elapsed() / 60

@@ -54,11 +54,19 @@ class ParamEMA:
         return target
 
 
-def adam_with_warmup(params, lr: float, warmup: int) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.LambdaLR]:
-    """Adam whose learning rate rises linearly to `lr` over the first `warmup` steps."""
+def adam_with_warmup(params, lr: float, warmup: int, decay: Callable[[], float] | None = None
+                     ) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.LambdaLR]:
+    """Adam whose learning rate rises linearly to `lr` over the first `warmup` steps, then is
+    multiplied by `decay()` (called at every schedule step; None: constant)."""
     optimizer = torch.optim.Adam(params, lr=lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * (decay() if decay is not None else 1.0))
     return optimizer, schedule
+
+
+def cosine_decay(progress: float) -> float:
+    """Learning-rate factor at `progress` (0 to 1, clamped) through the budget: half a cosine, 1 to 0."""
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, progress))))
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: LossFn, *, bf16: bool = False,
