@@ -36,7 +36,8 @@ ARMS = ["transfer-shared-latent-lr3", "transfer-shared-latent-lr3-unrefined", "t
         "shared-output", "shared-output-unrefined", "transfer-shared-short", "transfer-paper",
         "transfer-per-stem-output", "transfer-shared-latent", "transfer-shared-latent-lr03",
         "transfer-shared-latent-lr10", "transfer-shared-latent-lr3-cosine", "transfer-shared-latent-lr10-cosine",
-        "transfer-shared-latent-lr3-w16", "transfer-shared-latent-lr3-w64", "transfer-shared-both",
+        "transfer-shared-latent-lr3-w16", "transfer-shared-latent-lr3-w64", "transfer-shared-latent-lr3-longer",
+        "transfer-shared-both",
         "transfer-shared-long",
         "scratch-shared-output", "scratch-shared-latent"]
 REFINES = ["refine-none", "refine-softmask", "refine-wiener"]
@@ -60,6 +61,7 @@ DESCRIPTIONS = {
     "transfer-shared-latent-lr10-cosine": "the same from a peak of 1e-2",
     "transfer-shared-latent-lr3-w16": "the default with heads 16 channels wide (32)",
     "transfer-shared-latent-lr3-w64": "the default with heads 64 channels wide (32)",
+    "transfer-shared-latent-lr3-longer": "the default's run continued to 40 min of stage 2 (20 more)",
     "transfer-shared-long": "the previous default trained on 4x longer excerpts (1.5 s, batch 1)",
     "scratch-shared-output": "shared encoder, output loss, long-reach heads, from scratch (random init)",
     "scratch-shared-latent": "shared encoder, latent loss, long-reach heads, learning rate 3e-3, from scratch",
@@ -82,7 +84,7 @@ STAGE2 = {
     "transfer-shared-latent-lr10": ["transfer-shared-latent-lr10"],
     "transfer-shared-long": ["transfer-shared-long"],
     **{f"transfer-shared-latent-{arm}": [f"transfer-shared-latent-{arm}"]
-       for arm in ("lr3-cosine", "lr10-cosine", "lr3-w16", "lr3-w64")},
+       for arm in ("lr3-cosine", "lr10-cosine", "lr3-w16", "lr3-w64", "lr3-longer")},
     "scratch-shared-output": ["scratch-shared-output-context"],
     "scratch-shared-latent": ["scratch-shared-latent"],
 }
@@ -380,19 +382,23 @@ def transfer_section(quality: dict, curves: dict, out_dir: Path, notes: dict) ->
 def performance_section(results: Path) -> list[str]:
     path = results / "performance.md"
     notes = path.read_text().rstrip("\n").splitlines() + [""] if path.exists() else []
-    return cpu_speed_table(load(results / "cpu_speed.json")) + notes
+    return (cpu_speed_table(load(results / "cpu_speed.json"), "Separation speed on CPU (latest interleaved run)")
+            + cpu_speed_table(load(results / "cpu_speed_avx2.json"), "The same CPU capped at AVX2 (emulating an "
+                              "AVX2-only CPU: float32, no AVX-512, no AMX)", level="###") + notes)
 
 
-def cpu_speed_table(speed: dict | None) -> list[str]:
-    """The latest interleaved run: median and range of each system, and its ratio to Open-Unmix-HQ."""
+def cpu_speed_table(speed: dict | None, title: str, level: str = "##") -> list[str]:
+    """An interleaved run: median and range of each system, and its ratio to Open-Unmix-HQ."""
     if not speed:
         return []
     machine = speed["machine"]
     rows = speed["results"]
     peer = next((r for r in rows if r["key"] == "openunmix"), None)
-    lines = ["## Separation speed on CPU (latest interleaved run)", "",
+    caps = ", ".join(f"{k}={v}" for k, v in machine.get("isa_caps", {}).items())
+    lines = [f"{level} {title}", "",
              f"{speed['date'][:16].replace('T', ' ')} UTC; {machine['cpu']}, {machine['cpu_count']} cores, "
-             f"{machine['torch_threads']} torch threads, CPU flags: {machine.get('cpu_flags', 'not recorded')}; "
+             f"{machine['torch_threads']} torch threads, CPU flags: {machine.get('cpu_flags', 'not recorded')}"
+             f"{f' (capped: {caps})' if caps else ''}; "
              f"torch {machine['torch']}. Input {speed['seconds']:g} s stereo 44.1 kHz, 4 stems; "
              f"{speed['repeat']} rounds, systems interleaved within each round; median (min–max).", "",
              "| system | x real time | range | vs Open-Unmix-HQ |", "|---|---|---|---|"]

@@ -338,6 +338,9 @@ def main() -> None:
     machine = {
         "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "avx512_bf16": "avx512_bf16" in cpu_flags(), "cpu_flags": simd_flags(), "torch": torch.__version__,
+        # an emulated smaller CPU: oneDNN's, PyTorch's and MKL's instruction caps, when set
+        "isa_caps": {name: os.environ[name] for name in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY",
+                                                         "MKL_ENABLE_INSTRUCTIONS") if os.environ.get(name)},
         "python": platform.python_version(),
         "device": args.device, "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "platform": platform.platform(),

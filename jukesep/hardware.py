@@ -7,6 +7,8 @@ import platform
 from functools import lru_cache
 
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # without one of these, bf16 on CPU is emulated (slower)
+ISA_LIMIT_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")  # oneDNN's cap on the instructions it uses
+BF16_ISAS = ("BF16", "AMX", "FP16", "AVX10", "ALL", "DEFAULT")  # names of oneDNN caps that keep bf16 native
 
 
 def _cpuinfo_field(name: str) -> str | None:
@@ -30,6 +32,14 @@ def cpu_flags() -> frozenset[str]:
     return frozenset((_cpuinfo_field("flags") or "").split())
 
 
+def isa_limit() -> str | None:
+    """oneDNN's instruction-set cap from the environment (e.g. "AVX2"), or None."""
+    for name in ISA_LIMIT_VARIABLES:
+        if os.environ.get(name):
+            return os.environ[name].upper()
+    return None
+
+
 def simd_flags() -> str:
     """The CPU flags that decide kernel speed (vector width, bf16, AMX), e.g. "avx2 avx512f ..."."""
     return " ".join(sorted(f for f in cpu_flags() if f.startswith(("avx", "amx", "fma", "sse4")))) or "unknown"
@@ -42,6 +52,9 @@ def fast_bf16(device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
+        limit = isa_limit()  # capped below AVX512-BF16, oneDNN emulates bf16 whatever the CPU has
+        if limit is not None and not any(name in limit for name in BF16_ISAS):
+            return False
         return any(flag in cpu_flags() for flag in BF16_CPU_FLAGS)
     return False
 
@@ -57,7 +70,8 @@ def describe(device) -> dict:
     """The facts `jukesep info --system` prints."""
     import torch
     out = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch threads": torch.get_num_threads(),
-           "cpu flags": simd_flags(), "torch": torch.__version__, "device": str(device),
+           "cpu flags": simd_flags() + (f" (oneDNN capped at {isa_limit()})" if isa_limit() else ""),
+           "torch": torch.__version__, "device": str(device),
            "precision (auto)": choose_precision(device)}
     if device.type == "cuda":
         out["gpu"] = torch.cuda.get_device_name(device)

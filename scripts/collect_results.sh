@@ -30,6 +30,7 @@ ARMS=(  # system name = separator file
   "transfer-shared-latent-lr10-cosine=$RUNS/transfer/shared-latent-lr10-cosine/best.pt"
   "transfer-shared-latent-lr3-w16=$RUNS/transfer/shared-latent-lr3-w16/best.pt"
   "transfer-shared-latent-lr3-w64=$RUNS/transfer/shared-latent-lr3-w64/best.pt"
+  "transfer-shared-latent-lr3-longer=$RUNS/transfer/shared-latent-lr3-longer/best.pt"
   "scratch-shared-output=$RUNS/scratch/shared-output-context/best.pt"
   "scratch-shared-latent=$RUNS/scratch/shared-latent/best.pt"
 )

@@ -19,6 +19,7 @@
 #   default-cosine   the default with the learning rate decayed to 0 on a cosine over its 20 minutes
 #   lr10-cosine      the same from a peak of 1e-2
 #   heads-w16, heads-w64   the default with heads 16 and 64 channels wide (32): the size curve
+#   default-longer   a copy of the default's run, continued for another $STAGE2_MIN minutes
 #   shared-long      shared-output trained on excerpts 4x longer (1.5 s, batch 1): the heads' reach inside them
 #   scratch          the output-loss design without transfer: stage 1 and 2 from random weights
 #   scratch-latent   the default without transfer (stage 1 shared with the scratch phase)
@@ -27,7 +28,7 @@ DATA=${1:?corpus folder (jukesep corpus render ...)}
 RUNS=${2:?output folder}
 shift 2
 PHASES=${*:-foundation stage1 default peers scratch-latent shared-output paper per-stem-output shared-short shared-latent \
-  shared-latent-lr10 shared-both shared-long scratch default-cosine lr10-cosine heads-w16 heads-w64}
+  shared-latent-lr10 shared-both shared-long scratch default-cosine lr10-cosine heads-w16 heads-w64 default-longer}
 SIZE="--width 16 --depth 6 --emb-width 32 --codebook-size 512"
 TRAIN="--preset small --excerpt 16384 --batch-size 4 --lr 1e-3 --linf-k 512 --workers 1 --val-every 100 --ckpt-every 100 --val-excerpts 2 --steps 100000"
 FOUNDATION_MIN=${FOUNDATION_MIN:-12}  # wall-time budgets in minutes, one thread each
@@ -106,6 +107,11 @@ for phase in $PHASES; do
                  "$HEADS --lr 3e-3 --head-width 16" ;;
     heads-w64) shared transfer shared-latent-lr3-w64 "foundation:$RUNS/foundation/best.pt" latent \
                  "$HEADS --lr 3e-3 --head-width 64" ;;
+    default-longer)
+      need "$RUNS/transfer/shared-latent-lr3"
+      longer=$RUNS/transfer/shared-latent-lr3-longer
+      [ -d "$longer" ] || { cp -r "$RUNS/transfer/shared-latent-lr3" "$longer" && rm "$longer/last.pt"; }
+      run $((2 * STAGE2_MIN)) "$longer" shared ;;
     lr10-cosine) shared transfer shared-latent-lr10-cosine "foundation:$RUNS/foundation/best.pt" latent \
                    "$HEADS --lr 1e-2 --lr-decay cosine" ;;
     shared-long) shared transfer shared-long "foundation:$RUNS/foundation/best.pt" output "$HEADS $LONG" ;;

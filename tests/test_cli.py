@@ -223,6 +223,10 @@ def test_info_system_says_what_precision_auto_picks(capsys, monkeypatch):
     monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
     import torch
     assert hardware.choose_precision(torch.device("cpu")) == "bfloat16"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")  # a cap below AVX512-BF16: oneDNN would emulate bf16
+    assert hardware.choose_precision(torch.device("cpu")) == "float32"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
+    assert hardware.choose_precision(torch.device("cpu")) == "bfloat16"
     monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2"}))
     assert hardware.choose_precision(torch.device("cpu")) == "float32"
 
