@@ -37,7 +37,7 @@ ARMS = ["transfer-shared-latent-lr3", "transfer-shared-latent-lr3-unrefined", "t
         "transfer-per-stem-output", "transfer-shared-latent", "transfer-shared-latent-lr03",
         "transfer-shared-latent-lr10", "transfer-shared-latent-lr3-cosine", "transfer-shared-latent-lr10-cosine",
         "transfer-shared-latent-lr3-w16", "transfer-shared-latent-lr3-w64", "transfer-shared-latent-lr3-longer",
-        "transfer-shared-both",
+        "rebalanced-8-2-32", "transfer-shared-both",
         "transfer-shared-long",
         "scratch-shared-output", "scratch-shared-latent"]
 REFINES = ["refine-none", "refine-softmask", "refine-wiener"]
@@ -62,6 +62,7 @@ DESCRIPTIONS = {
     "transfer-shared-latent-lr3-w16": "the default with heads 16 channels wide (32)",
     "transfer-shared-latent-lr3-w64": "the default with heads 64 channels wide (32)",
     "transfer-shared-latent-lr3-longer": "the default's run continued to 40 min of stage 2 (20 more)",
+    "rebalanced-8-2-32": "the default's recipe with the 48 min split 8 (foundation) + 4 x 2 (stage 1) + 32 (stage 2)",
     "transfer-shared-long": "the previous default trained on 4x longer excerpts (1.5 s, batch 1)",
     "scratch-shared-output": "shared encoder, output loss, long-reach heads, from scratch (random init)",
     "scratch-shared-latent": "shared encoder, latent loss, long-reach heads, learning rate 3e-3, from scratch",
@@ -85,19 +86,23 @@ STAGE2 = {
     "transfer-shared-long": ["transfer-shared-long"],
     **{f"transfer-shared-latent-{arm}": [f"transfer-shared-latent-{arm}"]
        for arm in ("lr3-cosine", "lr10-cosine", "lr3-w16", "lr3-w64", "lr3-longer")},
+    "rebalanced-8-2-32": ["rebalance-transfer-shared-latent-lr3"],
     "scratch-shared-output": ["scratch-shared-output-context"],
     "scratch-shared-latent": ["scratch-shared-latent"],
 }
 SAME_MODEL = {"shared-output-unrefined": "shared-output", "previous-default": "shared-output",
               "transfer-shared-latent-lr3-unrefined": "transfer-shared-latent-lr3"}
 TRANSFER_ARMS = [a for a in STAGE2 if not a.startswith("scratch-")]
+# Arms with their own foundation and stage 1 (curve-name prefix of those runs); the others share the main ones.
+OWN_PIPELINE = {"rebalanced-8-2-32": "rebalance-"}
 
 
 def stage1(arm: str) -> list[str]:
     return [f"{arm}-vqvae-{s}" for s in STEMS]
 
 
-KNOWN_CURVES = {"foundation", *stage1("transfer"), *stage1("scratch"), *(n for runs in STAGE2.values() for n in runs)}
+KNOWN_CURVES = {"foundation", *stage1("transfer"), *stage1("scratch"), *(n for runs in STAGE2.values() for n in runs),
+                *(prefix + name for prefix in OWN_PIPELINE.values() for name in ["foundation", *stage1("transfer")])}
 
 
 def load(path: Path):
@@ -146,7 +151,10 @@ def stage2_runs(system: str) -> list[str] | None:
 
 
 def before_stage2(system: str) -> list[str]:
-    return stage1("scratch") if system.startswith("scratch-") else ["foundation"] + stage1("transfer")
+    if system.startswith("scratch-"):
+        return stage1("scratch")
+    prefix = OWN_PIPELINE.get(system, "")
+    return [prefix + name for name in ["foundation", *stage1("transfer")]]
 
 
 def arm_runs(system: str) -> list[str] | None:

@@ -20,6 +20,9 @@
 #   lr10-cosine      the same from a peak of 1e-2
 #   heads-w16, heads-w64   the default with heads 16 and 64 channels wide (32): the size curve
 #   default-longer   a copy of the default's run, continued for another $STAGE2_MIN minutes
+# The rebalanced arm (the same 48 min, more of it for stage 2) is this script with other budgets:
+#   FOUNDATION_MIN=8 STAGE1_MIN=2 STAGE2_MIN=32 scripts/train_default_model.sh CORPUS RUNS/rebalance \
+#     foundation stage1 default
 #   shared-long      shared-output trained on excerpts 4x longer (1.5 s, batch 1): the heads' reach inside them
 #   scratch          the output-loss design without transfer: stage 1 and 2 from random weights
 #   scratch-latent   the default without transfer (stage 1 shared with the scratch phase)
