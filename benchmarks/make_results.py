@@ -52,21 +52,24 @@ DESCRIPTIONS = {
     "transfer-per-stem-output": "encoder per stem, output loss, transfer",
     "transfer-shared-latent": "shared encoder, latent loss, transfer",
     "transfer-shared-both": "shared encoder, latent + output loss, transfer",
-    "transfer-shared-latent-lr3": "shared encoder, latent loss, long-reach heads, transfer, lr 3e-3 (default)",
-    "transfer-shared-latent-lr3-unrefined": "the default, not refined",
-    "transfer-shared-latent-lr3-run1": "the default's recipe, first run (its checkpoint was lost with its machine)",
+    "transfer-shared-latent-lr3": "shared encoder, latent loss, long-reach heads, transfer, lr 3e-3 (the previous "
+                                  "default)",
+    "transfer-shared-latent-lr3-unrefined": "the previous default, not refined",
+    "transfer-shared-latent-lr3-run1": "the previous default's recipe, first run (its checkpoint was lost with its "
+                                       "machine)",
     "transfer-shared-latent-lr03": "shared encoder, latent loss, transfer, learning rate 3e-4",
     "transfer-shared-latent-lr10": "shared encoder, latent loss, transfer, learning rate 1e-2",
-    "transfer-shared-latent-lr3-cosine": "the default, learning rate decayed to 0 on a cosine over its 20 min",
+    "transfer-shared-latent-lr3-cosine": "the previous default, learning rate decayed to 0 on a cosine over its 20 min",
     "transfer-shared-latent-lr10-cosine": "the same from a peak of 1e-2",
-    "transfer-shared-latent-lr3-w16": "the default with heads 16 channels wide (32)",
-    "transfer-shared-latent-lr3-w64": "the default with heads 64 channels wide (32)",
-    "transfer-shared-latent-lr3-longer": "the default's run continued to 40 min of stage 2 (20 more)",
-    "rebalanced-8-2-32": "the default's recipe with the 48 min split 8 (foundation) + 4 x 2 (stage 1) + 32 (stage 2)",
+    "transfer-shared-latent-lr3-w16": "the previous default with heads 16 channels wide (32)",
+    "transfer-shared-latent-lr3-w64": "the previous default with heads 64 channels wide (32)",
+    "transfer-shared-latent-lr3-longer": "the previous default's run continued to 40 min of stage 2 (20 more)",
+    "rebalanced-8-2-32": "the previous default's recipe, its 48 min split 8 (foundation) + 4 x 2 (stage 1) + 32 "
+                         "(stage 2) (default)",
     "transfer-shared-long": "the previous default trained on 4x longer excerpts (1.5 s, batch 1)",
     "scratch-shared-output": "shared encoder, output loss, long-reach heads, from scratch (random init)",
     "scratch-shared-latent": "shared encoder, latent loss, long-reach heads, learning rate 3e-3, from scratch",
-    "previous-default": "the previous default (shared-output of the ablation round), on this round's corpus",
+    "previous-default": "the default before that (shared-output of the ablation round), on this round's corpus",
     "refine-none": "no refinement",
     "refine-softmask": "soft mask",
     "refine-wiener": "Wiener filter",
@@ -368,7 +371,8 @@ def plot_curves(curves: dict, path: Path, pair: tuple[str, str]) -> bool:
 
 
 def transfer_section(quality: dict, curves: dict, out_dir: Path, notes: dict) -> list[str]:
-    pair = (notes.get("default", DEFAULT), notes.get("scratch", SCRATCH))
+    # notes.json "twins": the transfer and scratch arms of one design, when the default has no scratch twin
+    pair = tuple(notes.get("twins") or (notes.get("default", DEFAULT), notes.get("scratch", SCRATCH)))
     lines = stage1_table(curves) + stage2_table(curves) + final_table(quality, curves, pair)
     foundation = curves.get("foundation")
     if foundation:

@@ -26,9 +26,7 @@ CHILD = r"""
 import json, resource, sys, time
 import numpy as np, torch
 from jukesep import Separator
-from jukesep.allocator import fix_mmap_threshold
 from jukesep.models import SeparatorModel, VQVAEConfig
-fix_mmap_threshold()  # as the jukesep command does
 model_path, device, song = sys.argv[1], sys.argv[2], sys.argv[3]
 minutes, width, depth = float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 if model_path:

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from . import __version__, separate_cli
-from .allocator import fix_mmap_threshold
 from .corpus import cli as corpus_cli
 from .errors import JukesepError
 from .evaluate import cli as evaluate_cli
@@ -124,7 +123,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args) -> int:
     """Run a parsed command with jukesep's error handling: one line, no traceback, exit 1 (130 on Ctrl-C)."""
-    fix_mmap_threshold()  # memory flat in the song's length (allocator.py)
     try:
         code = args.func(args)
         sys.stdout.flush()  # so that a reader who left shows up here, not in the interpreter's exit

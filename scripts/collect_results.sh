@@ -15,7 +15,7 @@ RESULTS=$HERE/benchmarks/results
 mkdir -p "$RESULTS/quality" "$RESULTS/curves" "$REPORTS"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 SPLITS=${SPLITS:-test $( [ -d "$DATA/heldout" ] && echo heldout || true )}
-DEFAULT=$RUNS/transfer/shared-latent-lr3/best.pt  # the shipped design (phase default)
+DEFAULT=$RUNS/transfer/shared-latent-lr3/best.pt  # the previous default (phase default at 12/4/20 min): refinement chosen on it
 ARMS=(  # system name = separator file
   "shared-output=$RUNS/transfer/shared-output-context/best.pt"
   "transfer-shared-short=$RUNS/transfer/shared-output/best.pt"

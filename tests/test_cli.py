@@ -1,4 +1,3 @@
-import platform
 import subprocess
 import sys
 
@@ -238,27 +237,3 @@ def test_output_to_a_closed_pipe_ends_quietly():
                             shell=True, executable="/bin/bash", capture_output=True, text=True)
     assert reader.stderr.strip() == "141", reader.stderr
 
-
-ALLOCATOR_PROBE = """
-import sys
-import numpy as np
-from jukesep.allocator import fix_mmap_threshold
-if sys.argv[1] == "fixed":
-    assert fix_mmap_threshold()
-def resident():
-    return int(open("/proc/self/statm").read().split()[1]) * 4096
-big = np.ones(16 << 20, np.uint8); del big  # glibc: a freed mmap raises the threshold to its size
-before = resident()
-block = np.ones(8 << 20, np.uint8); del block  # a chunk-sized activation, used and freed
-print((resident() - before) >> 20)
-"""
-
-
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
-def test_freed_activations_go_back_to_the_system_once_the_threshold_is_fixed():
-    def kept_mib(mode: str) -> int:
-        return int(subprocess.run([sys.executable, "-c", ALLOCATOR_PROBE, mode], capture_output=True, text=True,
-                                  check=True).stdout)
-
-    assert kept_mib("dynamic") >= 7  # glibc's own behaviour: the 8 MiB stay in the heap
-    assert kept_mib("fixed") <= 1
