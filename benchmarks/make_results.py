@@ -37,7 +37,7 @@ ARMS = ["transfer-shared-latent-lr3", "transfer-shared-latent-lr3-unrefined", "t
         "transfer-per-stem-output", "transfer-shared-latent", "transfer-shared-latent-lr03",
         "transfer-shared-latent-lr10", "transfer-shared-latent-lr3-cosine", "transfer-shared-latent-lr10-cosine",
         "transfer-shared-latent-lr3-w16", "transfer-shared-latent-lr3-w64", "transfer-shared-latent-lr3-longer",
-        "rebalanced-8-2-32", "transfer-shared-both",
+        "rebalanced-8-2-32", "tilted-4-1-40", "tilted-4-1-40-w16", "transfer-shared-both",
         "transfer-shared-long",
         "scratch-shared-output", "scratch-shared-latent"]
 REFINES = ["refine-none", "refine-softmask", "refine-wiener"]
@@ -66,6 +66,8 @@ DESCRIPTIONS = {
     "transfer-shared-latent-lr3-longer": "the previous default's run continued to 40 min of stage 2 (20 more)",
     "rebalanced-8-2-32": "the previous default's recipe, its 48 min split 8 (foundation) + 4 x 2 (stage 1) + 32 "
                          "(stage 2) (default)",
+    "tilted-4-1-40": "the same recipe split 4 (foundation) + 4 x 1 (stage 1) + 40 (stage 2)",
+    "tilted-4-1-40-w16": "the same split, heads 16 channels wide (32)",
     "transfer-shared-long": "the previous default trained on 4x longer excerpts (1.5 s, batch 1)",
     "scratch-shared-output": "shared encoder, output loss, long-reach heads, from scratch (random init)",
     "scratch-shared-latent": "shared encoder, latent loss, long-reach heads, learning rate 3e-3, from scratch",
@@ -90,6 +92,8 @@ STAGE2 = {
     **{f"transfer-shared-latent-{arm}": [f"transfer-shared-latent-{arm}"]
        for arm in ("lr3-cosine", "lr10-cosine", "lr3-w16", "lr3-w64", "lr3-longer")},
     "rebalanced-8-2-32": ["rebalance-transfer-shared-latent-lr3"],
+    "tilted-4-1-40": ["tilt-transfer-shared-latent-lr3"],
+    "tilted-4-1-40-w16": ["tilt-transfer-shared-latent-lr3-w16"],
     "scratch-shared-output": ["scratch-shared-output-context"],
     "scratch-shared-latent": ["scratch-shared-latent"],
 }
@@ -97,7 +101,7 @@ SAME_MODEL = {"shared-output-unrefined": "shared-output", "previous-default": "s
               "transfer-shared-latent-lr3-unrefined": "transfer-shared-latent-lr3"}
 TRANSFER_ARMS = [a for a in STAGE2 if not a.startswith("scratch-")]
 # Arms with their own foundation and stage 1 (curve-name prefix of those runs); the others share the main ones.
-OWN_PIPELINE = {"rebalanced-8-2-32": "rebalance-"}
+OWN_PIPELINE = {"rebalanced-8-2-32": "rebalance-", "tilted-4-1-40": "tilt-", "tilted-4-1-40-w16": "tilt-"}
 
 
 def stage1(arm: str) -> list[str]:

@@ -24,6 +24,8 @@ import soundfile as sf
 
 CHILD = r"""
 import json, resource, sys, time
+from jukesep import allocator
+allocator.switch()  # as the jukesep command does (JUKESEP_MALLOC=system: glibc's malloc)
 import numpy as np, torch
 from jukesep import Separator
 from jukesep.models import SeparatorModel, VQVAEConfig
@@ -44,7 +46,7 @@ seconds = time.perf_counter() - start
 cuda = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
 print(json.dumps({"minutes": minutes, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "rss_before_mib": before / 1024, "cuda_max_allocated_mib": cuda,
-                  "x_real_time": minutes * 60 / seconds, "stems": len(out)}))
+                  "x_real_time": minutes * 60 / seconds, "stems": len(out), "malloc": allocator.active()}))
 """
 
 
@@ -74,10 +76,10 @@ def main() -> None:
                                   str(args.width), str(args.depth)], capture_output=True, text=True, check=True)
             rows.append(json.loads(run.stdout.strip().splitlines()[-1]))
             song.unlink()
-    print(f"{'song':>8}{'peak RSS MiB':>14}{'CUDA max MiB':>14}{'x real time':>13}")
+    print(f"{'song':>8}{'peak RSS MiB':>14}{'CUDA max MiB':>14}{'x real time':>13}  malloc")
     for r in rows:
         cuda = "–" if r["cuda_max_allocated_mib"] is None else f"{r['cuda_max_allocated_mib']:.0f}"
-        print(f"{r['minutes']:>6.0f} m{r['peak_rss_mib']:>14.0f}{cuda:>14}{r['x_real_time']:>13.2f}")
+        print(f"{r['minutes']:>6.0f} m{r['peak_rss_mib']:>14.0f}{cuda:>14}{r['x_real_time']:>13.2f}  {r['malloc']}")
     result = {"benchmark": "separation_memory", "date": time.strftime("%Y-%m-%d"), "machine": platform.processor()
               or platform.machine(), "device": args.device, "model": args.model or f"random width {args.width} "
               f"depth {args.depth}", "rows": rows}

@@ -57,6 +57,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from jukesep import allocator
 from jukesep.api import Separator, resolve_device
 from jukesep.audio import write_audio
 from jukesep.defaults import DEFAULT_REFINE, REFINES, STEMS
@@ -319,6 +320,7 @@ def main() -> None:
                              "e.g. --model new=default:softmask --model old=old.pt")
     parser.add_argument("--json", help="write machine info and results to this file")
     args = parser.parse_args()
+    allocator.switch()  # every system runs under the malloc the jukesep command uses (JUKESEP_MALLOC=system: glibc's)
     args.systems = list(args.systems) + [f"model:{spec}" for spec in args.model]
     if args.seconds < 2 * WARMUP_SECONDS or args.repeat < 1:
         parser.error(f"--seconds must be at least {2 * WARMUP_SECONDS} and --repeat at least 1")
@@ -341,7 +343,7 @@ def main() -> None:
         # an emulated smaller CPU: oneDNN's, PyTorch's and MKL's instruction caps, when set
         "isa_caps": {name: os.environ[name] for name in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY",
                                                          "MKL_ENABLE_INSTRUCTIONS") if os.environ.get(name)},
-        "python": platform.python_version(),
+        "python": platform.python_version(), "malloc": allocator.active(),
         "device": args.device, "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "platform": platform.platform(),
     }

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__, separate_cli
+from . import __version__, allocator, separate_cli
 from .corpus import cli as corpus_cli
 from .errors import JukesepError
 from .evaluate import cli as evaluate_cli
@@ -113,12 +113,21 @@ def cmd_import(args) -> int:
     return 0
 
 
+# Commands that run models: the process switches to a pooling malloc first (allocator.py).
+MODEL_COMMANDS = {"separate", "train", "evaluate", "baselines", "serve"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The `jukesep` command; `argv` None means this process's own command line."""
+    command_line = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     if argv and argv[0] not in parser.commands and separate_cli.looks_like_input(argv[0]):
         argv = ["separate", *argv]
-    return run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    if command_line and args.command in MODEL_COMMANDS:
+        allocator.switch()  # returns only when it does not switch
+    return run(args)
 
 
 def run(args) -> int:

@@ -32,6 +32,8 @@ ARMS=(  # system name = separator file
   "transfer-shared-latent-lr3-w64=$RUNS/transfer/shared-latent-lr3-w64/best.pt"
   "transfer-shared-latent-lr3-longer=$RUNS/transfer/shared-latent-lr3-longer/best.pt"
   "rebalanced-8-2-32=$RUNS/rebalance/transfer/shared-latent-lr3/best.pt"
+  "tilted-4-1-40=$RUNS/tilt/transfer/shared-latent-lr3/best.pt"
+  "tilted-4-1-40-w16=$RUNS/tilt/transfer/shared-latent-lr3-w16/best.pt"
   "scratch-shared-output=$RUNS/scratch/shared-output-context/best.pt"
   "scratch-shared-latent=$RUNS/scratch/shared-latent/best.pt"
 )
@@ -73,7 +75,7 @@ for phase in $PHASES; do
 done
 settle
 for run in "$RUNS"/foundation "$RUNS"/*/vqvae-* "$RUNS"/*/shared-* "$RUNS"/*/*/encoder-* \
-           "$RUNS"/rebalance/foundation "$RUNS"/rebalance/*/vqvae-* "$RUNS"/rebalance/*/shared-*; do
+           "$RUNS"/{rebalance,tilt}/foundation "$RUNS"/{rebalance,tilt}/*/vqvae-* "$RUNS"/{rebalance,tilt}/*/shared-*; do
   [ -f "$run/val_history.json" ] || continue
   name=${run#"$RUNS"/}
   cp "$run/val_history.json" "$RESULTS/curves/${name//\//-}.json"

@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 # FluidSynth and General-MIDI SoundFonts render the test corpus; Chromium runs the web page tests;
 # python3-venv makes the virtual environment on Debian's own Python.
-APT=(fluidsynth fluid-soundfont-gm musescore-general-soundfont-small avldrums.lv2-soundfont opl3-soundfont chromium)
+# libjemalloc2: the pooling malloc the model commands switch to (jukesep/allocator.py).
+APT=(fluidsynth fluid-soundfont-gm musescore-general-soundfont-small avldrums.lv2-soundfont opl3-soundfont chromium libjemalloc2)
 python3 -c "import ensurepip" 2>/dev/null || APT+=(python3-venv)
 missing=()
 for package in "${APT[@]}"; do

@@ -25,6 +25,9 @@
 # other budgets:
 #   FOUNDATION_MIN=8 STAGE1_MIN=2 STAGE2_MIN=32 scripts/train_default_model.sh CORPUS RUNS/rebalance \
 #     foundation stage1 default
+# The tilted arms (issue #12, more of the same 48 min for stage 2; the two stage-2 runs side by side):
+#   FOUNDATION_MIN=4 STAGE1_MIN=1 STAGE2_MIN=40 scripts/train_default_model.sh CORPUS RUNS/tilt \
+#     foundation stage1 default heads-w16
 #   shared-long      shared-output trained on excerpts 4x longer (1.5 s, batch 1): the heads' reach inside them
 #   scratch          the output-loss design without transfer: stage 1 and 2 from random weights
 #   scratch-latent   the default without transfer (stage 1 shared with the scratch phase)
