@@ -5,12 +5,13 @@ grows over the blocks of a long song; a pooling allocator reuses the same memory
 faster too (PyTorch's CPU tuning guide recommends the same). Measured in `benchmarks/`: see
 docs/RESULTS.md. A C library's allocator can only be chosen when the process starts, so the
 `jukesep` command runs itself again with the library in LD_PRELOAD, before it has loaded anything
-heavy. Nothing changes where neither library is installed (`apt install libjemalloc2`), off Linux,
-or with JUKESEP_MALLOC=system.
+heavy. Nothing changes where neither library is installed (Debian/Ubuntu: `apt install
+libjemalloc2`), off Linux, where the library fails to load, or with JUKESEP_MALLOC=system.
 """
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import sysconfig
 from pathlib import Path
@@ -18,15 +19,19 @@ from pathlib import Path
 # Sonames in order of preference.
 LIBRARIES = ("libjemalloc.so.2", "libtcmalloc_minimal.so.4")
 MARK = "JUKESEP_MALLOC"  # set: do not switch (a user's "system", or the library already switched to)
+SAVED = "JUKESEP_LD_PRELOAD"  # LD_PRELOAD as it was, given back to the children of a switched process
 
 
 def _folders() -> list[Path]:
     arch = sysconfig.get_config_var("MULTIARCH") or f"{os.uname().machine}-linux-gnu"
-    return [Path(p) for p in (f"/usr/lib/{arch}", f"/lib/{arch}", "/usr/lib64", "/usr/lib", "/usr/local/lib")]
+    return [Path(p) for p in (f"{sys.prefix}/lib", f"/usr/lib/{arch}", f"/lib/{arch}", "/usr/lib64", "/usr/lib",
+                              "/usr/local/lib")]
 
 
 def find() -> str | None:
-    """Path of the preferred pooling malloc installed here, or None."""
+    """Path of the preferred pooling malloc installed here (Linux only), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
     for name in LIBRARIES:
         for folder in _folders():
             if (folder / name).is_file():
@@ -37,24 +42,45 @@ def find() -> str | None:
 def preload_env(environ: dict | None = None) -> dict | None:
     """The environment to run this command again under a pooling malloc, or None to stay as it is."""
     environ = dict(os.environ if environ is None else environ)
-    if not sys.platform.startswith("linux") or environ.get(MARK):
+    if environ.get(MARK):
         return None
     library = find()
     if library is None:
         return None
     environ[MARK] = library
+    environ[SAVED] = environ.get("LD_PRELOAD", "")
     environ["LD_PRELOAD"] = ":".join(filter(None, [library, environ.get("LD_PRELOAD")]))
+    environ.setdefault("TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD", str(1 << 40))  # tcmalloc: no report per GiB
     return environ
 
 
+def _loads(environ: dict) -> bool:
+    """Whether a program starts cleanly with this preload (a library for another page size or
+    architecture aborts or warns)."""
+    try:
+        run = subprocess.run(["/bin/true"], env=environ, capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return run.returncode == 0 and not run.stderr
+
+
 def switch() -> None:
-    """Replace this process by the same command under a pooling malloc (see `preload_env`); if that
-    cannot be done, return and go on with the system's malloc."""
-    environ = preload_env()
-    if environ is None:
+    """Replace this process by the same command under a pooling malloc (see `preload_env`); return
+    and go on with the system's malloc when that cannot be done. In a switched process, give the
+    children it starts the LD_PRELOAD they would have had."""
+    if SAVED in os.environ:
+        saved = os.environ.pop(SAVED)
+        if saved:
+            os.environ["LD_PRELOAD"] = saved
+        else:
+            os.environ.pop("LD_PRELOAD", None)
         return
-    sys.stdout.flush()
-    sys.stderr.flush()
+    environ = preload_env()
+    if environ is None or not _loads(environ):
+        return
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
     try:
         os.execve(sys.executable, sys.orig_argv, environ)
     except OSError:
@@ -62,12 +88,28 @@ def switch() -> None:
 
 
 def active() -> str:
-    """Which malloc this process uses: a preloaded library's file name, or the system's."""
+    """The malloc this process uses: jemalloc or tcmalloc_minimal when preloaded, else "system"."""
     try:
         maps = Path("/proc/self/maps").read_text()
     except OSError:
-        return "unknown"
+        return "system"
     for name in LIBRARIES:
         if name in maps:
             return name.split(".so")[0].removeprefix("lib")
     return "system"
+
+
+def describe() -> str:
+    """What the commands that run models use, for `jukesep info --system`."""
+    if active() != "system":
+        return f"{active()} (preloaded in this process)"
+    if not sys.platform.startswith("linux"):
+        return "system"
+    if os.environ.get(MARK):
+        return f"system ({MARK}={os.environ[MARK]})"
+    found = find()
+    if found is None:
+        return "system (install jemalloc, e.g. `apt install libjemalloc2`, for flat memory on long songs)"
+    environ = preload_env()
+    return f"{Path(found).name} for separate, train, evaluate, baselines, serve" if _loads(environ) else \
+        f"system ({Path(found).name} does not load here)"

@@ -125,9 +125,16 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] not in parser.commands and separate_cli.looks_like_input(argv[0]):
         argv = ["separate", *argv]
     args = parser.parse_args(argv)
-    if command_line and args.command in MODEL_COMMANDS:
+    if command_line and args.command in MODEL_COMMANDS and _is_own_process():
         allocator.switch()  # returns only when it does not switch
     return run(args)
+
+
+def _is_own_process() -> bool:
+    """Whether this process is the `jukesep` command itself (its console script or `python -m
+    jukesep`), which may be re-run; not a notebook or a script that calls `main()`."""
+    return Path(sys.argv[0]).name in ("jukesep", "__main__.py") and \
+        sys.orig_argv[len(sys.orig_argv) - len(sys.argv) + 1:] == sys.argv[1:]
 
 
 def run(args) -> int:

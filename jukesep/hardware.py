@@ -66,23 +66,15 @@ def choose_precision(device, requested: str = "auto") -> str:
     return "bfloat16" if fast_bf16(device) else "float32"
 
 
-def _malloc() -> str:
-    """The malloc the model commands run with (allocator.py)."""
-    from . import allocator
-    if allocator.preload_env() is None and allocator.active() == "system":
-        why = "JUKESEP_MALLOC is set" if os.environ.get(allocator.MARK) else "apt install libjemalloc2 to pool"
-        return f"system ({why})"
-    return f"{allocator.active()} (this process)" if allocator.active() != "system" else \
-        f"{allocator.find()} for the commands that run models"
-
-
 def describe(device) -> dict:
     """The facts `jukesep info --system` prints."""
     import torch
+
+    from . import allocator
     out = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch threads": torch.get_num_threads(),
            "cpu flags": simd_flags() + (f" (oneDNN capped at {isa_limit()})" if isa_limit() else ""),
            "torch": torch.__version__, "device": str(device),
-           "precision (auto)": choose_precision(device), "malloc": _malloc()}
+           "precision (auto)": choose_precision(device), "malloc": allocator.describe()}
     if device.type == "cuda":
         out["gpu"] = torch.cuda.get_device_name(device)
     return out
