@@ -65,9 +65,9 @@ DESCRIPTIONS = {
     "transfer-shared-latent-lr3-w64": "the previous default with heads 64 channels wide (32)",
     "transfer-shared-latent-lr3-longer": "the previous default's run continued to 40 min of stage 2 (20 more)",
     "rebalanced-8-2-32": "the previous default's recipe, its 48 min split 8 (foundation) + 4 x 2 (stage 1) + 32 "
-                         "(stage 2) (default)",
+                         "(stage 2) (the default before this one)",
     "tilted-4-1-40": "the same recipe split 4 (foundation) + 4 x 1 (stage 1) + 40 (stage 2)",
-    "tilted-4-1-40-w16": "the same split, heads 16 channels wide (32)",
+    "tilted-4-1-40-w16": "the same split, heads 16 channels wide (32) (default)",
     "transfer-shared-long": "the previous default trained on 4x longer excerpts (1.5 s, batch 1)",
     "scratch-shared-output": "shared encoder, output loss, long-reach heads, from scratch (random init)",
     "scratch-shared-latent": "shared encoder, latent loss, long-reach heads, learning rate 3e-3, from scratch",
@@ -440,10 +440,10 @@ def speed_section(results: Path) -> list[str]:
     memory = load(results / "separation_memory.json")
     if memory:
         lines += ["### Separation memory", "", f"{memory['model']} on {memory['device']}, {memory['date']}.", "",
-                  "| song | peak RSS (MiB) | CUDA max allocated (MiB) | x real time |", "|---|---|---|---|"]
+                  "| song | peak RSS (MiB) | CUDA max allocated (MiB) | x real time | malloc |", "|---|---|---|---|---|"]
         for r in memory["rows"]:
             lines.append(f"| {r['minutes']:.0f} min | {r['peak_rss_mib']:.0f} | {fmt(r['cuda_max_allocated_mib'], 0)} "
-                         f"| {fmt(r['x_real_time'])} |")
+                         f"| {fmt(r['x_real_time'])} | {r.get('malloc', 'system')} |")
         lines.append("")
     train = load(results / "train_speed.json")
     if train:

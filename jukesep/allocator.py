@@ -7,6 +7,8 @@ docs/RESULTS.md. A C library's allocator can only be chosen when the process sta
 `jukesep` command runs itself again with the library in LD_PRELOAD, before it has loaded anything
 heavy. Nothing changes where neither library is installed (Debian/Ubuntu: `apt install
 libjemalloc2`), off Linux, where the library fails to load, or with JUKESEP_MALLOC=system.
+jemalloc is told to keep freed pages (its MALLOC_CONF, unless yours is set): a process holds on to
+its high-water mark, e.g. `jukesep serve` that of its largest separation, and reuses it.
 """
 from __future__ import annotations
 
@@ -50,7 +52,12 @@ def preload_env(environ: dict | None = None) -> dict | None:
     environ[MARK] = library
     environ[SAVED] = environ.get("LD_PRELOAD", "")
     environ["LD_PRELOAD"] = ":".join(filter(None, [library, environ.get("LD_PRELOAD")]))
-    environ.setdefault("TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD", str(1 << 40))  # tcmalloc: no report per GiB
+    # jemalloc: keep freed pages for reuse. With its default decay it gives the big activations fresh
+    # pages again and again: measured 1.4x slower than glibc, against 1.5x faster without decay.
+    if "jemalloc" in library:
+        environ.setdefault("MALLOC_CONF", "dirty_decay_ms:-1,muzzy_decay_ms:-1")
+    else:  # tcmalloc: no report on stderr for every allocation of a GiB or more
+        environ.setdefault("TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD", str(1 << 40))
     return environ
 
 

@@ -20,6 +20,8 @@ def test_preload_env_puts_the_library_first_and_marks_the_switch(monkeypatch):
     assert env["LD_PRELOAD"] == "/lib/libjemalloc.so.2:/opt/mine.so"
     assert env[allocator.MARK] == "/lib/libjemalloc.so.2" and env["HOME"] == "/root"
     assert env[allocator.SAVED] == "/opt/mine.so"  # given back to the children
+    assert env["MALLOC_CONF"] == "dirty_decay_ms:-1,muzzy_decay_ms:-1"  # freed pages kept for reuse
+    assert allocator.preload_env({"MALLOC_CONF": "narenas:1"})["MALLOC_CONF"] == "narenas:1"  # the user's wins
     assert allocator.preload_env(env) is None  # switched once, never again
     assert allocator.preload_env({allocator.MARK: "system"}) is None
 
