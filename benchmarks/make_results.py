@@ -415,7 +415,8 @@ def cpu_speed_table(speed: dict | None, title: str, level: str = "##") -> list[s
              f"{speed['date'][:16].replace('T', ' ')} UTC; {machine['cpu']}, {machine['cpu_count']} cores, "
              f"{machine['torch_threads']} torch threads, CPU flags: {machine.get('cpu_flags', 'not recorded')}"
              f"{f' (capped: {caps})' if caps else ''}; "
-             f"torch {machine['torch']}. Input {speed['seconds']:g} s stereo 44.1 kHz, 4 stems; "
+             f"torch {machine['torch']}, malloc: {machine.get('malloc', 'system')} (every system alike). "
+             f"Input {speed['seconds']:g} s stereo 44.1 kHz, 4 stems; "
              f"{speed['repeat']} rounds, systems interleaved within each round; median (min–max).", "",
              "| system | x real time | range | vs Open-Unmix-HQ |", "|---|---|---|---|"]
     for row in rows:
@@ -440,7 +441,8 @@ def speed_section(results: Path) -> list[str]:
     memory = load(results / "separation_memory.json")
     if memory:
         lines += ["### Separation memory", "", f"{memory['model']} on {memory['device']}, {memory['date']}.", "",
-                  "| song | peak RSS (MiB) | CUDA max allocated (MiB) | x real time | malloc |", "|---|---|---|---|---|"]
+                  "| song | peak RSS (MiB) | CUDA max allocated (MiB) | x real time | malloc |",
+                  "|---|---|---|---|---|"]
         for r in memory["rows"]:
             lines.append(f"| {r['minutes']:.0f} min | {r['peak_rss_mib']:.0f} | {fmt(r['cuda_max_allocated_mib'], 0)} "
                          f"| {fmt(r['x_real_time'])} | {r.get('malloc', 'system')} |")

@@ -1,11 +1,11 @@
 """A pooling malloc for the commands that run models: jemalloc, else tcmalloc, when installed.
 
 glibc's malloc serves a separation's activations (a few MiB each) from a heap that fragments and
-grows over the blocks of a long song; a pooling allocator reuses the same memory instead, and is
-faster too (PyTorch's CPU tuning guide recommends the same). Measured in `benchmarks/`: see
-docs/RESULTS.md. A C library's allocator can only be chosen when the process starts, so the
-`jukesep` command runs itself again with the library in LD_PRELOAD, before it has loaded anything
-heavy. Nothing changes where neither library is installed (Debian/Ubuntu: `apt install
+grows over the blocks of a long song; a pooling allocator reuses the same memory instead (PyTorch's
+CPU tuning guide recommends one too). Measured in `benchmarks/`, figures in docs/RESULTS.md: peak
+memory flat from a 1- to a 30-minute song, speed within this machine's noise of glibc's. A C
+library's allocator can only be chosen when the process starts, so the `jukesep` command runs
+itself again with the library in LD_PRELOAD, before it has loaded anything heavy. Nothing changes where neither library is installed (Debian/Ubuntu: `apt install
 libjemalloc2`), off Linux, where the library fails to load, or with JUKESEP_MALLOC=system.
 jemalloc is told to keep freed pages (its MALLOC_CONF, unless yours is set): a process holds on to
 its high-water mark, e.g. `jukesep serve` that of its largest separation, and reuses it.
@@ -53,7 +53,7 @@ def preload_env(environ: dict | None = None) -> dict | None:
     environ[SAVED] = environ.get("LD_PRELOAD", "")
     environ["LD_PRELOAD"] = ":".join(filter(None, [library, environ.get("LD_PRELOAD")]))
     # jemalloc: keep freed pages for reuse. With its default decay it gives the big activations fresh
-    # pages again and again: measured 1.4x slower than glibc, against 1.5x faster without decay.
+    # pages again and again: the decoders ran 1.5-2x slower than under glibc, and no slower without decay.
     if "jemalloc" in library:
         environ.setdefault("MALLOC_CONF", "dirty_decay_ms:-1,muzzy_decay_ms:-1")
     else:  # tcmalloc: no report on stderr for every allocation of a GiB or more

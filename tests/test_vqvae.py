@@ -53,6 +53,16 @@ def test_nearest_code_is_the_true_nearest():
     assert torch.equal(codes.flatten(), dists.argmin(-1))
 
 
+def test_nearest_code_of_equal_codes_is_the_first():
+    # duplicate codes (a revived or imported codebook can hold them): the lowest index wins, as argmin
+    block = BottleneckBlock(tiny_config())
+    block.k.normal_()
+    block.k[7] = block.k[3]
+    block.k[20] = block.k[3]
+    z = block.k[3].view(1, -1, 1).repeat(1, 1, 5)
+    assert block.quantize(z).tolist() == [[3] * 5]
+
+
 def test_zero_codebook_is_initialised_from_data():
     block = BottleneckBlock(tiny_config()).train()
     assert block.k.abs().sum() == 0
