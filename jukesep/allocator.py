@@ -5,8 +5,9 @@ grows over the blocks of a long song; a pooling allocator reuses the same memory
 CPU tuning guide recommends one too). Measured in `benchmarks/`, figures in docs/RESULTS.md: peak
 memory flat from a 1- to a 30-minute song, speed within this machine's noise of glibc's. A C
 library's allocator can only be chosen when the process starts, so the `jukesep` command runs
-itself again with the library in LD_PRELOAD, before it has loaded anything heavy. Nothing changes where neither library is installed (Debian/Ubuntu: `apt install
-libjemalloc2`), off Linux, where the library fails to load, or with JUKESEP_MALLOC=system.
+itself again with the library in LD_PRELOAD, before it has loaded anything heavy. Nothing changes
+where neither library is installed (Debian/Ubuntu: `apt install libjemalloc2`), off Linux, where
+the library fails to load, or with JUKESEP_MALLOC=system.
 jemalloc is told to keep freed pages (its MALLOC_CONF, unless yours is set): a process holds on to
 its high-water mark, e.g. `jukesep serve` that of its largest separation, and reuses it.
 """
