@@ -109,8 +109,9 @@ def active() -> str:
 
 def describe() -> str:
     """What the commands that run models use, for `jukesep info --system`."""
-    if active() != "system":
-        return f"{active()} (preloaded in this process)"
+    used = active()
+    if used != "system":
+        return f"{used} (preloaded in this process)"
     if not sys.platform.startswith("linux"):
         return "system"
     if os.environ.get(MARK):

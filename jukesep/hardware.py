@@ -6,6 +6,8 @@ import os
 import platform
 from functools import lru_cache
 
+from . import allocator
+
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # without one of these, bf16 on CPU is emulated (slower)
 ISA_LIMIT_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")  # oneDNN's cap on the instructions it uses
 BF16_ISAS = ("BF16", "AMX", "FP16", "AVX10", "ALL", "DEFAULT")  # names of oneDNN caps that keep bf16 native
@@ -69,8 +71,6 @@ def choose_precision(device, requested: str = "auto") -> str:
 def describe(device) -> dict:
     """The facts `jukesep info --system` prints."""
     import torch
-
-    from . import allocator
     out = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch threads": torch.get_num_threads(),
            "cpu flags": simd_flags() + (f" (oneDNN capped at {isa_limit()})" if isa_limit() else ""),
            "torch": torch.__version__, "device": str(device),

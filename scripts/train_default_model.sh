@@ -8,7 +8,6 @@
 #   foundation       foundation VQ-VAE on all audio
 #   stage1           stage 1: one VQ-VAE per stem, from the foundation
 #   default          stage 2, shared encoder + latent loss, long-reach heads, lr 3e-3: the shipped design
-#                    (the shipped model is this phase at 8 / 2 / 32 min: the rebalanced arm below)
 #   shared-output    the previous default: the same with the output loss, lr 1e-3
 #   peers            Open-Unmix for the same wall time as foundation + stage 1 + stage 2
 #   paper            stage 2 as in the paper: an encoder per stem, latent loss (same wall time)
@@ -21,16 +20,16 @@
 #   lr10-cosine      the same from a peak of 1e-2
 #   heads-w16, heads-w64   the default with heads 16 and 64 channels wide (32): the size curve
 #   default-longer   a copy of the default's run, continued for another $STAGE2_MIN minutes
-# The rebalanced arm (the same 48 min, more of it for stage 2; the shipped default) is this script with
-# other budgets:
-#   FOUNDATION_MIN=8 STAGE1_MIN=2 STAGE2_MIN=32 scripts/train_default_model.sh CORPUS RUNS/rebalance \
-#     foundation stage1 default
-# The tilted arms (issue #12, more of the same 48 min for stage 2; the two stage-2 runs side by side):
-#   FOUNDATION_MIN=4 STAGE1_MIN=1 STAGE2_MIN=40 scripts/train_default_model.sh CORPUS RUNS/tilt \
-#     foundation stage1 default heads-w16
 #   shared-long      shared-output trained on excerpts 4x longer (1.5 s, batch 1): the heads' reach inside them
 #   scratch          the output-loss design without transfer: stage 1 and 2 from random weights
 #   scratch-latent   the default without transfer (stage 1 shared with the scratch phase)
+# The same 48 min split differently (more of it for stage 2) is this script with other budgets:
+#   rebalanced arm (the default before):
+#     FOUNDATION_MIN=8 STAGE1_MIN=2 STAGE2_MIN=32 scripts/train_default_model.sh CORPUS RUNS/rebalance \
+#       foundation stage1 default
+#   tilted arms (the shipped default is its heads-w16 run; the two stage-2 runs side by side):
+#     FOUNDATION_MIN=4 STAGE1_MIN=1 STAGE2_MIN=40 scripts/train_default_model.sh CORPUS RUNS/tilt \
+#       foundation stage1 default heads-w16
 set -euo pipefail
 DATA=${1:?corpus folder (jukesep corpus render ...)}
 RUNS=${2:?output folder}

@@ -236,4 +236,3 @@ def test_output_to_a_closed_pipe_ends_quietly():
     reader = subprocess.run(f"{sys.executable} -m jukesep info default | true; echo ${{PIPESTATUS[0]}} >&2",
                             shell=True, executable="/bin/bash", capture_output=True, text=True)
     assert reader.stderr.strip() == "141", reader.stderr
-
