@@ -33,8 +33,9 @@ def test_a_stride_without_padding_is_not_merged():
     assert not FusedUpsampleOut.fits(_as_2d(nn.ConvTranspose1d(8, 8, 4, 2, 1)), _as_2d(nn.Conv1d(8, 1, 5, 1, 2)))
 
 
-@pytest.mark.parametrize("grad", [False, True])
-def test_fused_residual_chain_equals_the_plain_one_and_keeps_its_input(grad):
+@pytest.mark.parametrize("grad,fused_ops", [(False, True), (True, True), (False, False)])
+def test_fused_residual_chain_equals_the_plain_one_and_keeps_its_input(grad, fused_ops, monkeypatch):
+    monkeypatch.setattr("jukesep.models.fast._FUSED_OPS", fused_ops)  # False: a torch without oneDNN's ops
     torch.manual_seed(0)
     chain = nn.Sequential(nn.Conv1d(4, 8, 3, 1, 1), *(ResConv1DBlock(8, 8, d, 1.0) for d in (1, 3, 9)))
     fast = convs_to_2d(chain)

@@ -43,11 +43,16 @@ def _replace_convs(module: nn.Module) -> None:
             _replace_convs(child)
 
 
+# oneDNN's fused convolutions (the ops inductor emits) are private to torch: without them the
+# plain ops run.
+_FUSED_OPS = all(hasattr(torch.ops.mkldnn, op) for op in ("_convolution_pointwise", "_convolution_pointwise_"))
+
+
 def _fuses(x: torch.Tensor) -> bool:
     """Whether the oneDNN fused convolutions apply: CPU, no autograd, not being traced (a compiler
     does its own fusion; export keeps to standard ops)."""
-    return (not torch.compiler.is_compiling() and x.device.type == "cpu" and not torch.is_grad_enabled()
-            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
+    return (_FUSED_OPS and not torch.compiler.is_compiling() and x.device.type == "cpu"
+            and not torch.is_grad_enabled() and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
 
 
 def _conv_args(conv: nn.Conv2d) -> tuple:
