@@ -76,11 +76,10 @@ class FusedResBlock(nn.Module):
             return x + self.conv_b(torch.relu_(self.conv_a(h)))
         a, b = self.conv_a, self.conv_b
         h = torch.ops.mkldnn._convolution_pointwise(h, a.weight, a.bias, *_conv_args(a), "relu", [], "")
+        add = (b.weight, b.bias, *_conv_args(b), "add", 1.0, None, [], None)
         if self.overwrite:
-            return torch.ops.mkldnn._convolution_pointwise_.binary(x, h, b.weight, b.bias, *_conv_args(b), "add",
-                                                                   1.0, None, [], None)
-        return torch.ops.mkldnn._convolution_pointwise.binary(h, x, b.weight, b.bias, *_conv_args(b), "add",
-                                                              1.0, None, [], None)
+            return torch.ops.mkldnn._convolution_pointwise_.binary(x, h, *add)
+        return torch.ops.mkldnn._convolution_pointwise.binary(h, x, *add)
 
 
 def _fuse_res_blocks(module: nn.Module) -> None:
