@@ -44,14 +44,16 @@ def _window() -> torch.Tensor:
 
 
 def _stft(x: np.ndarray) -> torch.Tensor:
-    """`np.ndarray[C x T]` → complex `Tensor[C x bins x frames]`."""
-    return torch.stft(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), N_FFT, HOP,
-                      window=_window(), return_complex=True)
+    """`np.ndarray[... x T]` → complex `Tensor[... x bins x frames]` (all leading axes in one call)."""
+    x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    spec = torch.stft(x.reshape(-1, x.shape[-1]), N_FFT, HOP, window=_window(), return_complex=True)
+    return spec.reshape(*x.shape[:-1], *spec.shape[-2:])
 
 
 def _istft(spec: torch.Tensor, length: int) -> np.ndarray:
-    """complex `Tensor[C x bins x frames]` → `np.ndarray[C x T]`."""
-    return torch.istft(spec, N_FFT, HOP, window=_window(), length=length).numpy()
+    """complex `Tensor[... x bins x frames]` → `np.ndarray[... x T]`."""
+    audio = torch.istft(spec.reshape(-1, *spec.shape[-2:]), N_FFT, HOP, window=_window(), length=length)
+    return audio.reshape(*spec.shape[:-2], length).numpy()
 
 
 def refine(mixture: np.ndarray, stems: dict[str, np.ndarray], mode: str, rate: int,
@@ -78,7 +80,7 @@ def refine(mixture: np.ndarray, stems: dict[str, np.ndarray], mode: str, rate: i
     pending = None  # a slice's result, written once the next slice has read its window (they overlap)
     for start in range(0, length, step):
         low, high = max(0, start - N_FFT), min(length, start + step + N_FFT)
-        windows = [np.array(source[:, low:high], np.float32) for source in sources]
+        windows = np.stack([source[:, low:high] for source in sources]).astype(np.float32, copy=False)
         if pending is not None:
             _write(stems, *pending)
         end = min(start + step, length)
@@ -93,17 +95,17 @@ def _write(stems: dict[str, np.ndarray], start: int, end: int, refined: list[np.
         stem[:, start:end] = audio
 
 
-def _refine_window(mixture: np.ndarray, sources: list[np.ndarray], mode: str) -> list[np.ndarray]:
-    """`np.ndarray[C x L]` mixture and sources → refined sources."""
-    x = _stft(mixture)  # [C x bins x frames]
-    power = torch.stack([_stft(s).abs().square() for s in sources])  # [S x C x bins x frames]
+def _refine_window(mixture: np.ndarray, sources: np.ndarray, mode: str) -> list[np.ndarray]:
+    """`np.ndarray[C x L]` mixture and `np.ndarray[S x C x L]` sources → the S refined sources."""
+    specs = _stft(np.concatenate([mixture[None], sources]))  # [1+S x C x bins x frames]
+    x, parts = specs[0], torch.view_as_real(specs[1:])
+    power = parts[..., 0].square() + parts[..., 1].square()  # [S x C x bins x frames], |.|² without a sqrt
     length = mixture.shape[-1]
     if mode == "softmask":  # norbert.softmask's filter, in float32 (norbert divides in complex)
-        share = power / (EPS + power.sum(dim=0))
-        return [_istft(share[i] * x, length) for i in range(len(sources))]
+        share = power.mul_(sum(power.unbind(0), EPS).reciprocal_())  # faster than .sum(0) in this layout
+        return list(_istft(x * share, length))
     if x.abs().max() == 0:  # norbert scales by the peak: a silent window stays silent
         return [np.zeros_like(mixture, dtype=np.float32) for _ in sources]
     import norbert  # its layout: frames x bins x channels [x sources]
     y = norbert.wiener(power.permute(3, 2, 1, 0).numpy(), x.permute(2, 1, 0).numpy(), iterations=1, eps=EPS)
-    return [_istft(torch.from_numpy(np.ascontiguousarray(y[..., i].transpose(2, 1, 0))), length)
-            for i in range(y.shape[-1])]
+    return list(_istft(torch.from_numpy(np.ascontiguousarray(y.transpose(3, 2, 1, 0))), length))

@@ -32,6 +32,24 @@ def test_refined_stems_add_up_to_the_mixture(mode):
         assert np.sqrt(np.mean(error ** 2) / np.mean(mixture ** 2)) < 0.1
 
 
+def test_softmask_is_norberts():
+    import norbert
+    import torch
+    mixture = music(2.0)
+    stems = rough_stems(mixture)
+    window = torch.hann_window(4096, dtype=torch.float64)
+    def stft(x):  # [C x T] → norbert's [frames x bins x channels]
+        return torch.stft(torch.from_numpy(x.astype(np.float64)), 4096, 1024, window=window,
+                          return_complex=True).permute(2, 1, 0).numpy()
+    power = np.stack([np.abs(stft(s)) ** 2 for s in stems.values()], -1)
+    y = norbert.softmask(power, stft(mixture), eps=1e-10)
+    expected = [torch.istft(torch.from_numpy(y[..., i].transpose(2, 1, 0).copy()), 4096, 1024, window=window,
+                            length=mixture.shape[-1]).numpy() for i in range(len(stems))]
+    out = refine(mixture, stems, "softmask", RATE)
+    for got, want in zip(out.values(), expected):
+        np.testing.assert_allclose(got, want, atol=2e-5)
+
+
 def test_slices_give_the_whole_song_result(monkeypatch):
     mixture = music(3.0)
     stems = rough_stems(mixture)

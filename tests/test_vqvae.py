@@ -5,7 +5,7 @@ import torch
 
 from jukesep.errors import ShapeError
 from jukesep.models import VQVAE, VQVAEConfig
-from jukesep.models.bottleneck import BottleneckBlock
+from jukesep.models.bottleneck import BottleneckBlock, _first_min
 from tests.conftest import tiny_config
 
 TSV = Path(__file__).parent / "data" / "level0_keys.tsv"
@@ -61,6 +61,15 @@ def test_nearest_code_of_equal_codes_is_the_first():
     block.k[20] = block.k[3]
     z = block.k[3].view(1, -1, 1).repeat(1, 1, 5)
     assert block.quantize(z).tolist() == [[3] * 5]
+
+
+def test_grouped_search_finds_the_first_minimum_among_many_ties():
+    # distances of small integers tie often, within and across the search's groups of codes
+    d = torch.randint(0, 4, (500, 256)).float()
+    assert torch.equal(_first_min(d), d.argmin(-1))
+    d[:, 100] = -1.0
+    d[::3, 37] = -1.0
+    assert torch.equal(_first_min(d), d.argmin(-1))
 
 
 def test_zero_codebook_is_initialised_from_data():
