@@ -12,13 +12,14 @@ def _cl(x: torch.Tensor) -> torch.Tensor:
     return x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
 
 
-@pytest.mark.parametrize("stride,frames,out_channels", [(2, 37, 1), (3, 5, 2), (4, 2, 1), (2, 1, 1)])
+@pytest.mark.parametrize("stride,frames,out_channels", [(2, 37, 1), (3, 5, 2), (4, 2, 1), (2, 1, 1), (4, 9, 3), (2, 6, 2)])
 def test_merged_upsampling_and_output_conv_equal_the_pair_to_the_last_sample(stride, frames, out_channels):
     torch.manual_seed(stride)
     up = nn.ConvTranspose1d(8, 12, 2 * stride, stride, stride // 2)
     out = nn.Conv1d(12, out_channels, 3, 1, 1)
     x = torch.randn(2, 8, frames)
     fused = FusedUpsampleOut(_as_2d(up), _as_2d(out))
+    assert fused.phased == (stride % 2 == 0)  # a plain conv per phase where the output is stride x the input
     with torch.inference_mode():
         expected = out(up(x))
         got = fused(_cl(x)).squeeze(2)
