@@ -184,6 +184,8 @@ class SeparatorModel(nn.Module):
         folded = source.reshape(batch * channels, *source.shape[2:])
         if self.trunk is None:
             folded = folded.unsqueeze(1)  # mono audio [B*C x 1 x T]
+        elif isinstance(self.trunk, FastEncoder):  # the heads' channels-last layout, made once for all
+            folded = folded.unsqueeze(2).contiguous(memory_format=torch.channels_last).squeeze(2)
         codes = torch.stack([stem.encode(folded) for stem in self.stems.values()], dim=1)  # [B*C x S x F]
         return codes.reshape(batch, channels, *codes.shape[1:]).transpose(1, 2)
 
