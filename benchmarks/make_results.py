@@ -440,7 +440,9 @@ def speed_section(results: Path) -> list[str]:
         lines.append("")
     memory = load(results / "separation_memory.json")
     if memory:
-        lines += ["### Separation memory", "", f"{memory['model']} on {memory['device']}, {memory['date']}.", "",
+        where = f"{memory.get('machine', 'CPU not recorded')}, threads: {memory.get('threads', 'not recorded')}"
+        lines += ["### Separation memory", "", f"{memory['model']} on {memory['device']} ({where}), {memory['date']}.",
+                  "",
                   "| song | peak RSS (MiB) | CUDA max allocated (MiB) | x real time | malloc |",
                   "|---|---|---|---|---|"]
         for r in memory["rows"]:

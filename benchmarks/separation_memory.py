@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
 import subprocess
 import sys
 import tempfile
@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from jukesep.hardware import cpu_model
 
 CHILD = r"""
 import json, resource, sys, time
@@ -80,9 +82,9 @@ def main() -> None:
     for r in rows:
         cuda = "–" if r["cuda_max_allocated_mib"] is None else f"{r['cuda_max_allocated_mib']:.0f}"
         print(f"{r['minutes']:>6.0f} m{r['peak_rss_mib']:>14.0f}{cuda:>14}{r['x_real_time']:>13.2f}  {r['malloc']}")
-    result = {"benchmark": "separation_memory", "date": time.strftime("%Y-%m-%d"), "machine": platform.processor()
-              or platform.machine(), "device": args.device, "model": args.model or f"random width {args.width} "
-              f"depth {args.depth}", "rows": rows}
+    result = {"benchmark": "separation_memory", "date": time.strftime("%Y-%m-%d"), "machine": cpu_model(),
+              "threads": os.environ.get("OMP_NUM_THREADS", "all cores"), "device": args.device,
+              "model": args.model or f"random width {args.width} depth {args.depth}", "rows": rows}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

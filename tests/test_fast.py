@@ -12,7 +12,9 @@ def _cl(x: torch.Tensor) -> torch.Tensor:
     return x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
 
 
-@pytest.mark.parametrize("stride,frames,out_channels", [(2, 37, 1), (3, 5, 2), (4, 2, 1), (2, 1, 1), (4, 9, 3), (2, 6, 2)])
+@pytest.mark.parametrize(
+    "stride,frames,out_channels", [(2, 37, 1), (3, 5, 2), (4, 2, 1), (2, 1, 1), (4, 9, 3), (2, 6, 2)]
+)
 def test_merged_upsampling_and_output_conv_equal_the_pair_to_the_last_sample(stride, frames, out_channels):
     torch.manual_seed(stride)
     up = nn.ConvTranspose1d(8, 12, 2 * stride, stride, stride // 2)
