@@ -20,6 +20,9 @@
 #   lr10-cosine      the same from a peak of 1e-2
 #   heads-w16, heads-w64   the default with heads 16 and 64 channels wide (32): the size curve
 #   default-longer   a copy of the default's run, continued for another $STAGE2_MIN minutes
+#   heads-w16-longer the same for the heads-w16 run
+#   end-to-end       from the heads-w16 run's separator, $STAGE2_MIN more minutes with the output loss
+#                    training the stems' decoders too (--stage2-decoders train; beyond the paper)
 #   shared-long      shared-output trained on excerpts 4x longer (1.5 s, batch 1): the heads' reach inside them
 #   scratch          the output-loss design without transfer: stage 1 and 2 from random weights
 #   scratch-latent   the default without transfer (stage 1 shared with the scratch phase)
@@ -30,6 +33,10 @@
 #   tilted arms (the shipped default is its heads-w16 run; the two stage-2 runs side by side):
 #     FOUNDATION_MIN=4 STAGE1_MIN=1 STAGE2_MIN=40 scripts/train_default_model.sh CORPUS RUNS/tilt \
 #       foundation stage1 default heads-w16
+#   end-to-end arm against the same 48 min spent as the shipped default's (4 + 4 x 1 + 40), side by side:
+#     FOUNDATION_MIN=4 STAGE1_MIN=1 STAGE2_MIN=20 scripts/train_default_model.sh CORPUS RUNS/e2e \
+#       foundation stage1 heads-w16
+#     then the two at once: ... RUNS/e2e heads-w16-longer & ... RUNS/e2e end-to-end
 set -euo pipefail
 DATA=${1:?corpus folder (jukesep corpus render ...)}
 RUNS=${2:?output folder}
@@ -92,6 +99,12 @@ per_stem() {  # ARM NAME LOSS: one encoder per stem, a quarter of the stage-2 ti
   [ -f "$RUNS/$1/$2/separator.pt" ] || jukesep bundle "$RUNS/$1/$2/separator.pt" \
     $(for stem in $STEMS; do echo --stem "$stem=$RUNS/$1/vqvae-$stem/best.pt,$RUNS/$1/$2/encoder-$stem/best.pt"; done)
 }
+longer() {  # NAME: a copy of a finished stage-2 run, continued for another $STAGE2_MIN minutes
+  need "$RUNS/transfer/$1"
+  local copy=$RUNS/transfer/$1-longer
+  [ -d "$copy" ] || { cp -r "$RUNS/transfer/$1" "$copy" && rm "$copy/last.pt"; }
+  run $((2 * STAGE2_MIN)) "$copy" shared
+}
 mkdir -p "$RUNS"
 for phase in $PHASES; do
   case $phase in
@@ -114,11 +127,13 @@ for phase in $PHASES; do
                  "$HEADS --lr 3e-3 --head-width 16" ;;
     heads-w64) shared transfer shared-latent-lr3-w64 "foundation:$RUNS/foundation/best.pt" latent \
                  "$HEADS --lr 3e-3 --head-width 64" ;;
-    default-longer)
-      need "$RUNS/transfer/shared-latent-lr3"
-      longer=$RUNS/transfer/shared-latent-lr3-longer
-      [ -d "$longer" ] || { cp -r "$RUNS/transfer/shared-latent-lr3" "$longer" && rm "$longer/last.pt"; }
-      run $((2 * STAGE2_MIN)) "$longer" shared ;;
+    default-longer) longer shared-latent-lr3 ;;
+    heads-w16-longer) longer shared-latent-lr3-w16 ;;
+    end-to-end)
+      need "$RUNS/transfer/shared-latent-lr3-w16"
+      run "$STAGE2_MIN" "$RUNS/transfer/shared-latent-lr3-w16-e2e" shared --data "$DATA" \
+        --init "separator:$RUNS/transfer/shared-latent-lr3-w16/best.pt" --stage2-loss output \
+        --stage2-decoders train $TRAIN --lr 3e-4 ;;
     lr10-cosine) shared transfer shared-latent-lr10-cosine "foundation:$RUNS/foundation/best.pt" latent \
                    "$HEADS --lr 1e-2 --lr-decay cosine" ;;
     shared-long) shared transfer shared-long "foundation:$RUNS/foundation/best.pt" output "$HEADS $LONG" ;;

@@ -139,6 +139,44 @@ def test_shared_stage_writes_a_separator_with_stage1s_decoders(stage1, tmp_path,
     assert main(["separate", str(song), "-n", str(result["best"]), "-o", str(tmp_path / "sep")]) == 0
 
 
+def test_decoders_learn_end_to_end_when_asked(stage1, tmp_path):
+    """--stage2-decoders train: the decoders move too (their gradients come through the module DDP
+    wraps), the codebooks do not."""
+    corpus, folder = stage1
+    cfg = tiny(corpus, tmp_path / "run", stage="shared", stem="", vqvae=str(folder), stage2_loss="output",
+               stage2_decoders="train", head_width=8, head_depth=2)
+    task = build_task(cfg)
+    dataset, _ = training_data(cfg)
+    task.calibrate(dataset)
+    batch = {k: torch.stack([dataset[i][k] for i in range(4)]) for k in ("mixture", "target")}
+    net = task.training_module(task.model.train())
+    before = {k: v.clone() for k, v in task.model.state_dict().items()}
+    optimizer = torch.optim.Adam(task.model.parameters(), lr=1e-3)
+    for _ in range(3):
+        train_step(task.model, optimizer, lambda: task.loss(net, batch))
+    moved = {k for k, v in task.model.state_dict().items() if not torch.equal(before[k], v)}
+    assert all(any(k.startswith(f"stems.{s}.decoder.") for k in moved) for s in STEMS), moved
+    assert any(k.startswith("trunk.") for k in moved) and not any(".quantizer." in k for k in moved), moved
+
+
+def test_a_trained_separator_is_fine_tuned_from_its_own_weights(stage1, tmp_path):
+    """--init separator:PATH continues a whole separator (no stage-1 folder needed with the output
+    loss): its first validation is the separator's own score, and the result keeps its layout."""
+    corpus, folder = stage1
+    first = train(tiny(corpus, tmp_path / "first", stage="shared", stem="", vqvae=str(folder), steps=6,
+                       val_every=6, ckpt_every=6, stage2_loss="latent", head_width=8, head_depth=2, lr=1e-2))
+    model, _ = load_model(first["best"], expect_kind="separator")
+    cfg = tiny(corpus, tmp_path / "tuned", stage="shared", stem="", vqvae="", init=f"separator:{first['best']}",
+               stage2_loss="output", stage2_decoders="train", steps=1, val_every=1, ckpt_every=1, lr=1e-9,
+               head_width=8, head_depth=2)
+    task = build_task(cfg)
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, task.model.state_dict()[name]), name
+    tuned = train(cfg)
+    assert abs(tuned["val_sdr"] - first["val_sdr"]) < 0.05, (tuned["val_sdr"], first["val_sdr"])
+    assert load_model(tuned["best"], expect_kind="separator")[0].head_config == HeadConfig(8, 2, 3)
+
+
 def test_per_stem_encoder_trains_through_the_frozen_decoder(stage1, tmp_path):
     corpus, folder = stage1
     result = train(tiny(corpus, tmp_path / "enc", stage="encoder", stem="bass", steps=10, stage2_loss="output",
@@ -153,6 +191,10 @@ def test_per_stem_encoder_trains_through_the_frozen_decoder(stage1, tmp_path):
     (["--vqvae", "NOWHERE"], "no stage-1 model"),
     (["--vqvae", "STAGE1", "--stage2-loss", "l1"], "--stage2-loss must be one of"),
     (["--vqvae", "STAGE1", "--head-width", "0"], "--head-width must be at least 1"),
+    (["--vqvae", "STAGE1", "--stage2-decoders", "train"], "needs the shared stage and --stage2-loss output"),
+    (["--vqvae", "STAGE1", "--stage2-decoders", "all"], "--stage2-decoders must be one of"),
+    (["--init", "separator:NOWHERE", "--stage2-loss", "latent"], "needs --vqvae"),
+    (["--init", "separator:NOWHERE", "--stage2-loss", "output"], "NOWHERE"),
 ])
 def test_shared_stage_bad_flags_are_one_line_errors(stage1, tmp_path, capsys, args, words):
     corpus, folder = stage1

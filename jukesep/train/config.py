@@ -21,6 +21,7 @@ from ..models import VQVAEConfig
 STAGES = ("foundation", "vqvae", "encoder", "shared")
 STAGE2_LOSSES = ("latent", "output", "both")
 LR_DECAYS = ("none", "cosine")
+STAGE2_DECODERS = ("frozen", "train")
 MODEL_FIXED = ("input_channels", "sample_rate")  # set by the data (mono, 44.1 kHz), not by flags
 RESUME_MAY_CHANGE = ("steps", "minutes")  # the budget; everything else belongs to the run
 AT_LEAST_ONE = ("steps", "head_width", "head_depth", "head_growth", "batch_size", "excerpt",
@@ -35,7 +36,9 @@ class TrainConfig:
     data: str = ""  # corpus root in the MUSDB18-HQ layout (or MUSDB18 .stem.mp4 files)
     out: str = "runs/run"  # run folder: checkpoints, TensorBoard logs, resolved config
     stem: str = ""  # vqvae/encoder: the stem to learn
-    init: str = "scratch"  # scratch | jukebox:PATH (official vqvae.pth.tar) | foundation:PATH (jukesep VQ-VAE file)
+    # foundation:PATH: a jukesep VQ-VAE file. separator:PATH (shared stage): a whole trained
+    # separator, trunk, heads, codebooks and decoders, to continue or fine-tune (its architecture)
+    init: str = "scratch"  # scratch | jukebox:PATH (official vqvae.pth.tar) | foundation:PATH | separator:PATH
     vqvae: str = ""  # encoder stage: the stem's stage-1 VQ-VAE file; shared stage: a folder of vqvae-STEM/best.pt
     # The architecture of a scratch model. A pretrained --init, or the encoder stage's --vqvae,
     # brings its own; the run's config.json records the architecture actually trained.
@@ -47,6 +50,9 @@ class TrainConfig:
     # The codebook is frozen in stage 2, so only this term keeps the latents near codes under the
     # output loss's straight-through gradients (at the autoencoder's 0.02 they drifted away: measured).
     stage2_commit: float = 1.0  # stage 2, output loss: weight of the commitment loss
+    # Beyond the paper: with the output loss, the stems' decoders may learn too, end to end from the
+    # mixture (they no longer reproduce the clean stems' codes alone); the codebooks stay frozen.
+    stage2_decoders: str = "frozen"  # shared stage: frozen (paper) | train (with --stage2-loss output or both)
     head_width: int = 32  # shared stage: channels of each stem's head (at the latent rate)
     head_depth: int = 8  # shared stage: residual blocks per head
     head_growth: int = 3  # shared stage: block i of a head has dilation head_growth ** i (its reach in frames)
@@ -90,16 +96,26 @@ class TrainConfig:
             raise JukesepError(f"unknown stem {self.stem!r} (choose from {', '.join(STEMS)})")
         if self.stage == "encoder" and not self.vqvae:
             raise JukesepError("the encoder stage needs --vqvae, the stem's stage-1 VQ-VAE file")
-        if self.stage == "shared" and not self.vqvae:
-            raise JukesepError("the shared stage needs --vqvae, a folder holding vqvae-<stem>/best.pt for each stem")
+        if self.stage == "shared" and not self.vqvae and not (self.init.startswith("separator:")
+                                                              and self.stage2_loss == "output"):
+            raise JukesepError("the shared stage needs --vqvae, a folder holding vqvae-<stem>/best.pt for each stem "
+                               "(only --init separator:PATH with --stage2-loss output goes without)")
+        if self.init.startswith("separator:") and self.stage != "shared":
+            raise JukesepError("--init separator:PATH is for the shared stage")
+        if self.stage2_decoders not in STAGE2_DECODERS:
+            raise JukesepError(f"--stage2-decoders must be one of {', '.join(STAGE2_DECODERS)}, "
+                               f"not {self.stage2_decoders!r}")
+        if self.stage2_decoders == "train" and (self.stage != "shared" or self.stage2_loss == "latent"):
+            raise JukesepError("--stage2-decoders train needs the shared stage and --stage2-loss output or both")
         if self.stage2_loss not in STAGE2_LOSSES:
             raise JukesepError(f"--stage2-loss must be one of {', '.join(STAGE2_LOSSES)}, not {self.stage2_loss!r}")
         if self.lr_decay not in LR_DECAYS:
             raise JukesepError(f"--lr-decay must be one of {', '.join(LR_DECAYS)}, not {self.lr_decay!r}")
         if not self.data:
             raise JukesepError("--data is required")
-        if self.init != "scratch" and not self.init.startswith(("jukebox:", "foundation:")):
-            raise JukesepError(f"--init must be scratch, jukebox:PATH or foundation:PATH, not {self.init!r}")
+        if self.init != "scratch" and not self.init.startswith(("jukebox:", "foundation:", "separator:")):
+            raise JukesepError(f"--init must be scratch, jukebox:PATH, foundation:PATH or separator:PATH, "
+                               f"not {self.init!r}")
         self._check_numbers()
         if not isinstance(self.model, VQVAEConfig):
             raise JukesepError(f"TrainConfig.model must be a VQVAEConfig, not {type(self.model).__name__}")

@@ -143,10 +143,13 @@ class EncoderTask(Task):
         return self.teacher.decode(codes), stem
 
 
-def stage2_loss(cfg: TrainConfig, latents: torch.Tensor, target: torch.Tensor, teacher: nn.Module,
-                quantizer: nn.Module, decoder: nn.Module, bandwidth: Bandwidth) -> tuple[torch.Tensor, dict]:
+def stage2_loss(cfg: TrainConfig, latents: torch.Tensor, target: torch.Tensor, teacher: nn.Module | None,
+                quantizer: nn.Module, decoder: nn.Module, bandwidth: Bandwidth,
+                audio: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
     """One stem's stage-2 loss. latents: the mixture encoder's `Tensor[B x E x F]`; target: the clean
-    stem `Tensor[B x 1 x T]`; teacher, quantizer, decoder: the stem's frozen stage-1 parts."""
+    stem `Tensor[B x 1 x T]`; teacher, quantizer, decoder: the stem's stage-1 parts (teacher: None
+    without the latent loss); audio: the stem already decoded from `latents` (`straight_through`),
+    when the caller's module did it."""
     terms, loss = {}, latents.new_zeros(())
     if cfg.stage2_loss in ("latent", "both"):
         with torch.no_grad():
@@ -154,26 +157,41 @@ def stage2_loss(cfg: TrainConfig, latents: torch.Tensor, target: torch.Tensor, t
         terms["embedding"] = lmix(latents, wanted, cfg.linf_weight, cfg.linf_k)
         loss = loss + terms["embedding"]
     if cfg.stage2_loss in ("output", "both"):
-        with torch.no_grad():
-            nearest = quantizer.dequantize(quantizer.quantize(latents)).to(latents.dtype)
+        passed, nearest = straight_through(latents, quantizer)
         terms["commit"] = (latents - nearest).pow(2).mean()
-        audio = decoder(latents + (nearest - latents).detach())  # straight-through: gradients reach the encoder
+        if audio is None:
+            audio = decoder(passed)
         terms.update(audio_loss(audio, target, bandwidth, cfg))
         loss = loss + terms["recon"] + cfg.stft_weight * terms["stft"] + cfg.stage2_commit * terms["commit"]
     return loss, terms
 
 
+def straight_through(latents: torch.Tensor, quantizer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """`Tensor[B x E x F]` → (the nearest codes' embeddings with the latents' gradients, for the
+    decoder; the nearest embeddings, no gradient)."""
+    with torch.no_grad():
+        nearest = quantizer.dequantize(quantizer.quantize(latents)).to(latents.dtype)
+    return latents + (nearest - latents).detach(), nearest
+
+
 class SharedLatents(nn.Module):
     """What DDP wraps in the shared stage: mixture `Tensor[B x 1 x T]` → per-stem head latents
-    `Tensor[B x S x E x F]` (one E for all stems)."""
+    `Tensor[B x S x E x F]` (one E for all stems); with `decode` (the decoders learn too), also the
+    stems decoded from them through the codebooks, `Tensor[B x S x 1 x T]`, so that DDP sees the
+    decoders' gradients."""
 
-    def __init__(self, model: SeparatorModel):
+    def __init__(self, model: SeparatorModel, decode: bool = False):
         super().__init__()
-        self.model = model
+        self.model, self.decode = model, decode
 
-    def forward(self, mixture: torch.Tensor) -> torch.Tensor:
+    def forward(self, mixture: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         z = self.model.trunk(mixture)
-        return torch.stack([stem.head(z) for stem in self.model.stems.values()], dim=1)
+        latents = torch.stack([stem.head(z) for stem in self.model.stems.values()], dim=1)
+        if not self.decode:
+            return latents
+        audio = [stem.decoder(straight_through(latents[:, i], stem.quantizer)[0])
+                 for i, stem in enumerate(self.model.stems.values())]
+        return latents, torch.stack(audio, dim=1)
 
 
 class SharedTask(Task):
@@ -181,13 +199,23 @@ class SharedTask(Task):
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
-        stage1 = {}
-        for stem in STEMS:
-            path = Path(cfg.vqvae) / f"vqvae-{stem}" / "best.pt"
-            if not path.is_file():
-                raise JukesepError(f"--vqvae {cfg.vqvae}: no stage-1 model {path} (train it with "
-                                   f"`jukesep train vqvae --stem {stem} --out {path.parent}`)")
-            stage1[stem], _ = load_model(path, expect_kind="vqvae")
+        needs_teachers = cfg.stage2_loss != "output"
+        stage1 = stage1_models(cfg.vqvae) if cfg.vqvae else {}
+        if cfg.init.startswith("separator:"):
+            self.model = self._trained_separator(cfg, stage1)
+        else:
+            self.model = self._new_separator(cfg, stage1)
+        for part in self.model.stems.values():
+            part.quantizer.requires_grad_(False)
+            part.decoder.requires_grad_(cfg.stage2_decoders == "train")
+        self.teachers = nn.ModuleList([stage1[stem].encoder.requires_grad_(False) for stem in STEMS]) \
+            if needs_teachers else None
+        self.frozen = [self.teachers] if needs_teachers else []
+        self.bandwidths = [Bandwidth()] * len(STEMS)
+
+    @staticmethod
+    def _new_separator(cfg: TrainConfig, stage1: dict[str, VQVAE]) -> SeparatorModel:
+        """A trunk from --init (or scratch), new heads, and the stage-1 codebooks and decoders."""
         configs = {stem: m.cfg for stem, m in stage1.items()}
         if len({c.emb_width for c in configs.values()}) != 1:
             raise JukesepError("the shared stage needs stage-1 VQ-VAEs of one latent width")
@@ -198,27 +226,39 @@ class SharedTask(Task):
                                f"architecture of {'--init' if base is not None else 'the stage-1 VQ-VAEs'}: {trunk}")
         try:
             head = HeadConfig(width=cfg.head_width, depth=cfg.head_depth, dilation_growth_rate=cfg.head_growth)
-            self.model = SeparatorModel(configs, trunk=trunk, head=head)
+            model = SeparatorModel(configs, trunk=trunk, head=head)
         except (ValueError, JukesepError) as exc:
             raise JukesepError(f"shared stage: {exc}") from None
         if base is not None:
-            self.model.trunk.load_state_dict(base.encoder.state_dict())
+            model.trunk.load_state_dict(base.encoder.state_dict())
         for stem, vqvae in stage1.items():
-            part = self.model.stems[stem]
-            part.quantizer.load_state_dict(vqvae.quantizer.state_dict())
-            part.decoder.load_state_dict(vqvae.decoder.state_dict())
-            part.quantizer.requires_grad_(False)
-            part.decoder.requires_grad_(False)
-        self.teachers = nn.ModuleList([stage1[stem].encoder.requires_grad_(False) for stem in STEMS])
-        self.frozen = [self.teachers]
-        self.bandwidths = [Bandwidth()] * len(STEMS)
+            model.stems[stem].quantizer.load_state_dict(vqvae.quantizer.state_dict())
+            model.stems[stem].decoder.load_state_dict(vqvae.decoder.state_dict())
+        return model
+
+    @staticmethod
+    def _trained_separator(cfg: TrainConfig, stage1: dict[str, VQVAE]) -> SeparatorModel:
+        """The separator of --init separator:PATH, checked against the stage-1 models (if any)."""
+        path = cfg.init.partition(":")[2]
+        model, _ = load_model(path, expect_kind="separator")
+        if model.trunk is None or list(model.stems) != list(STEMS):
+            raise JukesepError(f"--init {cfg.init}: not a shared-layout separator of the stems {', '.join(STEMS)}")
+        if cfg.model not in (VQVAEConfig(), model.trunk.cfg):
+            raise JukesepError(f"the model flags ask for {cfg.model}, but --init {cfg.init} has {model.trunk.cfg}")
+        asked = HeadConfig(width=cfg.head_width, depth=cfg.head_depth, dilation_growth_rate=cfg.head_growth)
+        if asked not in (HeadConfig(), model.head_config):
+            raise JukesepError(f"the head flags ask for {asked}, but --init {cfg.init} has {model.head_config}")
+        for stem, vqvae in stage1.items():
+            if vqvae.cfg != model.configs[stem]:
+                raise JukesepError(f"--vqvae {cfg.vqvae}: the {stem} VQ-VAE differs from --init {cfg.init}'s")
+        return model
 
     @property
     def arch(self) -> VQVAEConfig:
         return self.model.trunk.cfg
 
     def training_module(self, model: SeparatorModel) -> nn.Module:
-        return SharedLatents(model)
+        return SharedLatents(model, decode=self.cfg.stage2_decoders == "train")
 
     def calibrate(self, dataset) -> Bandwidth | None:
         if self.cfg.stage2_loss == "latent":
@@ -229,11 +269,13 @@ class SharedTask(Task):
     def loss(self, net: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
         """batch["mixture"]: `Tensor[B x 1 x T]`, batch["target"]: `Tensor[B x S x 1 x T]` → (scalar
         loss: the sum over stems, {stem/term: scalar})."""
-        latents = net(batch["mixture"])
+        out = net(batch["mixture"])
+        latents, audio = out if isinstance(out, tuple) else (out, None)
         total, logs = latents.new_zeros(()), {}
         for i, (stem, part) in enumerate(self.model.stems.items()):
-            loss, terms = stage2_loss(self.cfg, latents[:, i], batch["target"][:, i], self.teachers[i],
-                                      part.quantizer, part.decoder, self.bandwidths[i])
+            loss, terms = stage2_loss(self.cfg, latents[:, i], batch["target"][:, i],
+                                      None if self.teachers is None else self.teachers[i], part.quantizer,
+                                      part.decoder, self.bandwidths[i], None if audio is None else audio[:, i])
             total = total + loss
             logs.update({f"{stem}/{k}": v for k, v in terms.items()})
         return total, logs
@@ -247,6 +289,18 @@ class SharedTask(Task):
         estimate = model(mix)  # [B x S x 1 x T]
         audible = stems.pow(2).mean(dim=(-2, -1)).sqrt() > SILENT_RMS
         return estimate[audible], stems[audible]
+
+
+def stage1_models(folder: str) -> dict[str, VQVAE]:
+    """{stem: its stage-1 VQ-VAE} from FOLDER/vqvae-STEM/best.pt."""
+    stage1 = {}
+    for stem in STEMS:
+        path = Path(folder) / f"vqvae-{stem}" / "best.pt"
+        if not path.is_file():
+            raise JukesepError(f"--vqvae {folder}: no stage-1 model {path} (train it with "
+                               f"`jukesep train vqvae --stem {stem} --out {path.parent}`)")
+        stage1[stem], _ = load_model(path, expect_kind="vqvae")
+    return stage1
 
 
 def build_task(cfg: TrainConfig):
