@@ -37,7 +37,8 @@ ARMS = ["transfer-shared-latent-lr3", "transfer-shared-latent-lr3-unrefined", "t
         "transfer-per-stem-output", "transfer-shared-latent", "transfer-shared-latent-lr03",
         "transfer-shared-latent-lr10", "transfer-shared-latent-lr3-cosine", "transfer-shared-latent-lr10-cosine",
         "transfer-shared-latent-lr3-w16", "transfer-shared-latent-lr3-w64", "transfer-shared-latent-lr3-longer",
-        "rebalanced-8-2-32", "tilted-4-1-40", "tilted-4-1-40-w16", "transfer-shared-both",
+        "rebalanced-8-2-32", "tilted-4-1-40", "tilted-4-1-40-w16", "e2e-control", "e2e-end-to-end",
+        "e2e-shipped-default", "transfer-shared-both",
         "transfer-shared-long",
         "scratch-shared-output", "scratch-shared-latent"]
 REFINES = ["refine-none", "refine-softmask", "refine-wiener"]
@@ -68,6 +69,11 @@ DESCRIPTIONS = {
                          "(stage 2) (the default before this one)",
     "tilted-4-1-40": "the same recipe split 4 (foundation) + 4 x 1 (stage 1) + 40 (stage 2)",
     "tilted-4-1-40-w16": "the same split, heads 16 channels wide (32) (default)",
+    "e2e-control": "the default's recipe (tilted-4-1-40-w16) trained again on this round's corpus, its 40 min of "
+                   "stage 2 as 20 + 20 (a resumed run)",
+    "e2e-end-to-end": "the same to 20 min of stage 2, then 20 min with the output loss training the stems' decoders "
+                      "too (--stage2-decoders train, learning rate 3e-4)",
+    "e2e-shipped-default": "the shipped default (trained on the Xeon's render), scored on this round's corpus",
     "transfer-shared-long": "the previous default trained on 4x longer excerpts (1.5 s, batch 1)",
     "scratch-shared-output": "shared encoder, output loss, long-reach heads, from scratch (random init)",
     "scratch-shared-latent": "shared encoder, latent loss, long-reach heads, learning rate 3e-3, from scratch",
@@ -94,6 +100,8 @@ STAGE2 = {
     "rebalanced-8-2-32": ["rebalance-transfer-shared-latent-lr3"],
     "tilted-4-1-40": ["tilt-transfer-shared-latent-lr3"],
     "tilted-4-1-40-w16": ["tilt-transfer-shared-latent-lr3-w16"],
+    "e2e-control": ["e2e-transfer-shared-latent-lr3-w16-longer"],
+    "e2e-end-to-end": ["e2e-transfer-shared-latent-lr3-w16", "e2e-transfer-shared-latent-lr3-w16-e2e"],
     "scratch-shared-output": ["scratch-shared-output-context"],
     "scratch-shared-latent": ["scratch-shared-latent"],
 }
@@ -101,7 +109,8 @@ SAME_MODEL = {"shared-output-unrefined": "shared-output", "previous-default": "s
               "transfer-shared-latent-lr3-unrefined": "transfer-shared-latent-lr3"}
 TRANSFER_ARMS = [a for a in STAGE2 if not a.startswith("scratch-")]
 # Arms with their own foundation and stage 1 (curve-name prefix of those runs); the others share the main ones.
-OWN_PIPELINE = {"rebalanced-8-2-32": "rebalance-", "tilted-4-1-40": "tilt-", "tilted-4-1-40-w16": "tilt-"}
+OWN_PIPELINE = {"rebalanced-8-2-32": "rebalance-", "tilted-4-1-40": "tilt-", "tilted-4-1-40-w16": "tilt-",
+                "e2e-control": "e2e-", "e2e-end-to-end": "e2e-"}
 
 
 def stage1(arm: str) -> list[str]:

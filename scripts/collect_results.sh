@@ -12,7 +12,8 @@ shift 3
 PHASES=${*:-refine baselines arms}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 RESULTS=$HERE/benchmarks/results
-mkdir -p "$RESULTS/quality" "$RESULTS/curves" "$REPORTS"
+QUALITY=${QUALITY:-$RESULTS/quality}  # an earlier round's folder: QUALITY=$RESULTS/quality/<round>
+mkdir -p "$QUALITY" "$RESULTS/curves" "$REPORTS"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 SPLITS=${SPLITS:-test $( [ -d "$DATA/heldout" ] && echo heldout || true )}
 DEFAULT=$RUNS/transfer/shared-latent-lr3/best.pt  # the previous default (phase default at 12/4/20 min): refinement chosen on it
@@ -34,15 +35,17 @@ ARMS=(  # system name = separator file
   "rebalanced-8-2-32=$RUNS/rebalance/transfer/shared-latent-lr3/best.pt"
   "tilted-4-1-40=$RUNS/tilt/transfer/shared-latent-lr3/best.pt"
   "tilted-4-1-40-w16=$RUNS/tilt/transfer/shared-latent-lr3-w16/best.pt"
+  "e2e-control=$RUNS/e2e/transfer/shared-latent-lr3-w16-longer/best.pt"
+  "e2e-end-to-end=$RUNS/e2e/transfer/shared-latent-lr3-w16-e2e/best.pt"
   "scratch-shared-output=$RUNS/scratch/shared-output-context/best.pt"
   "scratch-shared-latent=$RUNS/scratch/shared-latent/best.pt"
 )
 
 score() {  # NAME SPLIT, then `jukesep evaluate` arguments
   local name=$1 split=$2; shift 2
-  [ -f "$RESULTS/quality/$name-$split.json" ] && return 0
+  [ -f "$QUALITY/$name-$split.json" ] && return 0
   jukesep evaluate "$@" --data "$DATA" --split "$split" -o "$REPORTS/$name-$split" --no-bss > /dev/null
-  cp "$REPORTS/$name-$split/summary.json" "$RESULTS/quality/$name-$split.json"
+  cp "$REPORTS/$name-$split/summary.json" "$QUALITY/$name-$split.json"
 }
 # A run's best.pt appears at its first validation: score it only once the run has stopped (last.pt);
 # a per-stem arm's separator.pt is bundled only from finished encoders.
@@ -75,7 +78,8 @@ for phase in $PHASES; do
 done
 settle
 for run in "$RUNS"/foundation "$RUNS"/*/vqvae-* "$RUNS"/*/shared-* "$RUNS"/*/*/encoder-* \
-           "$RUNS"/{rebalance,tilt}/foundation "$RUNS"/{rebalance,tilt}/*/vqvae-* "$RUNS"/{rebalance,tilt}/*/shared-*; do
+           "$RUNS"/{rebalance,tilt,e2e}/foundation "$RUNS"/{rebalance,tilt,e2e}/*/vqvae-* \
+           "$RUNS"/{rebalance,tilt,e2e}/*/shared-*; do
   [ -f "$run/val_history.json" ] || continue
   name=${run#"$RUNS"/}
   cp "$run/val_history.json" "$RESULTS/curves/${name//\//-}.json"

@@ -103,13 +103,10 @@ def stage1(tmp_path_factory):
     return corpus, root / "stage1"
 
 
-@pytest.mark.parametrize("loss", ["output", "latent", "both"])
-def test_stage2_losses_train_the_encoder_and_heads_only(stage1, tmp_path, loss):
-    """Gradients reach the shared encoder and heads through the frozen codebook and decoder, and
-    nothing else moves."""
+def train_a_few_steps(stage1, tmp_path, steps: int, **kw) -> tuple[list[float], set[str]]:
+    """A few steps of the shared stage on one batch → (the losses, the state entries that moved)."""
     corpus, folder = stage1
-    cfg = tiny(corpus, tmp_path / "run", stage="shared", stem="", vqvae=str(folder), stage2_loss=loss,
-               head_width=8, head_depth=2)
+    cfg = tiny(corpus, tmp_path / "run", stage="shared", stem="", vqvae=str(folder), head_width=8, head_depth=2, **kw)
     task = build_task(cfg)
     dataset, _ = training_data(cfg)
     task.calibrate(dataset)
@@ -117,10 +114,16 @@ def test_stage2_losses_train_the_encoder_and_heads_only(stage1, tmp_path, loss):
     net = task.training_module(task.model.train())
     before = {k: v.clone() for k, v in task.model.state_dict().items()}
     optimizer = torch.optim.Adam(task.model.parameters(), lr=1e-3)
-    losses = [train_step(task.model, optimizer, lambda: task.loss(net, batch)).loss.item() for _ in range(5)]
+    losses = [train_step(task.model, optimizer, lambda: task.loss(net, batch)).loss.item() for _ in range(steps)]
+    return losses, {k for k, v in task.model.state_dict().items() if not torch.equal(before[k], v)}
+
+
+@pytest.mark.parametrize("loss", ["output", "latent", "both"])
+def test_stage2_losses_train_the_encoder_and_heads_only(stage1, tmp_path, loss):
+    """Gradients reach the shared encoder and heads through the frozen codebook and decoder, and
+    nothing else moves."""
+    losses, moved = train_a_few_steps(stage1, tmp_path, 5, stage2_loss=loss)
     assert all(np.isfinite(losses)), losses
-    after = task.model.state_dict()
-    moved = {k for k in before if not torch.equal(before[k], after[k])}
     assert any(k.startswith("trunk.") for k in moved) and any(".head." in k for k in moved), moved
     assert not any(".decoder." in k or ".quantizer." in k for k in moved), moved
 
@@ -142,19 +145,8 @@ def test_shared_stage_writes_a_separator_with_stage1s_decoders(stage1, tmp_path,
 def test_decoders_learn_end_to_end_when_asked(stage1, tmp_path):
     """--stage2-decoders train: the decoders move too (their gradients come through the module DDP
     wraps), the codebooks do not."""
-    corpus, folder = stage1
-    cfg = tiny(corpus, tmp_path / "run", stage="shared", stem="", vqvae=str(folder), stage2_loss="output",
-               stage2_decoders="train", head_width=8, head_depth=2)
-    task = build_task(cfg)
-    dataset, _ = training_data(cfg)
-    task.calibrate(dataset)
-    batch = {k: torch.stack([dataset[i][k] for i in range(4)]) for k in ("mixture", "target")}
-    net = task.training_module(task.model.train())
-    before = {k: v.clone() for k, v in task.model.state_dict().items()}
-    optimizer = torch.optim.Adam(task.model.parameters(), lr=1e-3)
-    for _ in range(3):
-        train_step(task.model, optimizer, lambda: task.loss(net, batch))
-    moved = {k for k, v in task.model.state_dict().items() if not torch.equal(before[k], v)}
+    losses, moved = train_a_few_steps(stage1, tmp_path, 3, stage2_loss="output", stage2_decoders="train")
+    assert all(np.isfinite(losses)), losses
     assert all(any(k.startswith(f"stems.{s}.decoder.") for k in moved) for s in STEMS), moved
     assert any(k.startswith("trunk.") for k in moved) and not any(".quantizer." in k for k in moved), moved
 
