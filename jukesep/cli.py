@@ -113,8 +113,10 @@ def cmd_import(args) -> int:
     return 0
 
 
-# Commands that run models: the process switches to a pooling malloc first (allocator.py).
+# Commands that run models: the process switches to a pooling malloc first (allocator.py); those
+# that train let it return freed pages (allocator.py says why).
 MODEL_COMMANDS = {"separate", "train", "evaluate", "baselines", "serve"}
+TRAINING_COMMANDS = {"train", "baselines"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["separate", *argv]
     args = parser.parse_args(argv)
     if command_line and args.command in MODEL_COMMANDS and _is_own_process():
-        allocator.switch()  # returns only when it does not switch
+        allocator.switch(keep_pages=args.command not in TRAINING_COMMANDS)  # returns only when it does not switch
     return run(args)
 
 

@@ -24,6 +24,28 @@ def test_preload_env_puts_the_library_first_and_marks_the_switch(monkeypatch):
     assert allocator.preload_env({"MALLOC_CONF": "narenas:1"})["MALLOC_CONF"] == "narenas:1"  # the user's wins
     assert allocator.preload_env(env) is None  # switched once, never again
     assert allocator.preload_env({allocator.MARK: "system"}) is None
+    assert "MALLOC_CONF" not in allocator.preload_env({}, keep_pages=False)  # training: jemalloc's decay
+
+
+@pytest.mark.parametrize("command, keep_pages", [
+    (["separate", "x.wav"], True),
+    (["evaluate", "--baseline", "mix4", "--data", "corpus"], True),
+    (["train", "shared", "--data", "corpus"], False),
+    (["baselines", "train", "openunmix", "--data", "corpus", "--out", "umx.pt"], False),
+])
+def test_training_commands_let_jemalloc_return_freed_pages(monkeypatch, command, keep_pages):
+    """Kept pages grew a training run by about 90 MiB a second; separation needs them kept."""
+    class Switched(Exception):
+        pass
+
+    def switch(keep_pages=True):
+        raise Switched(keep_pages)
+    monkeypatch.setattr(allocator, "switch", switch)
+    monkeypatch.setattr(cli, "_is_own_process", lambda: True)
+    monkeypatch.setattr(sys, "argv", ["jukesep", *command])
+    with pytest.raises(Switched) as switched:
+        cli.main()
+    assert switched.value.args == (keep_pages,)
 
 
 def test_no_switch_without_a_library_or_off_linux(monkeypatch):
