@@ -145,11 +145,11 @@ class EncoderTask(Task):
 
 def stage2_loss(cfg: TrainConfig, latents: torch.Tensor, target: torch.Tensor, teacher: nn.Module | None,
                 quantizer: nn.Module, decoder: nn.Module, bandwidth: Bandwidth,
-                audio: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+                decoded: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict]:
     """One stem's stage-2 loss. latents: the mixture encoder's `Tensor[B x E x F]`; target: the clean
     stem `Tensor[B x 1 x T]`; teacher, quantizer, decoder: the stem's stage-1 parts (teacher: None
-    without the latent loss); audio: the stem already decoded from `latents` (`straight_through`),
-    when the caller's module did it."""
+    without the latent loss); decoded: (nearest embeddings, audio) when the caller's module already
+    decoded `latents` (`straight_through`), else done here."""
     terms, loss = {}, latents.new_zeros(())
     if cfg.stage2_loss in ("latent", "both"):
         with torch.no_grad():
@@ -157,10 +157,11 @@ def stage2_loss(cfg: TrainConfig, latents: torch.Tensor, target: torch.Tensor, t
         terms["embedding"] = lmix(latents, wanted, cfg.linf_weight, cfg.linf_k)
         loss = loss + terms["embedding"]
     if cfg.stage2_loss in ("output", "both"):
-        passed, nearest = straight_through(latents, quantizer)
+        if decoded is None:
+            passed, nearest = straight_through(latents, quantizer)
+            decoded = nearest, decoder(passed)
+        nearest, audio = decoded
         terms["commit"] = (latents - nearest).pow(2).mean()
-        if audio is None:
-            audio = decoder(passed)
         terms.update(audio_loss(audio, target, bandwidth, cfg))
         loss = loss + terms["recon"] + cfg.stft_weight * terms["stft"] + cfg.stage2_commit * terms["commit"]
     return loss, terms
@@ -176,22 +177,25 @@ def straight_through(latents: torch.Tensor, quantizer: nn.Module) -> tuple[torch
 
 class SharedLatents(nn.Module):
     """What DDP wraps in the shared stage: mixture `Tensor[B x 1 x T]` → per-stem head latents
-    `Tensor[B x S x E x F]` (one E for all stems); with `decode` (the decoders learn too), also the
-    stems decoded from them through the codebooks, `Tensor[B x S x 1 x T]`, so that DDP sees the
-    decoders' gradients."""
+    `Tensor[B x S x E x F]` (one E for all stems); with `decode` (the decoders learn too), also their
+    nearest codes' embeddings (same shape) and the stems decoded through them, `Tensor[B x S x 1 x T]`,
+    so that DDP sees the decoders' gradients."""
 
     def __init__(self, model: SeparatorModel, decode: bool = False):
         super().__init__()
         self.model, self.decode = model, decode
 
-    def forward(self, mixture: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, mixture: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         z = self.model.trunk(mixture)
         latents = torch.stack([stem.head(z) for stem in self.model.stems.values()], dim=1)
         if not self.decode:
             return latents
-        audio = [stem.decoder(straight_through(latents[:, i], stem.quantizer)[0])
-                 for i, stem in enumerate(self.model.stems.values())]
-        return latents, torch.stack(audio, dim=1)
+        nearest, audio = [], []
+        for i, stem in enumerate(self.model.stems.values()):
+            passed, near = straight_through(latents[:, i], stem.quantizer)
+            nearest.append(near)
+            audio.append(stem.decoder(passed))
+        return latents, torch.stack(nearest, dim=1), torch.stack(audio, dim=1)
 
 
 class SharedTask(Task):
@@ -225,8 +229,7 @@ class SharedTask(Task):
             raise JukesepError(f"the model flags ask for {cfg.model}, but the shared encoder takes the "
                                f"architecture of {'--init' if base is not None else 'the stage-1 VQ-VAEs'}: {trunk}")
         try:
-            head = HeadConfig(width=cfg.head_width, depth=cfg.head_depth, dilation_growth_rate=cfg.head_growth)
-            model = SeparatorModel(configs, trunk=trunk, head=head)
+            model = SeparatorModel(configs, trunk=trunk, head=asked_head(cfg))
         except (ValueError, JukesepError) as exc:
             raise JukesepError(f"shared stage: {exc}") from None
         if base is not None:
@@ -245,7 +248,7 @@ class SharedTask(Task):
             raise JukesepError(f"--init {cfg.init}: not a shared-layout separator of the stems {', '.join(STEMS)}")
         if cfg.model not in (VQVAEConfig(), model.trunk.cfg):
             raise JukesepError(f"the model flags ask for {cfg.model}, but --init {cfg.init} has {model.trunk.cfg}")
-        asked = HeadConfig(width=cfg.head_width, depth=cfg.head_depth, dilation_growth_rate=cfg.head_growth)
+        asked = asked_head(cfg)
         if asked not in (HeadConfig(), model.head_config):
             raise JukesepError(f"the head flags ask for {asked}, but --init {cfg.init} has {model.head_config}")
         for stem, vqvae in stage1.items():
@@ -270,12 +273,13 @@ class SharedTask(Task):
         """batch["mixture"]: `Tensor[B x 1 x T]`, batch["target"]: `Tensor[B x S x 1 x T]` → (scalar
         loss: the sum over stems, {stem/term: scalar})."""
         out = net(batch["mixture"])
-        latents, audio = out if isinstance(out, tuple) else (out, None)
+        latents, decoded = (out[0], out[1:]) if isinstance(out, tuple) else (out, None)
         total, logs = latents.new_zeros(()), {}
         for i, (stem, part) in enumerate(self.model.stems.items()):
             loss, terms = stage2_loss(self.cfg, latents[:, i], batch["target"][:, i],
                                       None if self.teachers is None else self.teachers[i], part.quantizer,
-                                      part.decoder, self.bandwidths[i], None if audio is None else audio[:, i])
+                                      part.decoder, self.bandwidths[i],
+                                      None if decoded is None else (decoded[0][:, i], decoded[1][:, i]))
             total = total + loss
             logs.update({f"{stem}/{k}": v for k, v in terms.items()})
         return total, logs
@@ -289,6 +293,14 @@ class SharedTask(Task):
         estimate = model(mix)  # [B x S x 1 x T]
         audible = stems.pow(2).mean(dim=(-2, -1)).sqrt() > SILENT_RMS
         return estimate[audible], stems[audible]
+
+
+def asked_head(cfg: TrainConfig) -> HeadConfig:
+    """The head the flags ask for."""
+    try:
+        return HeadConfig(width=cfg.head_width, depth=cfg.head_depth, dilation_growth_rate=cfg.head_growth)
+    except ValueError as exc:
+        raise JukesepError(f"shared stage: {exc}") from None
 
 
 def stage1_models(folder: str) -> dict[str, VQVAE]:
