@@ -56,6 +56,16 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+def resolve_refine(mode: str, model: SeparatorModel) -> str:
+    """The refinement `mode` means for `model` ("auto" resolved; "learned" checked)."""
+    if mode == "auto":
+        return "learned" if model.mask is not None else "softmask"
+    if mode == "learned" and model.mask is None:
+        raise JukesepError("refine learned needs a model with a learned mask (this one has none; "
+                           "train one with `jukesep train mask`), or choose softmask, wiener or none")
+    return mode
+
+
 def model_path(name_or_path: str | os.PathLike) -> Path:
     """A file path as given, or the file of a model shipped in the package."""
     path = Path(name_or_path)
@@ -110,6 +120,8 @@ class Separator:
         AMX; float32 elsewhere), "float32" or "bfloat16" (autocast; code choice stays float32);
     refine: "none", "softmask" or "wiener": filter the mixture's STFT with the model's stems as
         power estimates (norbert; see refine.py), so that the stems add up to the mixture;
+        "learned": the soft mask corrected by the model's learned mask (it runs all stems, at the
+        model's rate); "auto": "learned" when the model has a learned mask, else "softmask";
     sum_to_mixture: add an equal share of (mixture − Σ stems) to every stem so they sum back to
         the mixture; off by default because that residual is other stems' bleed and model error;
     shifts: average this many extra passes, each on the input delayed by a random 0–0.5 s (Demucs'
@@ -121,7 +133,7 @@ class Separator:
                  device: str | torch.device = "auto", segment: float | None = None, context: float | None = None,
                  overlap: float = 0.0, precision: str = "auto", sum_to_mixture: bool = False, shifts: int = 0,
                  batch: int | None = None, refine: str = DEFAULT_REFINE):
-        self.refine = check_refine(refine)
+        self.refine = resolve_refine(check_refine(refine), model)
         self.device = resolve_device(device)
         if segment is None:
             segment = default_segment(self.device)
@@ -259,10 +271,17 @@ class Separator:
     def _separate(self, audio: np.ndarray, rate: int, stems: list[str], two_stems: str | None,
                   progress: ProgressFn | None, same_size: bool = False) -> dict[str, np.ndarray]:
         """Checked `np.ndarray[C x T]` at `rate` → {stem: `np.ndarray[C x T]`} at `rate`, refined.
-        same_size: model calls of a few fixed shapes, for one block of a longer song (`_plan`)."""
+        same_size: model calls of a few fixed shapes, for one block of a longer song (`_plan`).
+        The learned mask refines all stems at the model's rate, the other modes at `rate`."""
         signal = resample(audio, rate, self.sample_rate)
-        estimates = self._run_model(torch.from_numpy(signal), stems, progress, same_size)
-        result = {name: fit_length(resample(estimates[i].numpy(), self.sample_rate, rate), audio.shape[1])
+        learned = self.refine == "learned"
+        computed = self.stems if learned else stems
+        estimates = self._run_model(torch.from_numpy(signal), computed, progress, same_size)
+        if learned:
+            model_rate = dict(zip(computed, estimates.numpy()))
+            refine(signal, model_rate, "learned", self.sample_rate, net=self.model.mask)
+            estimates = np.stack([model_rate[name] for name in stems])
+        result = {name: fit_length(resample(np.asarray(estimates[i]), self.sample_rate, rate), audio.shape[1])
                   for i, name in enumerate(stems)}
         return self._refine(audio, result, rate, two_stems)
 
@@ -359,7 +378,8 @@ class Separator:
         return max(1, int(GPU_BATCH_SECONDS * self.sample_rate) // (window * channels))
 
     def _refine(self, mixture: np.ndarray, stems: dict[str, np.ndarray], rate: int, two_stems: str | None) -> dict:
-        stems = refine(mixture, stems, self.refine, rate, complete=len(stems) == len(self.stems))
+        if self.refine != "learned":  # (that one is done at the model's rate)
+            stems = refine(mixture, stems, self.refine, rate, complete=len(stems) == len(self.stems))
         if two_stems is not None:
             return {two_stems: stems[two_stems], f"no_{two_stems}": mixture - stems[two_stems]}
         if self.sum_to_mixture:

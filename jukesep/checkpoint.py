@@ -4,8 +4,8 @@ A jukesep file is a `torch.save`d dict of plain data (loadable with `weights_onl
     {"format": "jukesep", "format_version": 1, "kind": "vqvae" | "encoder" | "separator",
      "config": {...}, "state": {name: tensor}, "metadata": {...}}
 For "separator" the config is {"stems": {stem: VQVAEConfig dict}}, plus {"trunk": VQVAEConfig dict,
-"head": HeadConfig dict} in the shared layout; every file rebuilds its model from its own config,
-without the training code.
+"head": HeadConfig dict} in the shared layout and {"mask": MaskConfig dict} with a learned mask;
+every file rebuilds its model from its own config, without the training code.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from torch import nn
 from .atomic import atomic_torch_save
 from .errors import CheckpointError
 from .models import VQVAE, Encoder, SeparatorModel, VQVAEConfig
-from .models.config import HeadConfig
+from .models.config import HeadConfig, MaskConfig
 
 FORMAT = "jukesep"
 FORMAT_VERSION = 1
@@ -37,6 +37,8 @@ def save_model(path, kind: str, model: nn.Module, metadata: dict | None = None) 
         config = {"stems": {name: cfg.to_dict() for name, cfg in model.configs.items()}}
         if model.trunk_config is not None:
             config.update(trunk=model.trunk_config.to_dict(), head=model.head_config.to_dict())
+        if model.mask_config is not None:
+            config["mask"] = model.mask_config.to_dict()
     else:
         config = model.cfg.to_dict()
     state = {name: t.detach().cpu().clone() for name, t in model.state_dict().items()}
@@ -81,8 +83,9 @@ def load_model(path, expect_kind: str | None = None) -> tuple[nn.Module, dict]:
             shared = {key: cls.from_dict(data["config"][key])  # SeparatorModel wants both or neither
                       for key, cls in (("trunk", VQVAEConfig), ("head", HeadConfig)) if key in data["config"]}
             configs = {name: VQVAEConfig.from_dict(c) for name, c in stems.items()}
-            _check_size(list(configs.values()) + list(shared.values()), len(configs), data["state"])
-            model = SeparatorModel(configs, **shared)
+            mask = MaskConfig.from_dict(data["config"]["mask"]) if "mask" in data["config"] else None
+            _check_size(list(configs.values()) + list(shared.values()) + [mask], len(configs), data["state"])
+            model = SeparatorModel(configs, **shared, mask=mask)
         else:
             cfg = VQVAEConfig.from_dict(data["config"])
             _check_size([cfg], 1, data["state"])
@@ -95,7 +98,11 @@ def load_model(path, expect_kind: str | None = None) -> tuple[nn.Module, dict]:
 
 def _check_size(configs: list, stems: int, state: dict) -> None:
     """Refuse a config that asks for far more weights than the file holds, before allocating them."""
-    wanted = sum(c.approx_parameters() * (stems if isinstance(c, HeadConfig) else 1) for c in configs)
+    def weights(c) -> int:
+        if isinstance(c, MaskConfig):
+            return c.approx_parameters(stems)
+        return c.approx_parameters() * (stems if isinstance(c, HeadConfig) else 1)
+    wanted = sum(weights(c) for c in configs if c is not None)
     held = sum(t.numel() for t in state.values() if isinstance(t, torch.Tensor))
     if wanted > SIZE_SLACK * held + SIZE_MARGIN:
         raise CheckpointError(f"the config asks for about {wanted:,} weights but the file holds {held:,}")

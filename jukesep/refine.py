@@ -10,6 +10,9 @@ mixture's own phase and detail instead of the decoder's.
 - "wiener": the soft mask followed by one expectation-maximisation step of the multichannel Wiener
   filter (norbert.wiener), which also estimates each source's stereo image from the frames of its
   slice.
+- "learned": the soft mask corrected by the model's learned mask (models/mask.py); frame-local like
+  the soft mask. It needs all of the model's stems and runs at the model's rate (`Separator`).
+- "auto" (`Separator` only): "learned" for a model that has a learned mask, else "softmask".
 The song is refined in place, in slices of `SLICE_SECONDS` and of at most `SLICE_SAMPLES` in all
 channels (each with `N_FFT` more samples on both sides, on the STFT's hop grid), so memory does not
 grow with the song (measured on a 60-s stereo block at 48 kHz: +75 MiB over the separation's own peak, from
@@ -43,27 +46,41 @@ def _window() -> torch.Tensor:
     return torch.hann_window(N_FFT)
 
 
-def _stft(x: np.ndarray) -> torch.Tensor:
-    """`np.ndarray[... x T]` → complex `Tensor[... x bins x frames]` (all leading axes in one call)."""
-    x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    spec = torch.stft(x.reshape(-1, x.shape[-1]), N_FFT, HOP, window=_window(), return_complex=True)
+def spectrogram(x: torch.Tensor) -> torch.Tensor:
+    """`Tensor[... x T]` → complex `Tensor[... x bins x frames]` (all leading axes in one call)."""
+    window = _window() if x.device.type == "cpu" else _window().to(x.device)
+    spec = torch.stft(x.reshape(-1, x.shape[-1]), N_FFT, HOP, window=window, return_complex=True)
     return spec.reshape(*x.shape[:-1], *spec.shape[-2:])
 
 
+def waveform(spec: torch.Tensor, length: int) -> torch.Tensor:
+    """complex `Tensor[... x bins x frames]` → `Tensor[... x length]`."""
+    window = _window() if spec.device.type == "cpu" else _window().to(spec.device)
+    audio = torch.istft(spec.reshape(-1, *spec.shape[-2:]), N_FFT, HOP, window=window, length=length)
+    return audio.reshape(*spec.shape[:-2], length)
+
+
+def _stft(x: np.ndarray) -> torch.Tensor:
+    return spectrogram(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+
+
 def _istft(spec: torch.Tensor, length: int) -> np.ndarray:
-    """complex `Tensor[... x bins x frames]` → `np.ndarray[... x T]`."""
-    audio = torch.istft(spec.reshape(-1, *spec.shape[-2:]), N_FFT, HOP, window=_window(), length=length)
-    return audio.reshape(*spec.shape[:-2], length).numpy()
+    return waveform(spec, length).numpy()
 
 
 def refine(mixture: np.ndarray, stems: dict[str, np.ndarray], mode: str, rate: int,
-           complete: bool = True) -> dict[str, np.ndarray]:
+           complete: bool = True, net: torch.nn.Module | None = None) -> dict[str, np.ndarray]:
     """mixture `np.ndarray[C x T]`, stems {name: `np.ndarray[C x T]`} → the stems, refined in place
     (no second copy of the song's stems) and returned.
 
     complete: whether `stems` are all of the model's stems; if not, mixture − Σ stems is added as
-    one more source, so the filter does not push the missing stems into the ones asked for."""
+    one more source, so the filter does not push the missing stems into the ones asked for.
+    net: the learned mask, for mode "learned" (all stems, in the model's order)."""
     check_refine(mode)
+    if mode == "auto":
+        raise JukesepError("refine: resolve 'auto' to a mode first (Separator does)")
+    if mode == "learned" and (net is None or not complete):
+        raise JukesepError("refine: 'learned' needs the model's learned mask and all of its stems")
     if mode == "none" or not stems:
         return stems
     length = mixture.shape[-1]
@@ -84,7 +101,7 @@ def refine(mixture: np.ndarray, stems: dict[str, np.ndarray], mode: str, rate: i
         if pending is not None:
             _write(stems, *pending)
         end = min(start + step, length)
-        refined = _refine_window(mixture[:, low:high], windows, mode)
+        refined = _refine_window(mixture[:, low:high], windows, mode, net)
         pending = start, end, [audio[:, start - low:end - low] for audio in refined]
     _write(stems, *pending)
     return stems
@@ -95,12 +112,18 @@ def _write(stems: dict[str, np.ndarray], start: int, end: int, refined: list[np.
         stem[:, start:end] = audio
 
 
-def _refine_window(mixture: np.ndarray, sources: np.ndarray, mode: str) -> list[np.ndarray]:
+def _refine_window(mixture: np.ndarray, sources: np.ndarray, mode: str,
+                   net: torch.nn.Module | None = None) -> list[np.ndarray]:
     """`np.ndarray[C x L]` mixture and `np.ndarray[S x C x L]` sources → the S refined sources."""
     specs = _stft(np.concatenate([mixture[None], sources]))  # [1+S x C x bins x frames]
     x, parts = specs[0], torch.view_as_real(specs[1:])
     power = parts[..., 0].square() + parts[..., 1].square()  # [S x C x bins x frames], |.|² without a sqrt
     length = mixture.shape[-1]
+    if mode == "learned":
+        where = next(net.parameters()).device
+        with torch.inference_mode():
+            share = net(x.to(where), power.transpose(0, 1).to(where)).transpose(0, 1).cpu()  # [S x C x ...]
+        return list(_istft(x * share, length))
     if mode == "softmask":  # norbert.softmask's filter, in float32 (norbert divides in complex)
         share = power.mul_(sum(power.unbind(0), EPS).reciprocal_())  # faster than .sum(0) in this layout
         return list(_istft(x * share, length))

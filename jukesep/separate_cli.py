@@ -69,8 +69,9 @@ def register(sub) -> None:
                      help="auto (default): bfloat16 on GPUs and CPUs with AVX512-BF16/AMX, where it is faster, "
                           "else float32; `jukesep info --system` shows the choice")
     sep.add_argument("--refine", choices=REFINES, default=DEFAULT_REFINE,
-                     help=f"filter the mixture's STFT with the model's stems (default: {DEFAULT_REFINE}; "
-                          "softmask and wiener make the stems add up to the mixture)")
+                     help=f"filter the mixture's STFT with the model's stems (default: {DEFAULT_REFINE}: the "
+                          "model's learned mask if it has one, else softmask; all but none make the stems add "
+                          "up to the mixture)")
     sep.add_argument("--sum-to-mixture", action="store_true",
                      help="share the residual among stems so they add up to the mixture")
     sep.add_argument("-j", "--jobs", type=int, default=1, help="songs separated in parallel")

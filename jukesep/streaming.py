@@ -82,9 +82,11 @@ def _aligned(samples: float, separator, rate: int) -> int:
     latent-frame boundary of the model's grid once resampled to the model's rate (e.g. 8 samples at
     44.1 kHz, 1280 at 48 kHz), so blocks see the grid the whole song would."""
     hop, model_rate = separator.model.hop_length(), separator.sample_rate
+    if separator.refine == "learned":  # its STFT frames are at the model's rate
+        hop = math.lcm(hop, refine.HOP)
     common = math.gcd(rate, model_rate)
     unit = rate // common * hop // math.gcd(hop, model_rate // common)
-    if separator.refine != "none":  # and on the refinement's STFT frames, which are at `rate`
+    if separator.refine not in ("none", "learned"):  # and on the refinement's STFT frames, at `rate`
         unit = math.lcm(unit, refine.HOP)
     return max(unit, math.ceil(samples / unit) * unit)
 
@@ -94,7 +96,7 @@ def _context(separator, rate: int) -> int:
     seconds = separator.context_samples() / separator.sample_rate
     margin = RESAMPLER_MARGIN if rate != separator.sample_rate else 0
     if separator.refine != "none":  # the STFT frames that reach into the block
-        margin += refine.N_FFT
+        margin += math.ceil(refine.N_FFT * max(1.0, rate / separator.sample_rate))
     return _aligned(seconds * rate + margin, separator, rate)
 
 

@@ -25,6 +25,15 @@ def random_separator(stems=STEMS, cfg=None, seed=0) -> SeparatorModel:
     return model.eval()
 
 
+def with_random_mask(model: SeparatorModel, seed=0, hidden=8, bins=64) -> SeparatorModel:
+    """`model` with a small learned mask whose last layer is random (not the soft-mask start)."""
+    from jukesep.models.config import MaskConfig
+    torch.manual_seed(seed)
+    masked = model.with_mask(MaskConfig(hidden=hidden, bins=bins, layers=1))
+    torch.nn.init.normal_(masked.mask.out.weight, std=0.5)
+    return masked.eval()
+
+
 def music(seconds: float, rate: int = RATE, channels: int = 2, seed: int = 0) -> np.ndarray:
     """`[C x T]` float32: a few tones and noise bursts, clearly not silent."""
     rng = np.random.default_rng(seed)

@@ -9,7 +9,7 @@ import torch
 from jukesep import Separator
 from jukesep.chunking import fade_weights, plan_chunks
 from jukesep.errors import AudioError, CheckpointError, JukesepError
-from tests.conftest import RATE, music, random_separator, tiny_config
+from tests.conftest import RATE, music, random_separator, tiny_config, with_random_mask
 
 
 def whole_signal(model, audio: np.ndarray, stem: str) -> np.ndarray:
@@ -257,10 +257,12 @@ def test_batched_chunks_give_the_same_stems(batch):
 
 
 @pytest.mark.parametrize("rate, refine", [(44100, "none"), (48000, "none"), (22050, "none"), (44100, "softmask"),
-                                          (48000, "softmask")])
+                                          (48000, "softmask"), (44100, "learned"), (48000, "learned")])
 def test_block_by_block_files_equal_whole_song_separation(tmp_path, rate, refine):
     import soundfile as sf
     model = random_separator(("vocals", "bass"), tiny_config(depth=3))
+    if refine == "learned":
+        model = with_random_mask(model)
     sep = Separator(model, device="cpu", refine=refine, segment=0.1)  # several chunks per block: same_size plans
     sf.write(tmp_path / "in.wav", music(3.3, rate).T, rate, subtype="FLOAT")
     whole = sep.separate_file(tmp_path / "in.wav", two_stems="vocals")
@@ -271,6 +273,9 @@ def test_block_by_block_files_equal_whole_song_separation(tmp_path, rate, refine
     assert written.frames == whole.mixture.shape[1] and written.rate == rate
     for name in ("vocals", "no_vocals"):
         back, _ = sf.read(targets[name], dtype="float32", always_2d=True)
-        np.testing.assert_allclose(back.T, whole.stems[name], atol=1e-5 if refine != "none" else 1e-6)
+        # learned: the random model's stems leave many bins near silent, where the float32 rounding of
+        # different chunk plans moves the mask's shares (~1e-4); a misaligned STFT frame moves ~1e-1
+        atol = {"none": 1e-6, "learned": 2e-3}.get(refine, 1e-5)
+        np.testing.assert_allclose(back.T, whole.stems[name], atol=atol)
     np.testing.assert_array_equal(sf.read(targets["mixture"], dtype="float32", always_2d=True)[0].T, whole.mixture)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["mixture.wav", "no_vocals.wav", "vocals.wav"]

@@ -145,3 +145,23 @@ class HeadConfig(_Serialised):
     def reach_frames(self) -> int:
         """One-sided receptive field in latent frames: the kernel-3 convs in and out, and the blocks."""
         return 2 + sum(self.dilations())
+
+
+MASK_LIMITS = {"hidden": 4096, "bins": 2049, "layers": 16}
+
+
+@dataclass(frozen=True)
+class MaskConfig(_Serialised):
+    """The learned mask (models/mask.py): an MLP per STFT frame that corrects the soft mask built
+    from the model's stems. Bins from `bins` up keep the plain soft mask."""
+    hidden: int = 256  # units of each hidden layer
+    bins: int = 1024  # STFT bins it corrects, from 0 Hz (1024 of 2049: up to 11 kHz at 44.1 kHz)
+    layers: int = 2  # hidden layers
+
+    def __post_init__(self):
+        _check_ints(self, MASK_LIMITS)
+
+    def approx_parameters(self, stems: int) -> int:
+        """Its weights for `stems` stems, roughly."""
+        return (stems + 1) * self.bins * self.hidden + self.layers * self.hidden ** 2 + stems * self.bins * self.hidden
+

@@ -16,8 +16,9 @@ from torch import nn
 
 from ..errors import CheckpointError, JukesepError, ShapeError
 from .bottleneck import BottleneckBlock
-from .config import HeadConfig, VQVAEConfig
+from .config import HeadConfig, MaskConfig, VQVAEConfig
 from .fast import FastEncoder, FastStem
+from .mask import MaskNet
 from .shared import SharedStem
 from .vqvae import VQVAE, Decoder, Encoder, StemBase
 
@@ -67,30 +68,33 @@ class SeparatorModel(nn.Module):
     """A bundle of stems; each may have its own config, all share one sample rate.
 
     configs: {stem: its VQ-VAE config}; trunk and head: the shared layout's encoder and head
-    configs (both None: the per-stem layout). The model is mono: `forward` folds channels into the
-    batch, runs every stem, and unfolds.
+    configs (both None: the per-stem layout); mask: the learned mask's config (None: it has none;
+    see mask.py, used by `Separator` with refine="learned", not by `forward`). The model is mono:
+    `forward` folds channels into the batch, runs every stem, and unfolds.
     """
 
     def __init__(self, configs: dict[str, VQVAEConfig], trunk: VQVAEConfig | None = None,
-                 head: HeadConfig | None = None):
+                 head: HeadConfig | None = None, mask: MaskConfig | None = None):
         super().__init__()
         if (trunk is None) != (head is None):
             raise CheckpointError("the shared layout needs both a trunk and a head config")
+        net = None if mask is None else MaskNet(mask, len(configs))
         if trunk is None:
-            self._setup({name: StemModel(cfg) for name, cfg in configs.items()})
+            self._setup({name: StemModel(cfg) for name, cfg in configs.items()}, mask=net)
         else:
             self._setup({name: SharedStem(cfg, trunk.emb_width, head) for name, cfg in configs.items()},
-                        Encoder(trunk))
+                        Encoder(trunk), net)
 
     @classmethod
-    def from_stems(cls, stems: dict[str, nn.Module], trunk: nn.Module | None = None) -> "SeparatorModel":
+    def from_stems(cls, stems: dict[str, nn.Module], trunk: nn.Module | None = None,
+                   mask: MaskNet | None = None) -> "SeparatorModel":
         """A separator over existing stem modules (shared, not copied), e.g. a subset or fast twins."""
         model = cls.__new__(cls)
         nn.Module.__init__(model)
-        model._setup(stems, trunk)
+        model._setup(stems, trunk, mask)
         return model
 
-    def _setup(self, stems: dict[str, nn.Module], trunk: nn.Module | None = None) -> None:
+    def _setup(self, stems: dict[str, nn.Module], trunk: nn.Module | None = None, mask: MaskNet | None = None) -> None:
         if not stems:
             raise CheckpointError("a separator needs at least one stem")
         rates = {stem.cfg.sample_rate for stem in stems.values()}
@@ -106,6 +110,9 @@ class SeparatorModel(nn.Module):
         self.sample_rate = rates.pop()
         self.stems = nn.ModuleDict(stems)
         self.trunk = trunk
+        if mask is not None and mask.stems != len(stems):
+            raise CheckpointError(f"the learned mask is for {mask.stems} stems, the model has {len(stems)}")
+        self.mask = mask
         if self.context_samples() > MAX_CONTEXT_SECONDS * self.sample_rate:
             raise CheckpointError(f"the model's receptive field ({self.context_samples() / self.sample_rate:.0f} s "
                                   f"each side) is beyond the {MAX_CONTEXT_SECONDS} s any chunk may hold")
@@ -122,6 +129,14 @@ class SeparatorModel(nn.Module):
     def head_config(self) -> HeadConfig | None:
         return None if self.trunk is None else next(iter(self.stems.values())).head.cfg
 
+    @property
+    def mask_config(self) -> MaskConfig | None:
+        return None if self.mask is None else self.mask.cfg
+
+    def with_mask(self, cfg: MaskConfig) -> "SeparatorModel":
+        """This separator (its stems shared, not copied) with a new, untrained learned mask."""
+        return SeparatorModel.from_stems(dict(self.stems), self.trunk, MaskNet(cfg, len(self.stems)))
+
     def context_samples(self) -> int:
         """One-sided receptive field of `forward` in audio samples (an upper bound)."""
         return sum(stage.reach for stage in self.stages()) * self.hop_length()
@@ -130,12 +145,14 @@ class SeparatorModel(nn.Module):
         return math.lcm(*(cfg.hop_length for cfg in self.configs.values()))
 
     def select(self, names: list[str]) -> "SeparatorModel":
-        """A separator computing only `names` (in that order), sharing this one's weights."""
+        """A separator computing only `names` (in that order), sharing this one's weights (the
+        learned mask too, when `names` are all stems in order)."""
         unknown = [n for n in names if n not in self.stems]
         if unknown or not names:
             raise JukesepError(f"stem {', '.join(unknown) or '(none)'} not in this model "
                              f"(it has {', '.join(self.stems)})")
-        return SeparatorModel.from_stems({n: self.stems[n] for n in names}, self.trunk)
+        mask = self.mask if list(names) == self.stem_names else None
+        return SeparatorModel.from_stems({n: self.stems[n] for n in names}, self.trunk, mask)
 
     def fast(self, dtype: torch.dtype | None = None) -> "SeparatorModel":
         """The inference form: every encoder and decoder as its channels-last 2-D twin (same weights,
@@ -144,7 +161,8 @@ class SeparatorModel(nn.Module):
         if any(isinstance(s, FastStem) for s in self.stems.values()) or isinstance(self.trunk, FastEncoder):
             raise JukesepError("this separator is already in its fast form")
         trunk = None if self.trunk is None else FastEncoder(self.trunk, dtype)
-        return SeparatorModel.from_stems({n: FastStem(s, dtype) for n, s in self.stems.items()}, trunk).eval()
+        stems = {n: FastStem(s, dtype) for n, s in self.stems.items()}
+        return SeparatorModel.from_stems(stems, trunk, self.mask).eval()
 
     def stages(self) -> list[Stage]:
         """`forward` as a chain of steps: mixture `Tensor[B x C x T]` → (shared layout: the trunk's

@@ -15,6 +15,7 @@ UNUSED = {  # stage: {flag a stage would ignore: why}
                    "vqvae": "only the encoder stage takes a stage-1 VQ-VAE"},
     "vqvae": {"vqvae": "only the encoder stage takes a stage-1 VQ-VAE (stage 1 starts from --init)"},
     "shared": {"stem": "it trains every stem at once"},
+    "mask": {"stem": "it refines every stem at once", "vqvae": "it starts from the separator of --init"},
 }
 
 def register(sub) -> None:
@@ -24,7 +25,9 @@ def register(sub) -> None:
                         ("vqvae", "stage 1: fine-tune a VQ-VAE on one stem"),
                         ("encoder", "stage 2: train a mixture encoder for one stem"),
                         ("shared", "stage 2, shared layout: one mixture encoder and a head per stem, "
-                                   "writes a whole separator (RUN/best.pt)")):
+                                   "writes a whole separator (RUN/best.pt)"),
+                        ("mask", "beyond the paper: learn a mask on the mixture's STFT from a trained "
+                                 "separator's stems (--init separator:PATH); writes the separator with it")):
         p = stages.add_parser(stage, help=text, add_help=False)
         unused = UNUSED.get(stage, {})
         flags.add_arguments(p, skip=("stage", *unused))

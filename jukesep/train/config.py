@@ -18,7 +18,7 @@ from ..defaults import STEMS
 from ..errors import JukesepError
 from ..models import VQVAEConfig
 
-STAGES = ("foundation", "vqvae", "encoder", "shared")
+STAGES = ("foundation", "vqvae", "encoder", "shared", "mask")
 STAGE2_LOSSES = ("latent", "output", "both")
 LR_DECAYS = ("none", "cosine")
 STAGE2_DECODERS = ("frozen", "train")
@@ -32,7 +32,7 @@ NOT_NEGATIVE = ("minutes", "stage2_commit", "clip", "stft_weight", "commit_weigh
 
 @dataclass(frozen=True)
 class TrainConfig:
-    stage: str = "vqvae"  # foundation | vqvae (stage 1) | encoder (stage 2) | shared (stage 2, one encoder)
+    stage: str = "vqvae"  # foundation | vqvae (stage 1) | encoder (stage 2) | shared (stage 2, one encoder) | mask
     data: str = ""  # corpus root in the MUSDB18-HQ layout (or MUSDB18 .stem.mp4 files)
     out: str = "runs/run"  # run folder: checkpoints, TensorBoard logs, resolved config
     stem: str = ""  # vqvae/encoder: the stem to learn
@@ -56,6 +56,10 @@ class TrainConfig:
     head_width: int = 32  # shared stage: channels of each stem's head (at the latent rate)
     head_depth: int = 8  # shared stage: residual blocks per head
     head_growth: int = 3  # shared stage: block i of a head has dilation head_growth ** i (its reach in frames)
+    # Beyond the paper: a learned correction of the soft mask, trained on a frozen separator's stems
+    mask_hidden: int = 256  # mask stage: units of each hidden layer of the learned mask
+    mask_bins: int = 1024  # mask stage: STFT bins (of 2049) the learned mask corrects, from 0 Hz
+    mask_layers: int = 2  # mask stage: hidden layers of the learned mask
     # optimisation (paper: batch 4 x 393,216, Adam 3e-4, 100 warm-up steps, clip 1.0, parameter EMA)
     steps: int = 80000  # optimisation steps in all, earlier ones of a resumed run included
     minutes: float = 0.0  # stop (and checkpoint) after this many minutes of wall time; 0 = no limit
@@ -100,8 +104,11 @@ class TrainConfig:
                                                               and self.stage2_loss == "output"):
             raise JukesepError("the shared stage needs --vqvae, a folder holding vqvae-<stem>/best.pt for each stem "
                                "(only --init separator:PATH with --stage2-loss output goes without)")
-        if self.init.startswith("separator:") and self.stage != "shared":
-            raise JukesepError("--init separator:PATH is for the shared stage")
+        if self.init.startswith("separator:") and self.stage not in ("shared", "mask"):
+            raise JukesepError("--init separator:PATH is for the shared and mask stages")
+        if self.stage == "mask" and not self.init.startswith("separator:"):
+            raise JukesepError("the mask stage needs --init separator:PATH, the trained separator whose "
+                               "stems it refines")
         if self.stage2_decoders not in STAGE2_DECODERS:
             raise JukesepError(f"--stage2-decoders must be one of {', '.join(STAGE2_DECODERS)}, "
                                f"not {self.stage2_decoders!r}")

@@ -18,10 +18,12 @@ from ..atomic import atomic_torch_save, atomic_write_text
 from ..checkpoint import save_model
 from ..data import Augment, DataError, ExcerptDataset, find_tracks, validation_excerpts
 from ..data.datasets import ALL
+from ..defaults import STEMS
 from ..errors import JukesepError
 from ..progress import Progress
 from .budget import INTERRUPTED, Budget, how_to_continue
 from .config import TrainConfig
+from .mask_data import EstimateExcerpts
 from .step import ParamEMA, StepResult, adam_with_warmup, cosine_decay, train_step
 from .tasks import build_task, validate
 
@@ -183,8 +185,8 @@ def stop_line(cfg: TrainConfig, budget: Budget, reason: str, step: int) -> str:
 
 def training_data(cfg: TrainConfig) -> tuple[ExcerptDataset, list[dict]]:
     """The stage's training excerpts and its fixed validation excerpts."""
-    target = {"foundation": None, "shared": ALL}.get(cfg.stage, cfg.stem)
-    with_mixture = cfg.stage in ("encoder", "shared")
+    target = {"foundation": None, "shared": ALL, "mask": ALL}.get(cfg.stage, cfg.stem)
+    with_mixture = cfg.stage in ("encoder", "shared", "mask")
     if not Path(cfg.data).is_dir():
         raise DataError(f"--data {cfg.data}: no such folder (expected DATA/train and DATA/{cfg.val_split})")
     val_items = validation_excerpts(find_tracks(cfg.data, cfg.val_split), cfg.excerpt, cfg.val_excerpts, target,
@@ -192,6 +194,9 @@ def training_data(cfg: TrainConfig) -> tuple[ExcerptDataset, list[dict]]:
     if not val_items:  # the validation SDR would be NaN and best.pt arbitrary
         raise DataError(f"{cfg.data}: the {cfg.val_split} split has no song of at least --excerpt {cfg.excerpt} "
                         f"samples with an audible {target or 'source'}")
+    if cfg.stage == "mask":
+        return EstimateExcerpts(find_tracks(cfg.data, "train"), cfg.excerpt, Path(cfg.out) / "stems", list(STEMS),
+                                seed=cfg.seed), val_items
     dataset = ExcerptDataset(find_tracks(cfg.data, "train"), cfg.excerpt, target, with_mixture=with_mixture,
                              seed=cfg.seed, augment=Augment(remix=cfg.remix and with_mixture))
     return dataset, val_items

@@ -10,6 +10,9 @@
 - `SharedTask` (stage 2, shared layout): one mixture encoder (from the foundation encoder) and a
   head per stem, with the frozen stage-1 codebooks and decoders of all four stems; the same losses,
   summed over stems. Its result is a whole separator.
+- `MaskTask` (beyond the paper): a learned mask (models/mask.py) on the mixture's STFT, fed by a
+  frozen trained separator's stems; loss = L1 between the masked mixture's and the clean stems'
+  complex STFTs. Its result is that separator with the mask.
 Validation reports the MDX SDR of what the stage would output at separation time.
 """
 from __future__ import annotations
@@ -19,11 +22,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .. import distrib
 from ..checkpoint import import_jukebox, load_model
 from ..data.datasets import SILENT_RMS
 from ..defaults import STEMS
 from ..errors import JukesepError
 from ..models import VQVAE, Encoder, HeadConfig, SeparatorModel, VQVAEConfig
+from ..models.config import MaskConfig
+from ..refine import N_FFT, spectrogram, waveform
 from .config import TrainConfig
 from .losses import STFT_RESOLUTIONS, Bandwidth, lmix, multi_resolution_stft_loss, sdr
 
@@ -295,6 +301,85 @@ class SharedTask(Task):
         return estimate[audible], stems[audible]
 
 
+class MaskTask(Task):
+    kind = "separator"
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        path = cfg.init.partition(":")[2]
+        base, _ = load_model(path, expect_kind="separator")
+        if list(base.stems) != list(STEMS):
+            raise JukesepError(f"--init {cfg.init}: not a separator of the stems {', '.join(STEMS)}")
+        arch = base.trunk_config or next(iter(base.configs.values()))
+        if cfg.model not in (VQVAEConfig(), arch):
+            raise JukesepError(f"the model flags ask for {cfg.model}, but --init {cfg.init} has {arch}")
+        try:
+            asked = MaskConfig(hidden=cfg.mask_hidden, bins=cfg.mask_bins, layers=cfg.mask_layers)
+        except ValueError as exc:
+            raise JukesepError(f"mask stage: {exc}") from None
+        if asked.bins > N_FFT // 2 + 1:
+            raise JukesepError(f"--mask-bins {asked.bins}: the STFT has {N_FFT // 2 + 1} bins")
+        if base.mask_config not in (None, asked):
+            raise JukesepError(f"--init {cfg.init} has a learned mask {base.mask_config}; the flags ask for {asked}")
+        self.model = base if base.mask is not None else base.with_mask(asked)  # continue its own mask
+        for name, part in self.model.named_children():
+            part.requires_grad_(name == "mask")
+        self.runner = base.fast()  # the frozen separator's stems: its fast twin, no gradients
+        self.frozen: list[nn.Module] = []
+
+    @property
+    def arch(self) -> VQVAEConfig:
+        return self.model.trunk_config or next(iter(self.model.configs.values()))
+
+    def training_module(self, model: SeparatorModel) -> nn.Module:
+        return model.mask
+
+    def calibrate(self, dataset) -> None:
+        """Separate the training songs once (`mask_data`), on rank 0; the other ranks wait."""
+        if distrib.rank() == 0:
+            from ..api import Separator
+            frozen = SeparatorModel.from_stems(dict(self.model.stems), self.model.trunk)  # shared weights, no mask
+            separator = Separator(frozen, precision="float32", refine="none")
+            minutes = dataset.fill(separator)
+            print(f"the separator's stems of {len(dataset.tracks)} training songs are in {dataset.folder} "
+                  f"({minutes:.1f} min this time; not counted in --minutes)", flush=True)
+        distrib.barrier()
+        return None
+
+    @torch.no_grad()
+    def _spectra(self, mixture: torch.Tensor, stems: torch.Tensor | None = None, bins: int | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """mixture `Tensor[B x 1 x T]`, the separator's stems `Tensor[B x S x 1 x T]` (None: computed
+        here) → (the mixture's STFT `Tensor[B x F x N]`, the stems' power `Tensor[B x S x F x N]`,
+        the length used: T down to whole latent frames); F: the first `bins` (None: all)."""
+        length = mixture.shape[-1] - mixture.shape[-1] % self.runner.hop_length()
+        mixture = mixture[..., :length]
+        stems = self.runner(mixture) if stems is None else stems[..., :length]
+        parts = torch.view_as_real(spectrogram(stems[:, :, 0])[:, :, :bins])
+        return spectrogram(mixture[:, 0])[:, :bins], parts.square().sum(-1), length
+
+    def loss(self, net: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
+        """batch["mixture"]: `Tensor[B x 1 x T]`, batch["target"] and batch["estimate"] (the
+        separator's stems): `Tensor[B x S x 1 x T]` → (scalar loss, {"spec_l1": the same}), on the
+        bins the mask corrects (above them it is the soft mask, which nothing here changes)."""
+        bins = self.model.mask_config.bins
+        mixture, power, length = self._spectra(batch["mixture"], batch["estimate"], bins)
+        wanted = torch.view_as_real(spectrogram(batch["target"][:, :, 0, :length])[:, :, :bins])
+        share = net(mixture, power)
+        error = (share.unsqueeze(-1) * torch.view_as_real(mixture).unsqueeze(1) - wanted).abs().mean()
+        loss = error / wanted.abs().mean().clamp_min(1e-8)
+        return loss, {"spec_l1": loss.detach()}
+
+    @torch.no_grad()
+    def estimate(self, model: SeparatorModel, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every audible (example, stem) pair: `Tensor[N x 1 x T]` estimates and references."""
+        mixture, power, length = self._spectra(batch["mixture"])
+        estimate = waveform(model.mask(mixture, power) * mixture[:, None], length).unsqueeze(2)  # [B x S x 1 x T]
+        stems = batch["target"][..., :length]
+        audible = stems.pow(2).mean(dim=(-2, -1)).sqrt() > SILENT_RMS
+        return estimate[audible], stems[audible]
+
+
 def asked_head(cfg: TrainConfig) -> HeadConfig:
     """The head the flags ask for."""
     try:
@@ -316,7 +401,7 @@ def stage1_models(folder: str) -> dict[str, VQVAE]:
 
 
 def build_task(cfg: TrainConfig):
-    task = {"encoder": EncoderTask, "shared": SharedTask}.get(cfg.stage, AutoencoderTask)(cfg)
+    task = {"encoder": EncoderTask, "shared": SharedTask, "mask": MaskTask}.get(cfg.stage, AutoencoderTask)(cfg)
     check_excerpt(cfg.excerpt, task)
     return task
 
@@ -328,7 +413,9 @@ def check_excerpt(excerpt: int, task) -> None:
     if excerpt % hop:
         raise JukesepError(f"--excerpt {excerpt} (samples) must be a multiple of the model's hop length {hop}")
     shortest = max(n_fft for n_fft, _, _ in STFT_RESOLUTIONS) // 2 + 1
-    if (isinstance(task, AutoencoderTask) or task.cfg.stage2_loss != "latent") and excerpt < shortest:
+    if isinstance(task, MaskTask):
+        shortest = N_FFT
+    if (isinstance(task, (AutoencoderTask, MaskTask)) or task.cfg.stage2_loss != "latent") and excerpt < shortest:
         raise JukesepError(f"--excerpt {excerpt} (samples) is too short for the STFT loss: at least {shortest}")
 
 

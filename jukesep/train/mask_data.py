@@ -1,0 +1,74 @@
+"""The mask stage's data: training songs with a frozen separator's stems for them.
+
+The separator's stems are computed once per song, by the one separation path (`Separator`, no
+refinement), and kept in RUN/stems/SONG.npy (float16 `[S x 2 x T]`); a resumed run reuses them.
+Running the separator on every training excerpt instead would cost ~2 s a step on a 2-core CPU.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..atomic import atomic_path
+from ..data.datasets import SILENT_RMS, to_mono
+from ..data.tracks import DataError, Track
+from ..progress import Progress
+
+GAIN = (0.5, 1.5)  # one random gain for the mixture, its stems and the estimates (all linear in it)
+MAX_DRAWS = 20
+
+
+class EstimateExcerpts(torch.utils.data.Dataset):
+    """Random excerpts of `length` samples of a song's mixture, clean stems and the separator's
+    stems, mono (a random left/right blend), all at one random gain. Items are a pure function of
+    (seed, index): {"mixture": `Tensor[1 x L]`, "target": `Tensor[S x 1 x L]`, "estimate":
+    `Tensor[S x 1 x L]`}, S in the separator's stem order."""
+
+    def __init__(self, tracks: list[Track], length: int, folder: Path, stems: list[str], seed: int = 0,
+                 items_per_epoch: int = 1000):
+        self.tracks = [t for t in tracks if t.length >= length]
+        if not self.tracks:
+            raise DataError(f"no song is at least {length} samples long")
+        self.length, self.folder, self.stems = length, Path(folder), list(stems)
+        self.seed, self.items_per_epoch = seed, items_per_epoch
+
+    def __len__(self) -> int:
+        return self.items_per_epoch
+
+    def cache_file(self, track: Track) -> Path:
+        return self.folder / f"{track.name}.npy"
+
+    def fill(self, separator) -> float:
+        """Separate every song not yet cached (`separator`: an `api.Separator`); returns the minutes taken."""
+        start, todo = time.monotonic(), [t for t in self.tracks if not self.cache_file(t).exists()]
+        self.folder.mkdir(parents=True, exist_ok=True)
+        bar = Progress(round(sum(t.length / t.rate for t in todo)), "separator's stems", unit="s")
+        done = 0.0
+        for track in todo:
+            stems = separator.separate(track.read("mixture"), track.rate, stems=self.stems)
+            with atomic_path(self.cache_file(track)) as part:
+                with open(part, "wb") as file:
+                    np.save(file, np.stack([stems[s] for s in self.stems]).astype(np.float16))
+            done += track.length / track.rate
+            bar.set(round(done))
+        bar.close()
+        return (time.monotonic() - start) / 60
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, 1, index])
+        for _ in range(MAX_DRAWS):
+            track = self.tracks[rng.integers(len(self.tracks))]
+            offset = int(rng.integers(track.length - self.length + 1))
+            blend, gain = rng.uniform(), np.float32(rng.uniform(*GAIN))
+            mixture = to_mono(track.read("mixture", offset, self.length), blend) * gain
+            if np.sqrt(np.mean(mixture ** 2)) <= SILENT_RMS:
+                continue
+            estimate = np.load(self.cache_file(track), mmap_mode="r")[:, :, offset:offset + self.length]
+            target = np.stack([to_mono(track.read(s, offset, self.length), blend) for s in self.stems])
+            estimate = np.stack([to_mono(e.astype(np.float32), blend) for e in estimate])
+            return {"mixture": torch.from_numpy(mixture), "target": torch.from_numpy(target * gain),
+                    "estimate": torch.from_numpy(estimate * gain)}
+        raise DataError(f"{MAX_DRAWS} excerpts in a row had a silent mixture; is the data silent?")
