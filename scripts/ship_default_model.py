@@ -20,10 +20,12 @@ TARGET = Path(__file__).parents[1] / "jukesep" / "pretrained" / "default.pt"
 
 
 def run_summary(run: Path) -> dict:
-    """Steps, minutes, best validation SDR and the main settings of one training run folder."""
+    """Steps, minutes, best validation SDR and the main settings of one training run folder (a mask
+    run's minutes include separating its training songs, RUN/stems.json)."""
     history = json.loads((run / "val_history.json").read_text())
     config = json.loads((run / "config.json").read_text())
-    return {"stage": config["stage"], "steps": history[-1]["step"], "minutes": history[-1]["minutes"],
+    cache = json.loads((run / "stems.json").read_text())["minutes"] if (run / "stems.json").exists() else 0.0
+    return {"stage": config["stage"], "steps": history[-1]["step"], "minutes": round(history[-1]["minutes"] + cache, 2),
             "val_sdr": round(max(h["sdr"] for h in history), 2), "init": config["init"],
             "batch": f"{config['batch_size']} x {config['excerpt']}", "lr": config["lr"],
             **({"stage2_loss": config["stage2_loss"]} if config["stage"] in ("encoder", "shared") else {})}
@@ -56,9 +58,13 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="what it was trained on")
     parser.add_argument("--hardware", default="", help="where it was trained, e.g. '2-core CPU, 1 thread per run'")
     parser.add_argument("--notes", default="")
+    parser.add_argument("--keep-training", type=Path, metavar="MODEL.pt",
+                        help="start from the training runs this model's metadata lists (e.g. the separator a "
+                             "mask run froze, whose run folders are on another machine)")
     args = parser.parse_args()
     model, _ = load_model(args.separator, expect_kind="separator")
-    training = {name: run_summary(path) for name, path in pairs(args.run, "--run").items()}
+    training = load_model(args.keep_training)[1]["metadata"].get("training", {}) if args.keep_training else {}
+    training.update({name: run_summary(path) for name, path in pairs(args.run, "--run").items()})
     meta = {
         "name": "default",
         "demo": "a demo model: small, trained for about an hour on a 2-core CPU on songs rendered from MIDI",

@@ -23,6 +23,9 @@
 #   heads-w16-longer the same for the heads-w16 run
 #   end-to-end       from the heads-w16 run's separator, $STAGE2_MIN more minutes with the output loss
 #                    training the stems' decoders too (--stage2-decoders train; beyond the paper)
+#   mask             from the heads-w16 run's separator: a learned mask over the mixture's STFT for
+#                    $MASK_MIN minutes (beyond the paper; the separator is frozen, its stems of the
+#                    training songs are computed once first, which --minutes does not count)
 #   shared-long      shared-output trained on excerpts 4x longer (1.5 s, batch 1): the heads' reach inside them
 #   scratch          the output-loss design without transfer: stage 1 and 2 from random weights
 #   scratch-latent   the default without transfer (stage 1 shared with the scratch phase)
@@ -37,6 +40,8 @@
 #     FOUNDATION_MIN=4 STAGE1_MIN=1 STAGE2_MIN=20 scripts/train_default_model.sh CORPUS RUNS/e2e \
 #       foundation stage1 heads-w16
 #     then the two at once: ... RUNS/e2e heads-w16-longer & ... RUNS/e2e end-to-end
+#   the learned mask on the shipped default (the tilted arms' heads-w16 run), alone, two threads:
+#     OMP_NUM_THREADS=2 MASK_MIN=40 scripts/train_default_model.sh CORPUS RUNS/tilt mask
 set -euo pipefail
 DATA=${1:?corpus folder (jukesep corpus render ...)}
 RUNS=${2:?output folder}
@@ -53,6 +58,9 @@ STEMS="vocals drums bass other"
 HEADS="--head-depth 8 --head-growth 3"  # reach: 3,282 latent frames (0.6 s) each side
 SHORT="--head-depth 4 --head-growth 2"  # reach: 17 latent frames (3 ms)
 LONG="--excerpt 65536 --batch-size 1"  # as many samples per step as $TRAIN's, in one excerpt
+MASK="--excerpt 131072 --batch-size 16 --lr 1e-3 --lr-decay cosine --workers 1 --val-every 500 --ckpt-every 500 \
+  --val-excerpts 2 --log-every 20"
+MASK_MIN=${MASK_MIN:-40}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 # Runs `jukesep train STAGE ... --out OUT` for MINUTES of wall time in all, resuming when OUT
@@ -134,6 +142,10 @@ for phase in $PHASES; do
       run "$STAGE2_MIN" "$RUNS/transfer/shared-latent-lr3-w16-e2e" shared --data "$DATA" \
         --init "separator:$RUNS/transfer/shared-latent-lr3-w16/best.pt" --stage2-loss output \
         --stage2-decoders train $TRAIN --lr 3e-4 ;;
+    mask)
+      need "$RUNS/transfer/shared-latent-lr3-w16"
+      run "$MASK_MIN" "$RUNS/transfer/shared-latent-lr3-w16-mask" mask --data "$DATA" \
+        --init "separator:$RUNS/transfer/shared-latent-lr3-w16/best.pt" $MASK ;;
     lr10-cosine) shared transfer shared-latent-lr10-cosine "foundation:$RUNS/foundation/best.pt" latent \
                    "$HEADS --lr 1e-2 --lr-decay cosine" ;;
     shared-long) shared transfer shared-long "foundation:$RUNS/foundation/best.pt" output "$HEADS $LONG" ;;

@@ -1,4 +1,6 @@
 """The learned mask (beyond the paper): a correction of the soft mask, trained on a frozen separator."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -73,6 +75,7 @@ def test_mask_stage_trains_only_the_mask_and_writes_a_separator_with_it(corpus, 
                steps=6, val_every=3, ckpt_every=3, excerpt=8192, mask_hidden=8, mask_bins=64, mask_layers=1, lr=1e-2)
     result = train(cfg)
     assert sorted(p.name for p in (tmp_path / "run" / "stems").iterdir()) == ["t0.npy", "t1.npy", "t2.npy"]
+    assert json.loads((tmp_path / "run" / "stems.json").read_text())["songs"] == 3
     model, data = load_model(result["best"], expect_kind="separator")
     assert data["metadata"]["stage"] == "mask" and model.mask_config == MaskConfig(hidden=8, bins=64, layers=1)
     assert model.mask.out.weight.abs().max() > 0  # it learned (it starts at zero)

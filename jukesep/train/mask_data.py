@@ -2,17 +2,19 @@
 
 The separator's stems are computed once per song, by the one separation path (`Separator`, no
 refinement), and kept in RUN/stems/SONG.npy (float16 `[S x 2 x T]`); a resumed run reuses them.
+RUN/stems.json records the wall time spent on them (`--minutes` counts the training steps only).
 Running the separator on every training excerpt instead would cost ~2 s a step on a 2-core CPU.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, atomic_write_text
 from ..data.datasets import SILENT_RMS, to_mono
 from ..data.tracks import DataError, Track
 from ..progress import Progress
@@ -41,8 +43,13 @@ class EstimateExcerpts(torch.utils.data.Dataset):
     def cache_file(self, track: Track) -> Path:
         return self.folder / f"{track.name}.npy"
 
+    @property
+    def record(self) -> Path:
+        return self.folder.with_suffix(".json")
+
     def fill(self, separator) -> float:
-        """Separate every song not yet cached (`separator`: an `api.Separator`); returns the minutes taken."""
+        """Separate every song not yet cached (`separator`: an `api.Separator`); returns the minutes
+        taken this time, and adds them to `record`."""
         start, todo = time.monotonic(), [t for t in self.tracks if not self.cache_file(t).exists()]
         self.folder.mkdir(parents=True, exist_ok=True)
         bar = Progress(round(sum(t.length / t.rate for t in todo)), "separator's stems", unit="s")
@@ -55,7 +62,10 @@ class EstimateExcerpts(torch.utils.data.Dataset):
             done += track.length / track.rate
             bar.set(round(done))
         bar.close()
-        return (time.monotonic() - start) / 60
+        minutes = (time.monotonic() - start) / 60
+        before = json.loads(self.record.read_text())["minutes"] if self.record.exists() else 0.0
+        atomic_write_text(self.record, json.dumps({"songs": len(self.tracks), "minutes": round(before + minutes, 2)}))
+        return minutes
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, 1, index])
