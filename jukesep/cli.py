@@ -78,7 +78,10 @@ def cmd_info(args) -> int:
     if data["kind"] == "separator":
         print(f"stems:    {', '.join(configs)}")
         print(f"layout:   {'shared encoder + a head per stem' if 'trunk' in data['config'] else 'per stem (paper)'}")
-    shared = {"shared encoder": data["config"].get("trunk"), "heads": data["config"].get("head")}
+        mask = "learned (refine auto uses it)" if "mask" in data["config"] else "none (refine auto: softmask)"
+        print(f"mask:     {mask}")
+    shared = {"shared encoder": data["config"].get("trunk"), "heads": data["config"].get("head"),
+              "learned mask": data["config"].get("mask")}
     for name, cfg in {**configs, **{k: v for k, v in shared.items() if isinstance(v, dict)}}.items():
         print(f"config {name}: " + ", ".join(f"{k}={v}" for k, v in cfg.items()))
     _print_tree(data["metadata"])

@@ -96,3 +96,10 @@ def test_mask_stage_flags_are_checked_in_one_line(corpus, tmp_path, tiny_model_f
         assert main(["train", "mask", "--data", str(corpus), "--out", str(tmp_path / "r"), *extra]) != 0
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and words in err[0], err
+
+
+def test_info_shows_the_mask(tmp_path, capsys):
+    save_model(tmp_path / "m.pt", "separator", with_random_mask(random_separator()), {})
+    assert main(["info", str(tmp_path / "m.pt")]) == 0
+    out = capsys.readouterr().out
+    assert "mask:     learned" in out and "config learned mask: hidden=8, bins=64, layers=1" in out
