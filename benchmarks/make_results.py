@@ -188,8 +188,9 @@ def arm_runs(system: str) -> list[str] | None:
 def wall_minutes(system: str, curves: dict, notes: dict):
     if system in LEARNED_MASK:
         base, run = LEARNED_MASK[system]
-        parts = [wall_minutes(base, curves, notes), total(curves, [run])]
-        return None if None in parts else sum(parts) + (notes.get("cache_minutes") or {}).get(system, 0.0)
+        cache = (notes.get("cache_minutes") or {}).get(system)
+        parts = [wall_minutes(base, curves, notes), total(curves, [run]), cache]
+        return None if None in parts else sum(parts)
     runs = arm_runs(system)
     if runs is not None:
         return total(curves, runs)

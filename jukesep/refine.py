@@ -42,21 +42,19 @@ def check_refine(mode: str) -> str:
 
 
 @functools.cache
-def _window() -> torch.Tensor:
-    return torch.hann_window(N_FFT)
+def _window(device: torch.device = torch.device("cpu")) -> torch.Tensor:
+    return torch.hann_window(N_FFT, device=device)
 
 
 def spectrogram(x: torch.Tensor) -> torch.Tensor:
     """`Tensor[... x T]` → complex `Tensor[... x bins x frames]` (all leading axes in one call)."""
-    window = _window() if x.device.type == "cpu" else _window().to(x.device)
-    spec = torch.stft(x.reshape(-1, x.shape[-1]), N_FFT, HOP, window=window, return_complex=True)
+    spec = torch.stft(x.reshape(-1, x.shape[-1]), N_FFT, HOP, window=_window(x.device), return_complex=True)
     return spec.reshape(*x.shape[:-1], *spec.shape[-2:])
 
 
 def waveform(spec: torch.Tensor, length: int) -> torch.Tensor:
     """complex `Tensor[... x bins x frames]` → `Tensor[... x length]`."""
-    window = _window() if spec.device.type == "cpu" else _window().to(spec.device)
-    audio = torch.istft(spec.reshape(-1, *spec.shape[-2:]), N_FFT, HOP, window=window, length=length)
+    audio = torch.istft(spec.reshape(-1, *spec.shape[-2:]), N_FFT, HOP, window=_window(spec.device), length=length)
     return audio.reshape(*spec.shape[:-2], length)
 
 

@@ -82,16 +82,24 @@ def test_mask_stage_trains_only_the_mask_and_writes_a_separator_with_it(corpus, 
     for name, tensor in base.state_dict().items():  # the separator itself is frozen
         assert torch.equal(model.state_dict()[name], tensor), name
     assert Separator(model).refine == "learned"
+    cached = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run" / "stems").iterdir()}
     # resumed, it continues from its own mask and its cached stems
     more = train(tiny(corpus, tmp_path / "run", stage="mask", stem="", init=f"separator:{tmp_path / 'base.pt'}",
                       steps=9, val_every=3, ckpt_every=3, excerpt=8192, mask_hidden=8, mask_bins=64, mask_layers=1,
                       lr=1e-2), resume=True)
     assert more["steps"] == 9
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run" / "stems").iterdir()} == cached
+    # another separator's run may not reuse those stems
+    save_model(tmp_path / "other.pt", "separator", random_separator(seed=1), {})
+    (tmp_path / "run" / "train_state.pt").unlink()
+    with pytest.raises(JukesepError, match="another separator"):
+        train(tiny(corpus, tmp_path / "run", stage="mask", stem="", init=f"separator:{tmp_path / 'other.pt'}",
+                   steps=3, excerpt=8192, mask_hidden=8, mask_bins=64, mask_layers=1))
 
 
 def test_mask_stage_flags_are_checked_in_one_line(corpus, tmp_path, tiny_model_file, capsys):  # noqa: F811
     for extra, words in ((["--init", "scratch"], "needs --init separator"),
-                         (["--init", f"separator:{tiny_model_file}", "--mask-bins", "4000"], "bins"),
+                         (["--init", f"separator:{tiny_model_file}", "--mask-bins", "4000"], "--mask-bins must be"),
                          (["--init", f"separator:{tiny_model_file}", "--stem", "bass"], "takes no --stem")):
         assert main(["train", "mask", "--data", str(corpus), "--out", str(tmp_path / "r"), *extra]) != 0
         err = capsys.readouterr().err.strip().splitlines()

@@ -257,7 +257,8 @@ def test_batched_chunks_give_the_same_stems(batch):
 
 
 @pytest.mark.parametrize("rate, refine", [(44100, "none"), (48000, "none"), (22050, "none"), (44100, "softmask"),
-                                          (48000, "softmask"), (44100, "learned"), (48000, "learned")])
+                                          (48000, "softmask"), (44100, "learned"), (48000, "learned"),
+                                          (22050, "learned")])
 def test_block_by_block_files_equal_whole_song_separation(tmp_path, rate, refine):
     import soundfile as sf
     model = random_separator(("vocals", "bass"), tiny_config(depth=3))

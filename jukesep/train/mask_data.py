@@ -1,12 +1,14 @@
 """The mask stage's data: training songs with a frozen separator's stems for them.
 
 The separator's stems are computed once per song, by the one separation path (`Separator`, no
-refinement), and kept in RUN/stems/SONG.npy (float16 `[S x 2 x T]`); a resumed run reuses them.
-RUN/stems.json records the wall time spent on them (`--minutes` counts the training steps only).
+refinement), and kept in RUN/stems/SONG.npy (float16 `[S x 2 x T]`: songs are read as stereo,
+`Track.read`); a resumed run reuses them. RUN/stems.json records whose stems they are (the
+separator file's SHA-256) and the wall time spent on them (`--minutes` counts training steps only).
 Running the separator on every training excerpt instead would cost ~2 s a step on a 2-core CPU.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -47,25 +49,37 @@ class EstimateExcerpts(torch.utils.data.Dataset):
     def record(self) -> Path:
         return self.folder.with_suffix(".json")
 
-    def fill(self, separator) -> float:
-        """Separate every song not yet cached (`separator`: an `api.Separator`); returns the minutes
-        taken this time, and adds them to `record`."""
-        start, todo = time.monotonic(), [t for t in self.tracks if not self.cache_file(t).exists()]
+    def fill(self, separator, source: Path, rank: int = 0, world: int = 1) -> float:
+        """Separate the songs not yet cached (`separator`: an `api.Separator` of the model in the file
+        `source`); under torchrun each rank takes every `world`-th song from its `rank`. Rank 0 keeps
+        `record` up to date after every song (the separator's file hash, the minutes spent in all).
+        Returns the minutes taken this time. DataError if the folder holds another separator's stems."""
+        identity = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+        record = json.loads(self.record.read_text()) if self.record.exists() else {"minutes": 0.0}
+        if record.get("separator", identity) != identity:
+            raise DataError(f"{self.folder} holds the stems of another separator than {source}; "
+                            "remove it or choose another --out")
+        record.update(separator=identity, songs=len(self.tracks))
+        start = last = time.monotonic()
+        todo = [t for t in self.tracks[rank::world] if not self.cache_file(t).exists()]
         self.folder.mkdir(parents=True, exist_ok=True)
-        bar = Progress(round(sum(t.length / t.rate for t in todo)), "separator's stems", unit="s")
+        bar = Progress(round(sum(t.length / t.rate for t in todo)), "separator's stems", unit="s", enabled=rank == 0)
         done = 0.0
-        for track in todo:
-            stems = separator.separate(track.read("mixture"), track.rate, stems=self.stems)
-            with atomic_path(self.cache_file(track)) as part:
-                with open(part, "wb") as file:
-                    np.save(file, np.stack([stems[s] for s in self.stems]).astype(np.float16))
-            done += track.length / track.rate
-            bar.set(round(done))
+        for track in [None, *todo]:  # None: write the record before the first song
+            if track is not None:
+                stems = separator.separate(track.read("mixture"), track.rate, stems=self.stems)
+                with atomic_path(self.cache_file(track)) as part:
+                    with open(part, "wb") as file:
+                        np.save(file, np.stack([stems[s] for s in self.stems]).astype(np.float16))
+                done += track.length / track.rate
+                bar.set(round(done))
+            if rank == 0:
+                now = time.monotonic()
+                record["minutes"] = round(record["minutes"] + (now - last) / 60, 3)
+                atomic_write_text(self.record, json.dumps(record))
+                last = now
         bar.close()
-        minutes = (time.monotonic() - start) / 60
-        before = json.loads(self.record.read_text())["minutes"] if self.record.exists() else 0.0
-        atomic_write_text(self.record, json.dumps({"songs": len(self.tracks), "minutes": round(before + minutes, 2)}))
-        return minutes
+        return (time.monotonic() - start) / 60
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, 1, index])

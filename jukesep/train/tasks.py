@@ -310,22 +310,22 @@ class MaskTask(Task):
         base, _ = load_model(path, expect_kind="separator")
         if list(base.stems) != list(STEMS):
             raise JukesepError(f"--init {cfg.init}: not a separator of the stems {', '.join(STEMS)}")
-        arch = base.trunk_config or next(iter(base.configs.values()))
-        if cfg.model not in (VQVAEConfig(), arch):
-            raise JukesepError(f"the model flags ask for {cfg.model}, but --init {cfg.init} has {arch}")
+        self.model = base
+        if cfg.model not in (VQVAEConfig(), self.arch):
+            raise JukesepError(f"the model flags ask for {cfg.model}, but --init {cfg.init} has {self.arch}")
         try:
             asked = MaskConfig(hidden=cfg.mask_hidden, bins=cfg.mask_bins, layers=cfg.mask_layers)
-        except ValueError as exc:
-            raise JukesepError(f"mask stage: {exc}") from None
-        if asked.bins > N_FFT // 2 + 1:
-            raise JukesepError(f"--mask-bins {asked.bins}: the STFT has {N_FFT // 2 + 1} bins")
+        except ValueError as exc:  # "MaskConfig.bins must be ..." → "--mask-bins must be ..."
+            raise JukesepError(str(exc).replace("MaskConfig.", "--mask-")) from None
         if base.mask_config not in (None, asked):
             raise JukesepError(f"--init {cfg.init} has a learned mask {base.mask_config}; the flags ask for {asked}")
-        self.model = base if base.mask is not None else base.with_mask(asked)  # continue its own mask
+        if base.mask is None:  # else: continue its own mask
+            self.model = base.with_mask(asked)
         for name, part in self.model.named_children():
             part.requires_grad_(name == "mask")
         self.runner = base.fast()  # the frozen separator's stems: its fast twin, no gradients
-        self.frozen: list[nn.Module] = []
+        self.frozen: list[nn.Module] = [self.runner]  # (the loop moves it to the training device)
+        self.init_file = Path(path)
 
     @property
     def arch(self) -> VQVAEConfig:
@@ -335,12 +335,13 @@ class MaskTask(Task):
         return model.mask
 
     def calibrate(self, dataset) -> None:
-        """Separate the training songs once (`mask_data`), on rank 0; the other ranks wait."""
+        """Separate the training songs once (`mask_data`), each rank its share; then all wait."""
+        from ..api import Separator
+        frozen = SeparatorModel.from_stems(dict(self.model.stems), self.model.trunk)  # shared weights, no mask
+        device = next(self.model.mask.parameters()).device
+        separator = Separator(frozen, precision="float32", refine="none", device=device)
+        minutes = dataset.fill(separator, self.init_file, distrib.rank(), distrib.world_size())
         if distrib.rank() == 0:
-            from ..api import Separator
-            frozen = SeparatorModel.from_stems(dict(self.model.stems), self.model.trunk)  # shared weights, no mask
-            separator = Separator(frozen, precision="float32", refine="none")
-            minutes = dataset.fill(separator)
             print(f"the separator's stems of {len(dataset.tracks)} training songs are in {dataset.folder} "
                   f"({minutes:.1f} min this time; not counted in --minutes)", flush=True)
         distrib.barrier()
@@ -350,8 +351,8 @@ class MaskTask(Task):
     def _spectra(self, mixture: torch.Tensor, stems: torch.Tensor | None = None, bins: int | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor, int]:
         """mixture `Tensor[B x 1 x T]`, the separator's stems `Tensor[B x S x 1 x T]` (None: computed
-        here) → (the mixture's STFT `Tensor[B x F x N]`, the stems' power `Tensor[B x S x F x N]`,
-        the length used: T down to whole latent frames); F: the first `bins` (None: all)."""
+        here) → (the mixture's STFT `Tensor[B x F x K]`, the stems' power `Tensor[B x S x F x K]`
+        over K frames, the length used: T down to whole latent frames); F: the first `bins` (None: all)."""
         length = mixture.shape[-1] - mixture.shape[-1] % self.runner.hop_length()
         mixture = mixture[..., :length]
         stems = self.runner(mixture) if stems is None else stems[..., :length]
