@@ -25,11 +25,11 @@ def random_separator(stems=STEMS, cfg=None, seed=0) -> SeparatorModel:
     return model.eval()
 
 
-def with_random_mask(model: SeparatorModel, seed=0, hidden=8, bins=64) -> SeparatorModel:
+def with_random_mask(model: SeparatorModel, seed=0, hidden=8, bins=64, reach=0) -> SeparatorModel:
     """`model` with a small learned mask whose last layer is random (not the soft-mask start)."""
     from jukesep.models.config import MaskConfig
     torch.manual_seed(seed)
-    masked = model.with_mask(MaskConfig(hidden=hidden, bins=bins, layers=1))
+    masked = model.with_mask(MaskConfig(hidden=hidden, bins=bins, layers=1, reach=reach))
     torch.nn.init.normal_(masked.mask.out.weight, std=0.5)
     return masked.eval()
 

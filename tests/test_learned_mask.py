@@ -18,18 +18,20 @@ from tests.test_train import corpus, tiny  # noqa: F401 (a fixture)
 RATE = 44100
 
 
-def test_an_untrained_mask_is_the_soft_mask():
+@pytest.mark.parametrize("reach", [0, 2])
+def test_an_untrained_mask_is_the_soft_mask(reach):
     model = random_separator()
     audio = music(2.0)
     soft = Separator(model, refine="softmask").separate(audio, RATE)
-    untrained = model.with_mask(MaskConfig(hidden=8, bins=64, layers=1))
+    untrained = model.with_mask(MaskConfig(hidden=8, bins=64, layers=1, reach=reach))
     learned = Separator(untrained, refine="learned").separate(audio, RATE)
     for stem in soft:
         np.testing.assert_allclose(learned[stem], soft[stem], atol=1e-4)
 
 
-def test_a_trained_mask_changes_the_stems_which_still_add_up_and_subsets_agree():
-    model = with_random_mask(random_separator())
+@pytest.mark.parametrize("reach", [0, 2])
+def test_a_trained_mask_changes_the_stems_which_still_add_up_and_subsets_agree(reach):
+    model = with_random_mask(random_separator(), reach=reach)
     audio = music(2.0)
     sep = Separator(model)  # auto: the model's own mask
     assert sep.refine == "learned"
@@ -53,11 +55,12 @@ def test_learned_needs_a_mask_and_auto_falls_back_to_the_soft_mask():
         refine(music(1.0), {"a": music(1.0)}, "learned", RATE)
 
 
-def test_checkpoint_keeps_the_mask_and_a_hostile_mask_config_is_refused(tmp_path):
-    model = with_random_mask(random_separator())
+@pytest.mark.parametrize("reach", [0, 2])
+def test_checkpoint_keeps_the_mask_and_a_hostile_mask_config_is_refused(tmp_path, reach):
+    model = with_random_mask(random_separator(), reach=reach)
     save_model(tmp_path / "m.pt", "separator", model, {})
     loaded, data = load_model(tmp_path / "m.pt", expect_kind="separator")
-    assert data["config"]["mask"] == {"hidden": 8, "bins": 64, "layers": 1}
+    assert data["config"]["mask"] == {"hidden": 8, "bins": 64, "layers": 1, "reach": reach}
     audio = music(1.0)
     np.testing.assert_array_equal(Separator(loaded).separate(audio, RATE)["bass"],
                                   Separator(model).separate(audio, RATE)["bass"])
@@ -78,6 +81,7 @@ def test_mask_stage_trains_only_the_mask_and_writes_a_separator_with_it(corpus, 
     assert json.loads((tmp_path / "run" / "stems.json").read_text())["songs"] == 3
     model, data = load_model(result["best"], expect_kind="separator")
     assert data["metadata"]["stage"] == "mask" and model.mask_config == MaskConfig(hidden=8, bins=64, layers=1)
+    assert model.mask_config.reach == 0
     assert model.mask.out.weight.abs().max() > 0  # it learned (it starts at zero)
     for name, tensor in base.state_dict().items():  # the separator itself is frozen
         assert torch.equal(model.state_dict()[name], tensor), name
@@ -110,4 +114,4 @@ def test_info_shows_the_mask(tmp_path, capsys):
     save_model(tmp_path / "m.pt", "separator", with_random_mask(random_separator()), {})
     assert main(["info", str(tmp_path / "m.pt")]) == 0
     out = capsys.readouterr().out
-    assert "mask:     learned" in out and "config learned mask: hidden=8, bins=64, layers=1" in out
+    assert "mask:     learned" in out and "config learned mask: hidden=8, bins=64, layers=1, reach=0" in out

@@ -258,12 +258,13 @@ def test_batched_chunks_give_the_same_stems(batch):
 
 @pytest.mark.parametrize("rate, refine", [(44100, "none"), (48000, "none"), (22050, "none"), (44100, "softmask"),
                                           (48000, "softmask"), (44100, "learned"), (48000, "learned"),
-                                          (22050, "learned")])
+                                          (22050, "learned"), (44100, "learned-local")])
 def test_block_by_block_files_equal_whole_song_separation(tmp_path, rate, refine):
     import soundfile as sf
     model = random_separator(("vocals", "bass"), tiny_config(depth=3))
-    if refine == "learned":
-        model = with_random_mask(model)
+    if refine.startswith("learned"):
+        model = with_random_mask(model, reach=2 if refine == "learned-local" else 0)
+        refine = "learned"
     sep = Separator(model, device="cpu", refine=refine, segment=0.1)  # several chunks per block: same_size plans
     sf.write(tmp_path / "in.wav", music(3.3, rate).T, rate, subtype="FLOAT")
     whole = sep.separate_file(tmp_path / "in.wav", two_stems="vocals")

@@ -148,20 +148,27 @@ class HeadConfig(_Serialised):
 
 
 MASK_LIMITS = {"hidden": 4096, "bins": 2049, "layers": 16}
+MAX_MASK_REACH = 64
 
 
 @dataclass(frozen=True)
 class MaskConfig(_Serialised):
-    """The learned mask (models/mask.py): an MLP per STFT frame that corrects the soft mask built
-    from the model's stems. Bins from `bins` up keep the plain soft mask."""
-    hidden: int = 256  # units of each hidden layer
+    """The learned mask (models/mask.py), which corrects the soft mask built from the model's stems
+    in each STFT frame: `reach` 0, an MLP over the frame's low `bins` bins at once; `reach` k ≥ 1, one
+    small rule shared by every bin that sees the k bins on each side (it cannot learn the spectra of
+    particular instruments). Bins from `bins` up keep the plain soft mask."""
+    hidden: int = 256  # units (channels) of each hidden layer
     bins: int = 1024  # STFT bins it corrects, from 0 Hz (1024 of 2049: up to 11 kHz at 44.1 kHz)
     layers: int = 2  # hidden layers
+    reach: int = 0  # 0: an MLP over whole frames; k: a rule shared by all bins, seeing ±k bins
 
     def __post_init__(self):
         _check_ints(self, MASK_LIMITS)
+        if not isinstance(self.reach, int) or isinstance(self.reach, bool) or not 0 <= self.reach <= MAX_MASK_REACH:
+            raise ValueError(f"MaskConfig.reach must be an integer from 0 to {MAX_MASK_REACH}, got {self.reach!r}")
 
     def approx_parameters(self, stems: int) -> int:
         """Its weights for `stems` stems, roughly."""
-        return (stems + 1) * self.bins * self.hidden + self.layers * self.hidden ** 2 + stems * self.bins * self.hidden
-
+        width = self.bins if self.reach == 0 else 1
+        first = (stems + 1) * (self.bins if self.reach == 0 else 2 * self.reach + 1) * self.hidden
+        return first + self.layers * self.hidden ** 2 + stems * width * self.hidden

@@ -24,10 +24,15 @@ class MaskNet(nn.Module):
     def __init__(self, cfg: MaskConfig, stems: int):
         super().__init__()
         self.cfg, self.stems = cfg, stems
-        self.inp = nn.Linear((stems + 1) * cfg.bins, cfg.hidden)
-        self.norm = nn.LayerNorm(cfg.hidden)
-        self.hidden = nn.ModuleList(nn.Linear(cfg.hidden, cfg.hidden) for _ in range(cfg.layers))
-        self.out = nn.Linear(cfg.hidden, stems * cfg.bins)
+        if cfg.reach == 0:  # one MLP over the frame's bins
+            self.inp = nn.Linear((stems + 1) * cfg.bins, cfg.hidden)
+            self.norm = nn.LayerNorm(cfg.hidden)
+            self.hidden = nn.ModuleList(nn.Linear(cfg.hidden, cfg.hidden) for _ in range(cfg.layers))
+            self.out = nn.Linear(cfg.hidden, stems * cfg.bins)
+        else:  # one rule for every bin, over its ±reach neighbours (linear layers on the last axis: GEMMs)
+            self.inp = nn.Linear((stems + 1) * (2 * cfg.reach + 1), cfg.hidden)
+            self.hidden = nn.ModuleList(nn.Linear(cfg.hidden, cfg.hidden) for _ in range(cfg.layers))
+            self.out = nn.Linear(cfg.hidden, stems)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
@@ -40,12 +45,27 @@ class MaskNet(nn.Module):
             raise ShapeError(f"mask for {self.stems} stems and ≥{self.cfg.bins} bins got mixture "
                              f"{tuple(mixture.shape)} and stems {tuple(power.shape)}")
         low = self.cfg.bins
-        features = torch.cat([mixture[:, None, :low].abs(), power[:, :, :low].sqrt()], dim=1)
-        features = (features + MAGNITUDE_FLOOR).log().permute(0, 3, 1, 2).reshape(n, t, -1)  # [N x T x (S+1)*bins]
-        h = nn.functional.gelu(self.norm(self.inp(features)))
-        for layer in self.hidden:
-            h = h + nn.functional.gelu(layer(h))
-        delta = self.out(h).reshape(n, t, s, low).permute(0, 2, 3, 1)  # [N x S x bins x T]
+        mix = (mixture[:, None, :low].abs() + MAGNITUDE_FLOOR).log()  # [N x 1 x bins x T]
+        stems = (power[:, :, :low].sqrt() + MAGNITUDE_FLOOR).log()
+        delta = self._frame(mix, stems) if self.cfg.reach == 0 else self._local(mix, stems)  # [N x S x bins x T]
         logits = (power + EPS).log()
         logits = torch.cat([logits[:, :, :low] + delta, logits[:, :, low:]], dim=2)
         return logits.softmax(dim=1)
+
+    def _frame(self, mix: torch.Tensor, stems: torch.Tensor) -> torch.Tensor:
+        n, s, low, t = stems.shape
+        features = torch.cat([mix, stems], dim=1).permute(0, 3, 1, 2).reshape(n, t, -1)  # [N x T x (S+1)*bins]
+        h = nn.functional.gelu(self.norm(self.inp(features)))
+        for layer in self.hidden:
+            h = h + nn.functional.gelu(layer(h))
+        return self.out(h).reshape(n, t, s, low).permute(0, 2, 3, 1)
+
+    def _local(self, mix: torch.Tensor, stems: torch.Tensor) -> torch.Tensor:
+        """Reads each stem's level relative to the mixture's, not absolute spectra."""
+        k, low = self.cfg.reach, mix.shape[2]
+        features = nn.functional.pad(torch.cat([mix, stems - mix], dim=1), (0, 0, k, k), mode="replicate")
+        near = torch.stack([features[:, :, i:i + low] for i in range(2 * k + 1)], dim=-1)  # [N x S+1 x bins x T x 2k+1]
+        h = nn.functional.gelu(self.inp(near.permute(0, 2, 3, 1, 4).flatten(3)))  # [N x bins x T x hidden]
+        for layer in self.hidden:
+            h = h + nn.functional.gelu(layer(h))
+        return self.out(h).permute(0, 3, 1, 2)

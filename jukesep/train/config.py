@@ -60,6 +60,8 @@ class TrainConfig:
     mask_hidden: int = 256  # mask stage: units of each hidden layer of the learned mask
     mask_bins: int = 1024  # mask stage: STFT bins (of 2049) the learned mask corrects, from 0 Hz
     mask_layers: int = 2  # mask stage: hidden layers of the learned mask
+    # 0: one MLP over each frame's bins; k: one rule shared by all bins, seeing k bins on each side
+    mask_reach: int = 0  # mask stage: 0 (an MLP per frame) or k ≥ 1 (one rule for every bin, ±k bins)
     # optimisation (paper: batch 4 x 393,216, Adam 3e-4, 100 warm-up steps, clip 1.0, parameter EMA)
     steps: int = 80000  # optimisation steps in all, earlier ones of a resumed run included
     minutes: float = 0.0  # stop (and checkpoint) after this many minutes of wall time; 0 = no limit

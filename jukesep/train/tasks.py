@@ -314,7 +314,8 @@ class MaskTask(Task):
         if cfg.model not in (VQVAEConfig(), self.arch):
             raise JukesepError(f"the model flags ask for {cfg.model}, but --init {cfg.init} has {self.arch}")
         try:
-            asked = MaskConfig(hidden=cfg.mask_hidden, bins=cfg.mask_bins, layers=cfg.mask_layers)
+            asked = MaskConfig(hidden=cfg.mask_hidden, bins=cfg.mask_bins, layers=cfg.mask_layers,
+                               reach=cfg.mask_reach)
         except ValueError as exc:  # "MaskConfig.bins must be ..." → "--mask-bins must be ..."
             raise JukesepError(str(exc).replace("MaskConfig.", "--mask-")) from None
         if base.mask_config not in (None, asked):
