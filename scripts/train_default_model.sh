@@ -26,6 +26,8 @@
 #   mask             from the heads-w16 run's separator: a learned mask over the mixture's STFT for
 #                    $MASK_MIN minutes (beyond the paper; the separator is frozen, its stems of the
 #                    training songs are computed once first, which --minutes does not count)
+#   mask-local       the same with one rule shared by all bins (--mask-reach 3, 32 wide), $MASK_LOCAL_MIN
+#                    minutes; it reuses the mask phase's stems of the training songs when that ran first
 #   shared-long      shared-output trained on excerpts 4x longer (1.5 s, batch 1): the heads' reach inside them
 #   scratch          the output-loss design without transfer: stage 1 and 2 from random weights
 #   scratch-latent   the default without transfer (stage 1 shared with the scratch phase)
@@ -42,6 +44,7 @@
 #     then the two at once: ... RUNS/e2e heads-w16-longer & ... RUNS/e2e end-to-end
 #   the learned mask on the shipped default (the tilted arms' heads-w16 run), alone, two threads:
 #     OMP_NUM_THREADS=2 MASK_MIN=40 scripts/train_default_model.sh CORPUS RUNS/tilt mask
+#     OMP_NUM_THREADS=2 MASK_LOCAL_MIN=25 scripts/train_default_model.sh CORPUS RUNS/tilt mask-local
 set -euo pipefail
 DATA=${1:?corpus folder (jukesep corpus render ...)}
 RUNS=${2:?output folder}
@@ -61,6 +64,9 @@ LONG="--excerpt 65536 --batch-size 1"  # as many samples per step as $TRAIN's, i
 MASK="--excerpt 131072 --batch-size 16 --lr 1e-3 --lr-decay cosine --workers 1 --val-every 500 --ckpt-every 500 \
   --val-excerpts 2 --log-every 20"
 MASK_MIN=${MASK_MIN:-40}
+MASK_LOCAL="--mask-reach 3 --mask-hidden 32 --mask-layers 2 --excerpt 131072 --batch-size 4 --lr 3e-3 \
+  --lr-decay cosine --workers 1 --val-every 400 --ckpt-every 400 --val-excerpts 2 --log-every 20"
+MASK_LOCAL_MIN=${MASK_LOCAL_MIN:-25}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 # Runs `jukesep train STAGE ... --out OUT` for MINUTES of wall time in all, resuming when OUT
@@ -146,6 +152,15 @@ for phase in $PHASES; do
       need "$RUNS/transfer/shared-latent-lr3-w16"
       run "$MASK_MIN" "$RUNS/transfer/shared-latent-lr3-w16-mask" mask --data "$DATA" \
         --init "separator:$RUNS/transfer/shared-latent-lr3-w16/best.pt" $MASK ;;
+    mask-local)
+      need "$RUNS/transfer/shared-latent-lr3-w16"
+      local_run=$RUNS/transfer/shared-latent-lr3-w16-local-mask
+      if [ -d "$RUNS/transfer/shared-latent-lr3-w16-mask/stems" ] && [ ! -d "$local_run/stems" ]; then
+        mkdir -p "$local_run" && cp -al "$RUNS/transfer/shared-latent-lr3-w16-mask/stems" "$local_run/stems"
+        cp "$RUNS/transfer/shared-latent-lr3-w16-mask/stems.json" "$local_run/stems.json"
+      fi
+      run "$MASK_LOCAL_MIN" "$local_run" mask --data "$DATA" \
+        --init "separator:$RUNS/transfer/shared-latent-lr3-w16/best.pt" $MASK_LOCAL ;;
     lr10-cosine) shared transfer shared-latent-lr10-cosine "foundation:$RUNS/foundation/best.pt" latent \
                    "$HEADS --lr 1e-2 --lr-decay cosine" ;;
     shared-long) shared transfer shared-long "foundation:$RUNS/foundation/best.pt" output "$HEADS $LONG" ;;
