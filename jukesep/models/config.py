@@ -169,6 +169,5 @@ class MaskConfig(_Serialised):
 
     def approx_parameters(self, stems: int) -> int:
         """Its weights for `stems` stems, roughly."""
-        width = self.bins if self.reach == 0 else 1
-        first = (stems + 1) * (self.bins if self.reach == 0 else 2 * self.reach + 1) * self.hidden
-        return first + self.layers * self.hidden ** 2 + stems * width * self.hidden
+        seen, corrected = (self.bins, self.bins) if self.reach == 0 else (2 * self.reach + 1, 1)
+        return ((stems + 1) * seen + self.layers * self.hidden + stems * corrected) * self.hidden

@@ -55,10 +55,8 @@ class MaskNet(nn.Module):
     def _frame(self, mix: torch.Tensor, stems: torch.Tensor) -> torch.Tensor:
         n, s, low, t = stems.shape
         features = torch.cat([mix, stems], dim=1).permute(0, 3, 1, 2).reshape(n, t, -1)  # [N x T x (S+1)*bins]
-        h = nn.functional.gelu(self.norm(self.inp(features)))
-        for layer in self.hidden:
-            h = h + nn.functional.gelu(layer(h))
-        return self.out(h).reshape(n, t, s, low).permute(0, 2, 3, 1)
+        h = self._body(nn.functional.gelu(self.norm(self.inp(features))))
+        return h.reshape(n, t, s, low).permute(0, 2, 3, 1)
 
     def _local(self, mix: torch.Tensor, stems: torch.Tensor) -> torch.Tensor:
         """Reads each stem's level relative to the mixture's, not absolute spectra."""
@@ -66,6 +64,10 @@ class MaskNet(nn.Module):
         features = nn.functional.pad(torch.cat([mix, stems - mix], dim=1), (0, 0, k, k), mode="replicate")
         near = torch.stack([features[:, :, i:i + low] for i in range(2 * k + 1)], dim=-1)  # [N x S+1 x bins x T x 2k+1]
         h = nn.functional.gelu(self.inp(near.permute(0, 2, 3, 1, 4).flatten(3)))  # [N x bins x T x hidden]
+        return self._body(h).permute(0, 3, 1, 2)
+
+    def _body(self, h: torch.Tensor) -> torch.Tensor:
+        """The residual hidden layers and the output layer, on the last axis."""
         for layer in self.hidden:
             h = h + nn.functional.gelu(layer(h))
-        return self.out(h).permute(0, 3, 1, 2)
+        return self.out(h)

@@ -296,9 +296,7 @@ class SharedTask(Task):
         hop = model.hop_length()
         mix = batch["mixture"][..., : batch["mixture"].shape[-1] - batch["mixture"].shape[-1] % hop]
         stems = batch["target"][..., : mix.shape[-1]]
-        estimate = model(mix)  # [B x S x 1 x T]
-        audible = stems.pow(2).mean(dim=(-2, -1)).sqrt() > SILENT_RMS
-        return estimate[audible], stems[audible]
+        return audible_pairs(model(mix), stems)  # [B x S x 1 x T]
 
 
 class MaskTask(Task):
@@ -377,9 +375,14 @@ class MaskTask(Task):
         """Every audible (example, stem) pair: `Tensor[N x 1 x T]` estimates and references."""
         mixture, power, length = self._spectra(batch["mixture"])
         estimate = waveform(model.mask(mixture, power) * mixture[:, None], length).unsqueeze(2)  # [B x S x 1 x T]
-        stems = batch["target"][..., :length]
-        audible = stems.pow(2).mean(dim=(-2, -1)).sqrt() > SILENT_RMS
-        return estimate[audible], stems[audible]
+        return audible_pairs(estimate, batch["target"][..., :length])
+
+
+def audible_pairs(estimate: torch.Tensor, stems: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`Tensor[B x S x 1 x T]` estimates and clean stems → the (example, stem) pairs whose stem is
+    audible, `Tensor[N x 1 x T]` each."""
+    audible = stems.pow(2).mean(dim=(-2, -1)).sqrt() > SILENT_RMS
+    return estimate[audible], stems[audible]
 
 
 def asked_head(cfg: TrainConfig) -> HeadConfig:
