@@ -38,7 +38,8 @@ ARMS = ["transfer-shared-latent-lr3", "transfer-shared-latent-lr3-unrefined", "t
         "transfer-shared-latent-lr10", "transfer-shared-latent-lr3-cosine", "transfer-shared-latent-lr10-cosine",
         "transfer-shared-latent-lr3-w16", "transfer-shared-latent-lr3-w64", "transfer-shared-latent-lr3-longer",
         "rebalanced-8-2-32", "tilted-4-1-40", "tilted-4-1-40-w16", "e2e-control", "e2e-end-to-end",
-        "e2e-shipped-default", "tilted-4-1-40-w16-mask", "tilted-4-1-40-w16-local-mask", "transfer-shared-both",
+        "e2e-shipped-default", "tilted-4-1-40-w16-mask", "tilted-4-1-40-w16-mask-eq", "tilted-4-1-40-w16-local-mask",
+        "transfer-shared-both",
         "transfer-shared-long",
         "scratch-shared-output", "scratch-shared-latent"]
 REFINES = ["refine-none", "refine-softmask", "refine-wiener"]
@@ -78,6 +79,8 @@ DESCRIPTIONS = {
     "tilted-4-1-40-w16-mask": "tilted-4-1-40-w16 (frozen) + a learned mask on the mixture's STFT (`jukesep train "
                               "mask`, an MLP over each frame's bins; beyond the paper); its wall time includes "
                               "separating the training songs once",
+    "tilted-4-1-40-w16-mask-eq": "the same MLP trained with a random EQ of ±12 dB per stem, applied to the stem, "
+                                 "its estimate and the mixture (--mask-eq 12: timbres the training songs lack)",
     "tilted-4-1-40-w16-local-mask": "the same with one rule shared by all bins, each seeing ±3 bins of the stems' "
                                     "levels relative to the mixture's (--mask-reach 3)",
     "scratch-shared-output": "shared encoder, output loss, long-reach heads, from scratch (random init)",
@@ -116,6 +119,7 @@ TRANSFER_ARMS = [a for a in STAGE2 if not a.startswith("scratch-")]
 # Arms that add a learned mask to another arm's frozen separator: {arm: (that arm, the mask run's curve)};
 # notes.json "cache_minutes" {arm: minutes} gives the time the mask stage spent separating its training songs.
 LEARNED_MASK = {"tilted-4-1-40-w16-mask": ("tilted-4-1-40-w16", "tilt-transfer-shared-latent-lr3-w16-mask"),
+                "tilted-4-1-40-w16-mask-eq": ("tilted-4-1-40-w16", "tilt-transfer-shared-latent-lr3-w16-mask-eq"),
                 "tilted-4-1-40-w16-local-mask": ("tilted-4-1-40-w16", "tilt-transfer-shared-latent-lr3-w16-local-mask")}
 # Arms with their own foundation and stage 1 (curve-name prefix of those runs); the others share the main ones.
 OWN_PIPELINE = {"rebalanced-8-2-32": "rebalance-", "tilted-4-1-40": "tilt-", "tilted-4-1-40-w16": "tilt-",

@@ -39,6 +39,7 @@ ARMS=(  # system name = separator file
   "e2e-end-to-end=$RUNS/e2e/transfer/shared-latent-lr3-w16-e2e/best.pt"
   "tilted-4-1-40-w16-mask=$RUNS/tilt/transfer/shared-latent-lr3-w16-mask/best.pt"
   "tilted-4-1-40-w16-local-mask=$RUNS/tilt/transfer/shared-latent-lr3-w16-local-mask/best.pt"
+  "tilted-4-1-40-w16-mask-eq=$RUNS/tilt/transfer/shared-latent-lr3-w16-mask-eq/best.pt"
   "scratch-shared-output=$RUNS/scratch/shared-output-context/best.pt"
   "scratch-shared-latent=$RUNS/scratch/shared-latent/best.pt"
 )

@@ -28,6 +28,8 @@
 #                    training songs are computed once first, which --minutes does not count)
 #   mask-local       the same with one rule shared by all bins (--mask-reach 3, 32 wide), $MASK_LOCAL_MIN
 #                    minutes; it reuses the mask phase's stems of the training songs when that ran first
+#   mask-eq          the mask phase with a random EQ of ±$MASK_EQ_DB dB per stem (timbre augmentation),
+#                    $MASK_MIN minutes; it reuses the mask phase's stems too
 #   shared-long      shared-output trained on excerpts 4x longer (1.5 s, batch 1): the heads' reach inside them
 #   scratch          the output-loss design without transfer: stage 1 and 2 from random weights
 #   scratch-latent   the default without transfer (stage 1 shared with the scratch phase)
@@ -45,6 +47,7 @@
 #   the learned mask on the shipped default (the tilted arms' heads-w16 run), alone, two threads:
 #     OMP_NUM_THREADS=2 MASK_MIN=40 scripts/train_default_model.sh CORPUS RUNS/tilt mask
 #     OMP_NUM_THREADS=2 MASK_LOCAL_MIN=25 scripts/train_default_model.sh CORPUS RUNS/tilt mask-local
+#     OMP_NUM_THREADS=2 MASK_MIN=40 scripts/train_default_model.sh CORPUS RUNS/tilt mask-eq
 set -euo pipefail
 DATA=${1:?corpus folder (jukesep corpus render ...)}
 RUNS=${2:?output folder}
@@ -67,6 +70,7 @@ MASK_MIN=${MASK_MIN:-40}
 MASK_LOCAL="--mask-reach 3 --mask-hidden 32 --mask-layers 2 --excerpt 131072 --batch-size 4 --lr 3e-3 \
   --lr-decay cosine --workers 1 --val-every 400 --ckpt-every 400 --val-excerpts 2 --log-every 20"
 MASK_LOCAL_MIN=${MASK_LOCAL_MIN:-25}
+MASK_EQ_DB=${MASK_EQ_DB:-12}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 # Runs `jukesep train STAGE ... --out OUT` for MINUTES of wall time in all, resuming when OUT
@@ -93,6 +97,12 @@ need() {
 }
 stage1_runs() { for stem in $STEMS; do echo "$RUNS/$1/vqvae-$stem"; done; }
 
+reuse_stems() {  # RUN: hard links to the mask phase's stems of the training songs, if it ran first
+  local mask=$RUNS/transfer/shared-latent-lr3-w16-mask
+  if [ -d "$mask/stems" ] && [ ! -d "$1/stems" ]; then
+    mkdir -p "$1" && cp -al "$mask/stems" "$1/stems" && cp "$mask/stems.json" "$1/stems.json"
+  fi
+}
 foundation() { run "$FOUNDATION_MIN" "$RUNS/foundation" foundation --data "$DATA" $SIZE $TRAIN; }
 stage1() {  # ARM INIT [SIZE: the architecture, for a scratch init]
   [ "$2" = scratch ] || need "$RUNS/foundation"
@@ -154,13 +164,14 @@ for phase in $PHASES; do
         --init "separator:$RUNS/transfer/shared-latent-lr3-w16/best.pt" $MASK ;;
     mask-local)
       need "$RUNS/transfer/shared-latent-lr3-w16"
-      local_run=$RUNS/transfer/shared-latent-lr3-w16-local-mask
-      if [ -d "$RUNS/transfer/shared-latent-lr3-w16-mask/stems" ] && [ ! -d "$local_run/stems" ]; then
-        mkdir -p "$local_run" && cp -al "$RUNS/transfer/shared-latent-lr3-w16-mask/stems" "$local_run/stems"
-        cp "$RUNS/transfer/shared-latent-lr3-w16-mask/stems.json" "$local_run/stems.json"
-      fi
-      run "$MASK_LOCAL_MIN" "$local_run" mask --data "$DATA" \
+      reuse_stems "$RUNS/transfer/shared-latent-lr3-w16-local-mask"
+      run "$MASK_LOCAL_MIN" "$RUNS/transfer/shared-latent-lr3-w16-local-mask" mask --data "$DATA" \
         --init "separator:$RUNS/transfer/shared-latent-lr3-w16/best.pt" $MASK_LOCAL ;;
+    mask-eq)
+      need "$RUNS/transfer/shared-latent-lr3-w16"
+      reuse_stems "$RUNS/transfer/shared-latent-lr3-w16-mask-eq"
+      run "$MASK_MIN" "$RUNS/transfer/shared-latent-lr3-w16-mask-eq" mask --data "$DATA" \
+        --init "separator:$RUNS/transfer/shared-latent-lr3-w16/best.pt" $MASK --mask-eq "$MASK_EQ_DB" ;;
     lr10-cosine) shared transfer shared-latent-lr10-cosine "foundation:$RUNS/foundation/best.pt" latent \
                    "$HEADS --lr 1e-2 --lr-decay cosine" ;;
     shared-long) shared transfer shared-long "foundation:$RUNS/foundation/best.pt" output "$HEADS $LONG" ;;

@@ -104,10 +104,17 @@ def test_mask_stage_trains_only_the_mask_and_writes_a_separator_with_it(corpus, 
 def test_mask_stage_flags_are_checked_in_one_line(corpus, tmp_path, tiny_model_file, capsys):  # noqa: F811
     for extra, words in ((["--init", "scratch"], "needs --init separator"),
                          (["--init", f"separator:{tiny_model_file}", "--mask-bins", "4000"], "--mask-bins must be"),
-                         (["--init", f"separator:{tiny_model_file}", "--stem", "bass"], "takes no --stem")):
+                         (["--init", f"separator:{tiny_model_file}", "--mask-eq", "30"], "--mask-eq must be"),
+                         (["--init", f"separator:{tiny_model_file}", "--stem", "bass"], "takes no --stem"),
+                         (["--init", f"separator:{tiny_model_file}", "--head-width", "8"], "takes no --head-width")):
         assert main(["train", "mask", "--data", str(corpus), "--out", str(tmp_path / "r"), *extra]) != 0
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and words in err[0], err
+    # the mask's flags are an error, not silently ignored, where no mask is trained
+    for command in (["vqvae", "--stem", "bass"], ["shared"], ["all"]):
+        assert main(["train", *command, "--data", str(corpus), "--out", str(tmp_path / "r"), "--mask-eq", "6"]) != 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "takes no --mask-eq" in err[0], err
 
 
 def test_info_shows_the_mask(tmp_path, capsys):
@@ -115,3 +122,33 @@ def test_info_shows_the_mask(tmp_path, capsys):
     assert main(["info", str(tmp_path / "m.pt")]) == 0
     out = capsys.readouterr().out
     assert "mask:     learned" in out and "config learned mask: hidden=8, bins=64, layers=1, reach=0" in out
+
+
+
+def test_mask_eq_draws_a_timbre_per_stem_that_the_loss_gives_stem_estimate_and_mixture(corpus, tmp_path):  # noqa: F811
+    from jukesep.data.tracks import find_tracks
+    from jukesep.train.mask_data import EstimateExcerpts
+    from jukesep.train.tasks import MaskTask
+    save_model(tmp_path / "base.pt", "separator", random_separator(), {})
+    cfg = tiny(corpus, tmp_path / "run", stage="mask", stem="", init=f"separator:{tmp_path / 'base.pt'}",
+               excerpt=8192, mask_hidden=8, mask_bins=64, mask_layers=1)
+    task = MaskTask(cfg)
+    tracks, stems = find_tracks(corpus, "train"), list(task.model.stems)
+    plain = EstimateExcerpts(tracks, 8192, tmp_path / "stems", stems, seed=3)
+    plain.fill(Separator(task.model, refine="none"), tmp_path / "base.pt")
+    eq = EstimateExcerpts(tracks, 8192, tmp_path / "stems", stems, seed=3, eq_db=12.0)
+    a, b = plain[0], eq[0]
+    assert set(b) - set(a) == {"eq"} and all(torch.equal(a[k], b[k]) for k in a)  # the same excerpt
+    db = 20 * b["eq"].log10()
+    assert db.shape == (4, 2049) and db.abs().max() <= 12.0 + 1e-4 and db.std(1).min() > 0.5
+    assert torch.all(db[:, :3] == db[:, :1])  # flat below its lowest anchor, 40 Hz (bin 4)
+
+    batch = {k: torch.stack([v, eq[1][k]]) for k, v in b.items()}
+    plain_batch = {k: v for k, v in batch.items() if k != "eq"}
+    with torch.no_grad():
+        loss = task.loss(task.model.mask, plain_batch)[0]
+        assert task.loss(task.model.mask, {**batch, "eq": torch.ones_like(batch["eq"])})[0] == loss
+        # the untrained mask (the soft mask) and the loss (relative to the stems' level) do not see a
+        # flat EQ, a gain, when it reaches the mixture as it reaches the stems
+        assert torch.isclose(task.loss(task.model.mask, {**batch, "eq": torch.full_like(batch["eq"], 2.0)})[0], loss)
+        assert not torch.isclose(task.loss(task.model.mask, batch)[0], loss, rtol=1e-3)

@@ -7,16 +7,25 @@ from pathlib import Path
 from ..defaults import STEMS
 from ..errors import JukesepError
 from . import flags
-from .config import TrainConfig, load_saved, resume_config
+from .config import TrainConfig, flag_name, load_saved, resume_config
 
 ALL_OUT = "runs/all"  # `train all`'s default run folder
+MASK_FLAGS = ("mask_hidden", "mask_bins", "mask_layers", "mask_reach", "mask_eq")
+HEAD_FLAGS = ("head_width", "head_depth", "head_growth")
+NO_MASK = dict.fromkeys(MASK_FLAGS, "only the mask stage learns a mask")
+NO_HEADS = dict.fromkeys(HEAD_FLAGS, "only the shared stage builds heads")
 UNUSED = {  # stage: {flag a stage would ignore: why}
     "foundation": {"stem": "it learns from all audio (mixtures and stems)",
-                   "vqvae": "only the encoder stage takes a stage-1 VQ-VAE"},
-    "vqvae": {"vqvae": "only the encoder stage takes a stage-1 VQ-VAE (stage 1 starts from --init)"},
-    "shared": {"stem": "it trains every stem at once"},
-    "mask": {"stem": "it refines every stem at once", "vqvae": "it starts from the separator of --init"},
+                   "vqvae": "only the encoder stage takes a stage-1 VQ-VAE", **NO_MASK, **NO_HEADS},
+    "vqvae": {"vqvae": "only the encoder stage takes a stage-1 VQ-VAE (stage 1 starts from --init)",
+              **NO_MASK, **NO_HEADS},
+    "encoder": {**NO_MASK, **NO_HEADS},
+    "shared": {"stem": "it trains every stem at once", **NO_MASK},
+    "mask": {"stem": "it refines every stem at once", "vqvae": "it starts from the separator of --init",
+             **dict.fromkeys(HEAD_FLAGS, "its heads are those of the separator of --init")},
+    "all": {"stem": "see --stems", "vqvae": "it trains its own", **NO_MASK, **NO_HEADS},
 }
+
 
 def register(sub) -> None:
     parser = sub.add_parser("train", help="train the foundation VQ-VAE, stage 1, stage 2, or all")
@@ -29,13 +38,10 @@ def register(sub) -> None:
                         ("mask", "beyond the paper: learn a mask on the mixture's STFT from a trained "
                                  "separator's stems (--init separator:PATH); writes the separator with it")):
         p = stages.add_parser(stage, help=text, add_help=False)
-        unused = UNUSED.get(stage, {})
-        flags.add_arguments(p, skip=("stage", *unused))
-        for name in unused:  # not shown; given, it is an error rather than silently ignored
-            p.add_argument(f"--{name}", dest=f"unused_{name}", help=argparse.SUPPRESS)
+        _add_flags(p, stage)
         p.set_defaults(func=cmd_train_stage, fixed_stage=stage)
     p = stages.add_parser("all", help="stage 1 and 2 for every stem, then bundle RUN/separator.pt", add_help=False)
-    flags.add_arguments(p, skip=("stage", "stem", "vqvae"), defaults={"out": ALL_OUT}, texts={
+    _add_flags(p, "all", defaults={"out": ALL_OUT}, texts={
         "out": "run folder: RUN/vqvae-STEM and RUN/encoder-STEM (one run each), then RUN/separator.pt"})
     p.add_argument("--stems", default=",".join(STEMS), help="comma-separated stems (default: all four)")
     p.set_defaults(func=cmd_train_all)
@@ -68,10 +74,22 @@ def _report(result: dict) -> None:
     print(f"stopped: {result['stopped']}")
 
 
-def cmd_train_stage(args) -> int:
-    for name, why in UNUSED.get(args.fixed_stage, {}).items():
+def _add_flags(parser, stage: str, **options) -> None:
+    """The stage's flags; those it would ignore are hidden, and an error when given (`_check_unused`)."""
+    unused = UNUSED[stage]
+    flags.add_arguments(parser, skip=("stage", *unused), **options)
+    for name in unused:
+        parser.add_argument(f"--{flag_name(name)}", dest=f"unused_{name}", help=argparse.SUPPRESS)
+
+
+def _check_unused(args, stage: str) -> None:
+    for name, why in UNUSED[stage].items():
         if getattr(args, f"unused_{name}", None) is not None:
-            raise JukesepError(f"train {args.fixed_stage} takes no --{name}: {why}")
+            raise JukesepError(f"train {stage} takes no --{flag_name(name)}: {why}")
+
+
+def cmd_train_stage(args) -> int:
+    _check_unused(args, args.fixed_stage)
     from .loop import train
     cfg, resume = _config(args, stage=args.fixed_stage)
     _report(train(cfg, resume))
@@ -79,6 +97,7 @@ def cmd_train_stage(args) -> int:
 
 
 def cmd_train_all(args) -> int:
+    _check_unused(args, "all")
     from .. import distrib
     from .bundle import bundle, parts_from_run
     from .loop import STATE_FILE, train

@@ -27,6 +27,7 @@ RESUME_MAY_CHANGE = ("steps", "minutes")  # the budget; everything else belongs 
 AT_LEAST_ONE = ("steps", "head_width", "head_depth", "head_growth", "batch_size", "excerpt",
                 "warmup", "val_excerpts", "linf_k", "log_every", "val_every",
                 "ckpt_every")
+MAX_MASK_EQ_DB = 24.0
 NOT_NEGATIVE = ("minutes", "stage2_commit", "clip", "stft_weight", "commit_weight", "linf_weight", "workers", "seed")
 
 
@@ -62,6 +63,8 @@ class TrainConfig:
     mask_layers: int = 2  # mask stage: hidden layers of the learned mask
     # 0: one MLP over each frame's bins; k: one rule shared by all bins, seeing k bins on each side
     mask_reach: int = 0  # mask stage: 0 (an MLP per frame) or k ≥ 1 (one rule for every bin, ±k bins)
+    # timbres the training songs lack: each stem (and the separator's stem for it) gets a random EQ
+    mask_eq: float = 0.0  # mask stage: most gain in dB (±) of each stem's random EQ per excerpt; 0 = off
     # optimisation (paper: batch 4 x 393,216, Adam 3e-4, 100 warm-up steps, clip 1.0, parameter EMA)
     steps: int = 80000  # optimisation steps in all, earlier ones of a resumed run included
     minutes: float = 0.0  # stop (and checkpoint) after this many minutes of wall time; 0 = no limit
@@ -140,6 +143,8 @@ class TrainConfig:
                 raise JukesepError(f"--{flag_name(name)} must be a finite number ≥ 0, not {getattr(self, name)}")
         if not 0 < self.lr < math.inf:
             raise JukesepError(f"--lr must be a finite number > 0, not {self.lr}")
+        if not 0 <= self.mask_eq <= MAX_MASK_EQ_DB:
+            raise JukesepError(f"--mask-eq must be from 0 to {MAX_MASK_EQ_DB} (dB), not {self.mask_eq}")
         if not 0 <= self.param_ema <= 1:
             raise JukesepError(f"--param-ema must be from 0 to 1, not {self.param_ema}")
 

@@ -196,7 +196,7 @@ def training_data(cfg: TrainConfig) -> tuple[ExcerptDataset, list[dict]]:
                         f"samples with an audible {target or 'source'}")
     if cfg.stage == "mask":
         return EstimateExcerpts(find_tracks(cfg.data, "train"), cfg.excerpt, Path(cfg.out) / "stems", list(STEMS),
-                                seed=cfg.seed), val_items
+                                seed=cfg.seed, eq_db=cfg.mask_eq), val_items
     dataset = ExcerptDataset(find_tracks(cfg.data, "train"), cfg.excerpt, target, with_mixture=with_mixture,
                              seed=cfg.seed, augment=Augment(remix=cfg.remix and with_mixture))
     return dataset, val_items

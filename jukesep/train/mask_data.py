@@ -20,24 +20,37 @@ from ..atomic import atomic_path, atomic_write_text
 from ..data.datasets import SILENT_RMS, to_mono
 from ..data.tracks import DataError, Track
 from ..progress import Progress
+from ..refine import N_FFT
 
 GAIN = (0.5, 1.5)  # one random gain for the mixture, its stems and the estimates (all linear in it)
 MAX_DRAWS = 20
+EQ_HZ = (40.0, 80.0, 160.0, 320.0, 640.0, 1280.0, 2560.0, 5120.0, 10240.0, 16000.0)  # the EQ's anchor points
+
+
+def random_eq(rng: np.random.Generator, stems: int, most_db: float, hz: np.ndarray) -> np.ndarray:
+    """Each stem's random EQ: gains uniform in ±`most_db` dB at `EQ_HZ`, linear in dB over log
+    frequency between them and flat outside → linear gains at the frequencies `hz`, `[S x len(hz)]`."""
+    db = rng.uniform(-most_db, most_db, size=(stems, len(EQ_HZ)))
+    where = np.log(np.maximum(hz, EQ_HZ[0]))
+    return np.stack([10 ** (np.interp(where, np.log(EQ_HZ), d) / 20) for d in db]).astype(np.float32)
 
 
 class EstimateExcerpts(torch.utils.data.Dataset):
     """Random excerpts of `length` samples of a song's mixture, clean stems and the separator's
     stems, mono (a random left/right blend), all at one random gain. Items are a pure function of
     (seed, index): {"mixture": `Tensor[1 x L]`, "target": `Tensor[S x 1 x L]`, "estimate":
-    `Tensor[S x 1 x L]`}, S in the separator's stem order."""
+    `Tensor[S x 1 x L]`}, S in the separator's stem order. With `eq_db` > 0 also "eq": `Tensor[S x F]`,
+    a random EQ per stem (`random_eq`) as gains on the bins of refine.py's STFT, which the mask stage
+    applies to the stem, to the separator's stem for it and to the mixture (a timbre the training
+    songs lack)."""
 
     def __init__(self, tracks: list[Track], length: int, folder: Path, stems: list[str], seed: int = 0,
-                 items_per_epoch: int = 1000):
+                 items_per_epoch: int = 1000, eq_db: float = 0.0):
         self.tracks = [t for t in tracks if t.length >= length]
         if not self.tracks:
             raise DataError(f"no song is at least {length} samples long")
         self.length, self.folder, self.stems = length, Path(folder), list(stems)
-        self.seed, self.items_per_epoch = seed, items_per_epoch
+        self.seed, self.items_per_epoch, self.eq_db = seed, items_per_epoch, eq_db
 
     def __len__(self) -> int:
         return self.items_per_epoch
@@ -93,6 +106,10 @@ class EstimateExcerpts(torch.utils.data.Dataset):
             estimate = np.load(self.cache_file(track), mmap_mode="r")[:, :, offset:offset + self.length]
             target = np.stack([to_mono(track.read(s, offset, self.length), blend) for s in self.stems])
             estimate = np.stack([to_mono(e.astype(np.float32), blend) for e in estimate])
-            return {"mixture": torch.from_numpy(mixture), "target": torch.from_numpy(target * gain),
+            item = {"mixture": torch.from_numpy(mixture), "target": torch.from_numpy(target * gain),
                     "estimate": torch.from_numpy(estimate * gain)}
+            if self.eq_db > 0:  # drawn last: the excerpts stay those of a run without it
+                hz = np.fft.rfftfreq(N_FFT, 1 / track.rate)
+                item["eq"] = torch.from_numpy(random_eq(rng, len(self.stems), self.eq_db, hz))
+            return item
         raise DataError(f"{MAX_DRAWS} excerpts in a row had a silent mixture; is the data silent?")

@@ -360,11 +360,18 @@ class MaskTask(Task):
 
     def loss(self, net: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
         """batch["mixture"]: `Tensor[B x 1 x T]`, batch["target"] and batch["estimate"] (the
-        separator's stems): `Tensor[B x S x 1 x T]` → (scalar loss, {"spec_l1": the same}), on the
-        bins the mask corrects (above them it is the soft mask, which nothing here changes)."""
+        separator's stems): `Tensor[B x S x 1 x T]`, optional batch["eq"]: gains `Tensor[B x S x F]`
+        on each stem's STFT bins → (scalar loss, {"spec_l1": the same}), on the bins the mask corrects
+        (above them it is the soft mask, which nothing here changes)."""
         bins = self.model.mask_config.bins
         mixture, power, length = self._spectra(batch["mixture"], batch["estimate"], bins)
-        wanted = torch.view_as_real(spectrogram(batch["target"][:, :, 0, :length])[:, :, :bins])
+        with torch.no_grad():
+            wanted = spectrogram(batch["target"][:, :, 0, :length])[:, :, :bins]  # [B x S x bins x K]
+            if "eq" in batch:  # each stem and its estimate get the EQ; the mixture the difference
+                gains = batch["eq"][:, :, :bins, None]
+                mixture = mixture + ((gains - 1) * wanted).sum(1)
+                wanted, power = wanted * gains, power * gains.square()
+        wanted = torch.view_as_real(wanted)
         share = net(mixture, power)
         error = (share.unsqueeze(-1) * torch.view_as_real(mixture).unsqueeze(1) - wanted).abs().mean()
         loss = error / wanted.abs().mean().clamp_min(1e-8)
