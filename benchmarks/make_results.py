@@ -37,7 +37,7 @@ ARMS = ["transfer-shared-latent-lr3", "transfer-shared-latent-lr3-unrefined", "t
         "transfer-per-stem-output", "transfer-shared-latent", "transfer-shared-latent-lr03",
         "transfer-shared-latent-lr10", "transfer-shared-latent-lr3-cosine", "transfer-shared-latent-lr10-cosine",
         "transfer-shared-latent-lr3-w16", "transfer-shared-latent-lr3-w64", "transfer-shared-latent-lr3-longer",
-        "rebalanced-8-2-32", "tilted-4-1-40", "tilted-4-1-40-w16", "e2e-control", "e2e-end-to-end",
+        "rebalanced-8-2-32", "tilted-4-1-40", "tilted-4-1-40-w16", "e2e-control", "e2e-control-100", "e2e-end-to-end",
         "e2e-shipped-default", "tilted-4-1-40-w16-mask", "tilted-4-1-40-w16-mask-eq", "tilted-4-1-40-w16-local-mask",
         "transfer-shared-both",
         "transfer-shared-long",
@@ -72,6 +72,9 @@ DESCRIPTIONS = {
     "tilted-4-1-40-w16": "the same split, heads 16 channels wide (32) (default)",
     "e2e-control": "the default's recipe (tilted-4-1-40-w16) trained again on this round's corpus, its 40 min of "
                    "stage 2 as 20 + 20 (a resumed run)",
+    "e2e-control-100": "e2e-control's stage 2 continued for 60 more minutes on two threads, alone (100 min of "
+                       "stage 2): the learned-mask arms' equal-time control (they spent 22.6 + 40 min on two threads "
+                       "after the same 48)",
     "e2e-end-to-end": "the same to 20 min of stage 2, then 20 min with the output loss training the stems' decoders "
                       "too (--stage2-decoders train, learning rate 3e-4)",
     "e2e-shipped-default": "the shipped default (trained on the Xeon's render), scored on this round's corpus",
@@ -109,6 +112,7 @@ STAGE2 = {
     "tilted-4-1-40": ["tilt-transfer-shared-latent-lr3"],
     "tilted-4-1-40-w16": ["tilt-transfer-shared-latent-lr3-w16"],
     "e2e-control": ["e2e-transfer-shared-latent-lr3-w16-longer"],
+    "e2e-control-100": ["e2e-transfer-shared-latent-lr3-w16-longer100"],
     "e2e-end-to-end": ["e2e-transfer-shared-latent-lr3-w16", "e2e-transfer-shared-latent-lr3-w16-e2e"],
     "scratch-shared-output": ["scratch-shared-output-context"],
     "scratch-shared-latent": ["scratch-shared-latent"],
@@ -123,7 +127,7 @@ LEARNED_MASK = {"tilted-4-1-40-w16-mask": ("tilted-4-1-40-w16", "tilt-transfer-s
                 "tilted-4-1-40-w16-local-mask": ("tilted-4-1-40-w16", "tilt-transfer-shared-latent-lr3-w16-local-mask")}
 # Arms with their own foundation and stage 1 (curve-name prefix of those runs); the others share the main ones.
 OWN_PIPELINE = {"rebalanced-8-2-32": "rebalance-", "tilted-4-1-40": "tilt-", "tilted-4-1-40-w16": "tilt-",
-                "e2e-control": "e2e-", "e2e-end-to-end": "e2e-"}
+                "e2e-control": "e2e-", "e2e-control-100": "e2e-", "e2e-end-to-end": "e2e-"}
 
 
 def stage1(arm: str) -> list[str]:

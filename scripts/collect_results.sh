@@ -36,6 +36,7 @@ ARMS=(  # system name = separator file
   "tilted-4-1-40=$RUNS/tilt/transfer/shared-latent-lr3/best.pt"
   "tilted-4-1-40-w16=$RUNS/tilt/transfer/shared-latent-lr3-w16/best.pt"
   "e2e-control=$RUNS/e2e/transfer/shared-latent-lr3-w16-longer/best.pt"
+  "e2e-control-100=$RUNS/e2e/transfer/shared-latent-lr3-w16-longer100/best.pt"
   "e2e-end-to-end=$RUNS/e2e/transfer/shared-latent-lr3-w16-e2e/best.pt"
   "tilted-4-1-40-w16-mask=$RUNS/tilt/transfer/shared-latent-lr3-w16-mask/best.pt"
   "tilted-4-1-40-w16-local-mask=$RUNS/tilt/transfer/shared-latent-lr3-w16-local-mask/best.pt"

@@ -21,6 +21,8 @@
 #   heads-w16, heads-w64   the default with heads 16 and 64 channels wide (32): the size curve
 #   default-longer   a copy of the default's run, continued for another $STAGE2_MIN minutes
 #   heads-w16-longer the same for the heads-w16 run
+#   heads-w16-longer100  a copy of heads-w16-longer continued for another $CONTROL_MIN minutes (the
+#                    learned-mask arms' equal-time control)
 #   end-to-end       from the heads-w16 run's separator, $STAGE2_MIN more minutes with the output loss
 #                    training the stems' decoders too (--stage2-decoders train; beyond the paper)
 #   mask             from the heads-w16 run's separator: a learned mask over the mixture's STFT for
@@ -44,6 +46,8 @@
 #     FOUNDATION_MIN=4 STAGE1_MIN=1 STAGE2_MIN=20 scripts/train_default_model.sh CORPUS RUNS/e2e \
 #       foundation stage1 heads-w16
 #     then the two at once: ... RUNS/e2e heads-w16-longer & ... RUNS/e2e end-to-end
+#   the learned-mask arms' control: that heads-w16-longer run, 60 more minutes, alone, two threads:
+#     OMP_NUM_THREADS=2 STAGE2_MIN=20 CONTROL_MIN=60 scripts/train_default_model.sh CORPUS RUNS/e2e heads-w16-longer100
 #   the learned mask on the shipped default (the tilted arms' heads-w16 run), alone, two threads:
 #     OMP_NUM_THREADS=2 MASK_MIN=40 scripts/train_default_model.sh CORPUS RUNS/tilt mask
 #     OMP_NUM_THREADS=2 MASK_LOCAL_MIN=25 scripts/train_default_model.sh CORPUS RUNS/tilt mask-local
@@ -71,6 +75,7 @@ MASK_LOCAL="--mask-reach 3 --mask-hidden 32 --mask-layers 2 --excerpt 131072 --b
   --lr-decay cosine --workers 1 --val-every 400 --ckpt-every 400 --val-excerpts 2 --log-every 20"
 MASK_LOCAL_MIN=${MASK_LOCAL_MIN:-25}
 MASK_EQ_DB=${MASK_EQ_DB:-12}
+CONTROL_MIN=${CONTROL_MIN:-60}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 # Runs `jukesep train STAGE ... --out OUT` for MINUTES of wall time in all, resuming when OUT
@@ -153,6 +158,11 @@ for phase in $PHASES; do
                  "$HEADS --lr 3e-3 --head-width 64" ;;
     default-longer) longer shared-latent-lr3 ;;
     heads-w16-longer) longer shared-latent-lr3-w16 ;;
+    heads-w16-longer100)
+      need "$RUNS/transfer/shared-latent-lr3-w16-longer"
+      copy=$RUNS/transfer/shared-latent-lr3-w16-longer100
+      [ -d "$copy" ] || { cp -r "$RUNS/transfer/shared-latent-lr3-w16-longer" "$copy" && rm "$copy/last.pt"; }
+      run $((2 * STAGE2_MIN + CONTROL_MIN)) "$copy" shared ;;
     end-to-end)
       need "$RUNS/transfer/shared-latent-lr3-w16"
       run "$STAGE2_MIN" "$RUNS/transfer/shared-latent-lr3-w16-e2e" shared --data "$DATA" \
