@@ -124,7 +124,6 @@ def test_info_shows_the_mask(tmp_path, capsys):
     assert "mask:     learned" in out and "config learned mask: hidden=8, bins=64, layers=1, reach=0" in out
 
 
-
 def test_mask_eq_draws_a_timbre_per_stem_that_the_loss_gives_stem_estimate_and_mixture(corpus, tmp_path):  # noqa: F811
     from jukesep.data.tracks import find_tracks
     from jukesep.train.mask_data import EstimateExcerpts
