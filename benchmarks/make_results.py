@@ -39,8 +39,7 @@ ARMS = ["transfer-shared-latent-lr3", "transfer-shared-latent-lr3-unrefined", "t
         "transfer-shared-latent-lr3-w16", "transfer-shared-latent-lr3-w64", "transfer-shared-latent-lr3-longer",
         "rebalanced-8-2-32", "tilted-4-1-40", "tilted-4-1-40-w16", "e2e-control", "e2e-control-100", "e2e-end-to-end",
         "e2e-shipped-default", "tilted-4-1-40-w16-mask", "tilted-4-1-40-w16-mask-eq", "tilted-4-1-40-w16-local-mask",
-        "transfer-shared-both",
-        "transfer-shared-long",
+        "transfer-shared-both", "transfer-shared-long",
         "scratch-shared-output", "scratch-shared-latent"]
 REFINES = ["refine-none", "refine-softmask", "refine-wiener"]
 DESCRIPTIONS = {

@@ -128,11 +128,13 @@ per_stem() {  # ARM NAME LOSS: one encoder per stem, a quarter of the stage-2 ti
   [ -f "$RUNS/$1/$2/separator.pt" ] || jukesep bundle "$RUNS/$1/$2/separator.pt" \
     $(for stem in $STEMS; do echo --stem "$stem=$RUNS/$1/vqvae-$stem/best.pt,$RUNS/$1/$2/encoder-$stem/best.pt"; done)
 }
-longer() {  # NAME: a copy of a finished stage-2 run, continued for another $STAGE2_MIN minutes
+# NAME [SUFFIX MINUTES]: a copy of a finished stage-2 run (NAME + SUFFIX, default NAME-longer)
+# trained to MINUTES in all (default: another $STAGE2_MIN minutes)
+longer() {
   need "$RUNS/transfer/$1"
-  local copy=$RUNS/transfer/$1-longer
+  local copy=$RUNS/transfer/$1${2:--longer}
   [ -d "$copy" ] || { cp -r "$RUNS/transfer/$1" "$copy" && rm "$copy/last.pt"; }
-  run $((2 * STAGE2_MIN)) "$copy" shared
+  run "${3:-$((2 * STAGE2_MIN))}" "$copy" shared
 }
 mkdir -p "$RUNS"
 for phase in $PHASES; do
@@ -158,11 +160,7 @@ for phase in $PHASES; do
                  "$HEADS --lr 3e-3 --head-width 64" ;;
     default-longer) longer shared-latent-lr3 ;;
     heads-w16-longer) longer shared-latent-lr3-w16 ;;
-    heads-w16-longer100)
-      need "$RUNS/transfer/shared-latent-lr3-w16-longer"
-      copy=$RUNS/transfer/shared-latent-lr3-w16-longer100
-      [ -d "$copy" ] || { cp -r "$RUNS/transfer/shared-latent-lr3-w16-longer" "$copy" && rm "$copy/last.pt"; }
-      run $((2 * STAGE2_MIN + CONTROL_MIN)) "$copy" shared ;;
+    heads-w16-longer100) longer shared-latent-lr3-w16-longer 100 $((2 * STAGE2_MIN + CONTROL_MIN)) ;;
     end-to-end)
       need "$RUNS/transfer/shared-latent-lr3-w16"
       run "$STAGE2_MIN" "$RUNS/transfer/shared-latent-lr3-w16-e2e" shared --data "$DATA" \

@@ -8,10 +8,13 @@ import torch
 from jukesep import Separator
 from jukesep.checkpoint import load_model, save_model
 from jukesep.cli import main
+from jukesep.data.tracks import find_tracks
 from jukesep.errors import CheckpointError, JukesepError
 from jukesep.models.config import MaskConfig
 from jukesep.refine import refine
 from jukesep.train import train
+from jukesep.train.mask_data import EstimateExcerpts
+from jukesep.train.tasks import MaskTask
 from tests.conftest import music, random_separator, with_random_mask
 from tests.test_train import corpus, tiny  # noqa: F401 (a fixture)
 
@@ -125,9 +128,6 @@ def test_info_shows_the_mask(tmp_path, capsys):
 
 
 def test_mask_eq_draws_a_timbre_per_stem_that_the_loss_gives_stem_estimate_and_mixture(corpus, tmp_path):  # noqa: F811
-    from jukesep.data.tracks import find_tracks
-    from jukesep.train.mask_data import EstimateExcerpts
-    from jukesep.train.tasks import MaskTask
     save_model(tmp_path / "base.pt", "separator", random_separator(), {})
     cfg = tiny(corpus, tmp_path / "run", stage="mask", stem="", init=f"separator:{tmp_path / 'base.pt'}",
                excerpt=8192, mask_hidden=8, mask_bins=64, mask_layers=1)

@@ -7,11 +7,11 @@ from pathlib import Path
 from ..defaults import STEMS
 from ..errors import JukesepError
 from . import flags
-from .config import TrainConfig, flag_name, load_saved, resume_config
+from .config import TRAIN_FIELDS, TrainConfig, flag_name, load_saved, resume_config
 
 ALL_OUT = "runs/all"  # `train all`'s default run folder
-MASK_FLAGS = ("mask_hidden", "mask_bins", "mask_layers", "mask_reach", "mask_eq")
-HEAD_FLAGS = ("head_width", "head_depth", "head_growth")
+MASK_FLAGS = tuple(name for name in TRAIN_FIELDS if name.startswith("mask_"))
+HEAD_FLAGS = tuple(name for name in TRAIN_FIELDS if name.startswith("head_"))
 NO_MASK = dict.fromkeys(MASK_FLAGS, "only the mask stage learns a mask")
 NO_HEADS = dict.fromkeys(HEAD_FLAGS, "only the shared stage builds heads")
 UNUSED = {  # stage: {flag a stage would ignore: why}
