@@ -7,7 +7,8 @@ Reads, when present (a section is left out when its files are absent):
   notes.json                    {"title": ..., "lines": [...], "peer_minutes": {"openunmix": 48}}: what was run
   quality/<system>-<split>.json summary.json of `jukesep evaluate` (split read from settings.split)
   quality/<round>/*.json        an earlier round of scores (another machine or corpus render), tabled
-                                apart under notes.json's "rounds": {"<round>": {"title": ..., "default": ARM}}
+                                apart under notes.json's "rounds": {"<round>": {"title": ..., "default": ARM,
+                                "peer": the Open-Unmix system it is measured against (default openunmix)}}
   curves/<run>.json             val_history.json of training runs: foundation, {transfer,scratch}-vqvae-<stem>,
                                 {transfer,scratch}-shared-output-context, transfer-shared-{output,latent,both},
                                 transfer-{paper,per-stem-output}-encoder-<stem>
@@ -27,7 +28,7 @@ from pathlib import Path
 
 STEMS = ["vocals", "drums", "bass", "other"]
 SPLITS = ["test", "heldout", "valid"]
-PEERS = ["irm", "openunmix"]
+PEERS = ["irm", "openunmix", "wide-openunmix"]
 FLOOR = "mix4"
 # The shipped default and its scratch twin, unless notes.json names others ("default", "scratch").
 DEFAULT, SCRATCH = "transfer-shared-latent-lr3", "scratch-shared-latent"
@@ -38,7 +39,8 @@ ARMS = ["transfer-shared-latent-lr3", "transfer-shared-latent-lr3-unrefined", "t
         "transfer-shared-latent-lr10", "transfer-shared-latent-lr3-cosine", "transfer-shared-latent-lr10-cosine",
         "transfer-shared-latent-lr3-w16", "transfer-shared-latent-lr3-w64", "transfer-shared-latent-lr3-longer",
         "rebalanced-8-2-32", "tilted-4-1-40", "tilted-4-1-40-w16", "e2e-control", "e2e-control-100", "e2e-end-to-end",
-        "e2e-shipped-default", "tilted-4-1-40-w16-mask", "tilted-4-1-40-w16-mask-eq", "tilted-4-1-40-w16-local-mask",
+        "e2e-shipped-default", "wide-default", "tilted-4-1-40-w16-mask", "tilted-4-1-40-w16-mask-eq",
+        "tilted-4-1-40-w16-local-mask",
         "transfer-shared-both", "transfer-shared-long",
         "scratch-shared-output", "scratch-shared-latent"]
 REFINES = ["refine-none", "refine-softmask", "refine-wiener"]
@@ -46,6 +48,9 @@ DESCRIPTIONS = {
     "irm": "ideal ratio mask (oracle)",
     "openunmix": "Open-Unmix, same data and wall time",
     "mix4": "mixture / 4 (floor)",
+    "wide-openunmix": "Open-Unmix trained on the wide corpus for the same wall time",
+    "wide-default": "the default's recipe (tilted-4-1-40-w16) trained on the wide corpus: the first corpus's 192 "
+                    "training songs and 384 more rendered with 4 melodic GM fonts (2 before)",
     "shared-output": "shared encoder, output loss, long-reach heads, transfer (the previous default)",
     "shared-output-unrefined": "the previous default, not refined",
     "transfer-shared-short": "shared encoder, output loss, short-reach heads, transfer",
@@ -113,6 +118,7 @@ STAGE2 = {
     "e2e-control": ["e2e-transfer-shared-latent-lr3-w16-longer"],
     "e2e-control-100": ["e2e-transfer-shared-latent-lr3-w16-longer100"],
     "e2e-end-to-end": ["e2e-transfer-shared-latent-lr3-w16", "e2e-transfer-shared-latent-lr3-w16-e2e"],
+    "wide-default": ["wide-transfer-shared-latent-lr3-w16"],
     "scratch-shared-output": ["scratch-shared-output-context"],
     "scratch-shared-latent": ["scratch-shared-latent"],
 }
@@ -126,7 +132,8 @@ LEARNED_MASK = {"tilted-4-1-40-w16-mask": ("tilted-4-1-40-w16", "tilt-transfer-s
                 "tilted-4-1-40-w16-local-mask": ("tilted-4-1-40-w16", "tilt-transfer-shared-latent-lr3-w16-local-mask")}
 # Arms with their own foundation and stage 1 (curve-name prefix of those runs); the others share the main ones.
 OWN_PIPELINE = {"rebalanced-8-2-32": "rebalance-", "tilted-4-1-40": "tilt-", "tilted-4-1-40-w16": "tilt-",
-                "e2e-control": "e2e-", "e2e-control-100": "e2e-", "e2e-end-to-end": "e2e-"}
+                "e2e-control": "e2e-", "e2e-control-100": "e2e-", "e2e-end-to-end": "e2e-",
+                "wide-default": "wide-"}
 
 
 def stage1(arm: str) -> list[str]:
@@ -255,9 +262,9 @@ def quality_table(rows: dict, stems: list[str], walls: dict | None) -> list[str]
     return lines
 
 
-def default_lines(rows: dict, stems: list[str], arm: str, label: str) -> list[str]:
-    """How the arm (called label) stands against mixture/4 and Open-Unmix."""
-    default, floor, umx = rows.get(arm), rows.get(FLOOR), rows.get("openunmix")
+def default_lines(rows: dict, stems: list[str], arm: str, label: str, peer: str = "openunmix") -> list[str]:
+    """How the arm (called label) stands against mixture/4 and Open-Unmix (the system named peer)."""
+    default, floor, umx = rows.get(arm), rows.get(FLOOR), rows.get(peer)
     lines = []
     if default and floor and mdx(default, "average") is not None and mdx(floor, "average") is not None:
         above = sum(1 for st in stems if mdx(default, st) is not None and mdx(floor, st) is not None
@@ -269,7 +276,8 @@ def default_lines(rows: dict, stems: list[str], arm: str, label: str) -> list[st
     return ["", ". ".join(lines) + "."] if lines else []
 
 
-def round_tables(quality: dict, curves: dict, notes: dict, default: str, label: str) -> list[str]:
+def round_tables(quality: dict, curves: dict, notes: dict, default: str, label: str,
+                 peer: str = "openunmix") -> list[str]:
     tables = []
     for split in SPLITS + sorted(set(quality) - set(SPLITS)):
         rows = quality.get(split, {})
@@ -280,7 +288,7 @@ def round_tables(quality: dict, curves: dict, notes: dict, default: str, label: 
         stems = split_stems(rows)
         walls = {name: wall_minutes(name, curves, notes) for name in rows}
         tables += [split_title(split, rows), ""] + quality_table(rows, stems, walls) \
-            + default_lines(rows, stems, default, label) + [""]
+            + default_lines(rows, stems, default, label, peer) + [""]
     return tables
 
 
@@ -290,7 +298,8 @@ def quality_section(quality: dict, rounds: dict, curves: dict, notes: dict) -> l
     for name, earlier in rounds.items():
         about = (notes.get("rounds") or {}).get(name, {})
         arm = about.get("default", DEFAULT)
-        tables += [f"### {about.get('title', name)}", ""] + round_tables(earlier, curves, notes, arm, arm) \
+        tables += [f"### {about.get('title', name)}", ""] \
+            + round_tables(earlier, curves, notes, arm, arm, about.get("peer", "openunmix")) \
             + refinement_section(earlier, "####")
     if not tables:
         return []

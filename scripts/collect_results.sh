@@ -2,7 +2,8 @@
 # Scores every system of scripts/train_default_model.sh on the corpus's test and held-out-timbre
 # splits, chooses the refinement on the valid split, and regenerates docs/RESULTS.md.
 #   scripts/collect_results.sh CORPUS RUNS REPORTS [PHASE...]
-# Phases (default: all): refine baselines arms
+# Phases (default: all): refine baselines arms; and, for the wide-timbre round (its own QUALITY folder):
+#   wide   mixture/4, IRM, and the default's recipe and Open-Unmix trained on the wide corpus (RUNS/wide)
 # A score whose summary exists is skipped (rerunning continues). $JOBS scores (default 2) run at
 # once, one thread each. The refinement of the arms is the package's default
 # (jukesep/defaults.py), which the refine phase is there to choose.
@@ -77,13 +78,20 @@ for phase in $PHASES; do
           if finished "${arm#*=}"; then later score "${arm%%=*}" "$split" --model "${arm#*=}"; fi
         done
       done ;;
+    wide)
+      for split in $SPLITS; do
+        later score irm "$split" --baseline irm
+        later score mix4 "$split" --baseline mix4
+        later score wide-openunmix "$split" --baseline "openunmix:$RUNS/wide/openunmix.pt"
+        later score wide-default "$split" --model "$RUNS/wide/transfer/shared-latent-lr3-w16/best.pt"
+      done ;;
     *) echo "unknown phase $phase" >&2; exit 2 ;;
   esac
 done
 settle
 for run in "$RUNS"/foundation "$RUNS"/*/vqvae-* "$RUNS"/*/shared-* "$RUNS"/*/*/encoder-* \
-           "$RUNS"/{rebalance,tilt,e2e}/foundation "$RUNS"/{rebalance,tilt,e2e}/*/vqvae-* \
-           "$RUNS"/{rebalance,tilt,e2e}/*/shared-*; do
+           "$RUNS"/{rebalance,tilt,e2e,wide}/foundation "$RUNS"/{rebalance,tilt,e2e,wide}/*/vqvae-* \
+           "$RUNS"/{rebalance,tilt,e2e,wide}/*/shared-*; do
   [ -f "$run/val_history.json" ] || continue
   name=${run#"$RUNS"/}
   cp "$run/val_history.json" "$RESULTS/curves/${name//\//-}.json"

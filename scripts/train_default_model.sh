@@ -52,6 +52,16 @@
 #     OMP_NUM_THREADS=2 MASK_MIN=40 scripts/train_default_model.sh CORPUS RUNS/tilt mask
 #     OMP_NUM_THREADS=2 MASK_LOCAL_MIN=25 scripts/train_default_model.sh CORPUS RUNS/tilt mask-local
 #     OMP_NUM_THREADS=2 MASK_MIN=40 scripts/train_default_model.sh CORPUS RUNS/tilt mask-eq
+#   the wide-timbre round (issue #12's data item): the shipped default's recipe and Open-Unmix, side by side,
+#   48 min each, on the first corpus's training songs plus 384 more rendered with every GM font Debian packs
+#   (apt install timgm6mb-soundfont csound-soundfont musescore-general-soundfont: 4 melodic fonts, not 2);
+#   valid, test and held-out stay the first corpus's (symbolic links), so the scores compare with every arm:
+#     jukesep corpus render CORPUS2 --minutes 240 --seed 2 --song-seconds 30 -j 2
+#     mkdir -p WIDE/train && ln -s "$(realpath CORPUS)"/{valid,test,heldout} WIDE/ \
+#       && ln -s "$(realpath CORPUS)"/train/* "$(realpath CORPUS2)"/train/* WIDE/train/
+#     FOUNDATION_MIN=4 STAGE1_MIN=1 STAGE2_MIN=40 scripts/train_default_model.sh WIDE RUNS/wide \
+#       foundation stage1 heads-w16 &
+#     FOUNDATION_MIN=4 STAGE1_MIN=1 STAGE2_MIN=40 scripts/train_default_model.sh WIDE RUNS/wide peers
 set -euo pipefail
 DATA=${1:?corpus folder (jukesep corpus render ...)}
 RUNS=${2:?output folder}

@@ -46,6 +46,7 @@ SYSTEMS = {  # per-stem MDX SDR
 MINUTES = {"foundation": 10.0, **{f"transfer-vqvae-{s}": m for s, m in zip(STEMS, [2.0, 3.0, 4.0, 5.0])},
            "transfer-shared-latent-lr3": 6.0}
 EARLIER = {"mix4": [0.5, 0.5, 0.5, 0.5], "openunmix": [4.0, 4.0, 4.0, 4.0], "shared-output": [1.0, 1.0, 1.0, 1.0]}
+WIDE = {"mix4": [0.5, 0.5, 0.5, 0.5], "wide-openunmix": [6.0, 6.0, 6.0, 6.0], "wide-default": [2.0, 2.0, 2.0, 2.0]}
 
 
 @pytest.fixture
@@ -61,9 +62,13 @@ def results(tmp_path: Path) -> Path:
         write(res / "curves" / f"{name}.json", curve(minutes))
     for system, sdrs in EARLIER.items():  # an earlier round, in its own folder
         write(res / "quality" / "first" / f"{system}-test.json", summary(system, "test", sdrs))
+    for system, sdrs in WIDE.items():  # a round with its own Open-Unmix run
+        write(res / "quality" / "wide" / f"{system}-test.json", summary(system, "test", sdrs))
     write(res / "curves" / "transfer-encoder-bass.json", curve(1.0))  # old-style name: ignored
     write(res / "notes.json", {"title": "What was run", "lines": ["Some notes."], "peer_minutes": {"openunmix": 48},
-                               "rounds": {"first": {"title": "The first round", "default": "shared-output"}}})
+                               "rounds": {"first": {"title": "The first round", "default": "shared-output"},
+                                          "wide": {"title": "The wide round", "default": "wide-default",
+                                                   "peer": "wide-openunmix"}}})
     write(res / "cpu_speed.json", {
         "date": "2026-12-01T10:00:00+00:00", "seconds": 30.0, "repeat": 3,
         "machine": {"cpu": "Some CPU", "cpu_count": 2, "torch_threads": 2, "cpu_flags": "avx2 fma", "torch": "2.13"},
@@ -117,10 +122,13 @@ def test_make_results(make_results, results: Path, tmp_path: Path):
     assert "default − mixture/4: +1.00 dB on average; stems above their mixture/4 floor: 3 of 4" in text
     assert "default − Open-Unmix: -3.00 dB" in text
 
-    earlier = text[text.index("### The first round"):]  # the earlier round: its own table, against its own peers
+    earlier = text[text.index("### The first round"):text.index("### The wide round")]  # against its own peers
     assert table_rows(earlier, "Split **test**") == ["openunmix", "shared-output", "mix4"]
     assert "shared-output − mixture/4: +0.50 dB on average; stems above their mixture/4 floor: 4 of 4" in earlier
     assert "shared-output − Open-Unmix: -3.00 dB" in earlier
+    wide = text[text.index("### The wide round"):]  # its peer named in notes.json
+    assert table_rows(wide, "Split **test**") == ["wide-openunmix", "wide-default", "mix4"]
+    assert "wide-default − Open-Unmix: -4.00 dB" in wide
 
     assert table_rows(text, "Split **valid**") == ["refine-none", "refine-wiener"]
     assert "Best average: **refine-wiener** (2.50 dB)" in text
