@@ -1,20 +1,17 @@
 """benchmarks/make_results.py renders RESULTS.md from a results folder (a tiny fake one here)."""
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import load_benchmark
+
 STEMS = ["vocals", "drums", "bass", "other"]
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "make_results.py"
 
 
 @pytest.fixture(scope="module")
 def make_results():
-    spec = importlib.util.spec_from_file_location("make_results", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("make_results")
 
 
 def write(path: Path, data) -> None:

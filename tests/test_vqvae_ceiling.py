@@ -1,9 +1,7 @@
 """benchmarks/vqvae_ceiling.py: the stem VQ-VAEs' reconstruction of a split's clean stems, scored."""
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,17 +9,12 @@ import pytest
 from jukesep.checkpoint import save_model
 from jukesep.defaults import STEMS
 from jukesep.models import VQVAE
-from tests.conftest import music, tiny_config, write_corpus
-
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "vqvae_ceiling.py"
+from tests.conftest import BENCHMARKS, load_benchmark, music, tiny_config, write_corpus
 
 
 @pytest.fixture(scope="module")
 def ceiling():
-    spec = importlib.util.spec_from_file_location("vqvae_ceiling", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("vqvae_ceiling")
 
 
 def test_reconstruction_keeps_channels_and_length(ceiling):
@@ -37,7 +30,7 @@ def test_scores_every_stem_of_each_split(tmp_path):
         (tmp_path / "runs" / f"vqvae-{stem}").mkdir(parents=True)
         save_model(tmp_path / "runs" / f"vqvae-{stem}" / "best.pt", "vqvae", VQVAE(tiny_config()))
     out = tmp_path / "ceiling.json"
-    result = subprocess.run([sys.executable, SCRIPT, tmp_path / "runs", data, "--json", out],
+    result = subprocess.run([sys.executable, BENCHMARKS / "vqvae_ceiling.py", tmp_path / "runs", data, "--json", out],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     scores = json.loads(out.read_text())["mdx_sdr"]
