@@ -2,7 +2,7 @@
 # Scores every system of scripts/train_default_model.sh on the corpus's test and held-out-timbre
 # splits, chooses the refinement on the valid split, and regenerates docs/RESULTS.md.
 #   scripts/collect_results.sh CORPUS RUNS REPORTS [PHASE...]
-# Phases (default: all): refine baselines arms; and, for the wide-timbre round (its own QUALITY folder):
+# Phases (default: refine baselines arms); for the wide-timbre round (its own QUALITY folder):
 #   wide   mixture/4, IRM, and the default's recipe and Open-Unmix trained on the wide corpus (RUNS/wide)
 # A score whose summary exists is skipped (rerunning continues). $JOBS scores (default 2) run at
 # once, one thread each. The refinement of the arms is the package's default
