@@ -49,8 +49,8 @@ def main() -> None:
         means["average"] = float(np.mean(list(means.values())))
         result["mdx_sdr"][split] = {k: round(v, 2) for k, v in means.items()}
         print(f"{split} ({len(tracks)} songs): " + ", ".join(f"{k} {v:.2f}" for k, v in means.items()) + " dB")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        if args.json:  # after each split: a run stopped later keeps what it measured
+            args.json.write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ PIDS=()
 JOBS=${JOBS:-2}
 later() { "$@" & PIDS+=($!); [ ${#PIDS[@]} -lt "$JOBS" ] || settle; }  # at most JOBS at once
 settle() { for pid in "${PIDS[@]}"; do wait "$pid"; done; PIDS=(); }  # fails if one failed
+floors() { later score irm "$1" --baseline irm; later score mix4 "$1" --baseline mix4; }  # SPLIT
 
 for phase in $PHASES; do
   case $phase in
@@ -66,8 +67,7 @@ for phase in $PHASES; do
       for mode in none softmask wiener; do later score "refine-$mode" valid --model "$DEFAULT" --refine "$mode"; done ;;
     baselines)
       for split in $SPLITS; do
-        later score irm "$split" --baseline irm
-        later score mix4 "$split" --baseline mix4
+        floors "$split"
         later score openunmix "$split" --baseline "openunmix:$RUNS/openunmix.pt"
       done ;;
     arms)
@@ -80,8 +80,7 @@ for phase in $PHASES; do
       done ;;
     wide)
       for split in $SPLITS; do
-        later score irm "$split" --baseline irm
-        later score mix4 "$split" --baseline mix4
+        floors "$split"
         later score wide-openunmix "$split" --baseline "openunmix:$RUNS/wide/openunmix.pt"
         later score wide-default "$split" --model "$RUNS/wide/transfer/shared-latent-lr3-w16/best.pt"
       done ;;
