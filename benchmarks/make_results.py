@@ -39,7 +39,7 @@ ARMS = ["transfer-shared-latent-lr3", "transfer-shared-latent-lr3-unrefined", "t
         "transfer-shared-latent-lr10", "transfer-shared-latent-lr3-cosine", "transfer-shared-latent-lr10-cosine",
         "transfer-shared-latent-lr3-w16", "transfer-shared-latent-lr3-w64", "transfer-shared-latent-lr3-longer",
         "rebalanced-8-2-32", "tilted-4-1-40", "tilted-4-1-40-w16", "e2e-control", "e2e-control-100", "e2e-end-to-end",
-        "e2e-shipped-default", "wide-default", "tilted-4-1-40-w16-mask", "tilted-4-1-40-w16-mask-eq",
+        "e2e-trunk-w24", "e2e-trunk-w32", "e2e-shipped-default", "wide-default", "tilted-4-1-40-w16-mask", "tilted-4-1-40-w16-mask-eq",
         "tilted-4-1-40-w16-local-mask",
         "transfer-shared-both", "transfer-shared-long",
         "scratch-shared-output", "scratch-shared-latent"]
@@ -81,6 +81,9 @@ DESCRIPTIONS = {
                        "after the same 48)",
     "e2e-end-to-end": "the same to 20 min of stage 2, then 20 min with the output loss training the stems' decoders "
                       "too (--stage2-decoders train, learning rate 3e-4)",
+    "e2e-trunk-w24": "e2e-control's foundation and stage 1, then its 40 min of stage 2 with the shared encoder widened "
+                     "from the foundation's 16 channels to 24 (--trunk-width 24; beyond the paper)",
+    "e2e-trunk-w32": "the same, 32 channels wide (--trunk-width 32)",
     "e2e-shipped-default": "the shipped default (trained on the Xeon's render), scored on this round's corpus",
     "transfer-shared-long": "the previous default trained on 4x longer excerpts (1.5 s, batch 1)",
     "tilted-4-1-40-w16-mask": "tilted-4-1-40-w16 (frozen) + a learned mask on the mixture's STFT (`jukesep train "
@@ -118,6 +121,7 @@ STAGE2 = {
     "e2e-control": ["e2e-transfer-shared-latent-lr3-w16-longer"],
     "e2e-control-100": ["e2e-transfer-shared-latent-lr3-w16-longer100"],
     "e2e-end-to-end": ["e2e-transfer-shared-latent-lr3-w16", "e2e-transfer-shared-latent-lr3-w16-e2e"],
+    **{f"e2e-trunk-w{w}": [f"e2e-transfer-shared-latent-lr3-w16-trunk-w{w}"] for w in (24, 32)},
     "wide-default": ["wide-transfer-shared-latent-lr3-w16"],
     "scratch-shared-output": ["scratch-shared-output-context"],
     "scratch-shared-latent": ["scratch-shared-latent"],
@@ -133,7 +137,7 @@ LEARNED_MASK = {"tilted-4-1-40-w16-mask": ("tilted-4-1-40-w16", "tilt-transfer-s
 # Arms with their own foundation and stage 1 (curve-name prefix of those runs); the others share the main ones.
 OWN_PIPELINE = {"rebalanced-8-2-32": "rebalance-", "tilted-4-1-40": "tilt-", "tilted-4-1-40-w16": "tilt-",
                 "e2e-control": "e2e-", "e2e-control-100": "e2e-", "e2e-end-to-end": "e2e-",
-                "wide-default": "wide-"}
+                "e2e-trunk-w24": "e2e-", "e2e-trunk-w32": "e2e-", "wide-default": "wide-"}
 
 
 def stage1(arm: str) -> list[str]:

@@ -4,6 +4,8 @@
 #   scripts/collect_results.sh CORPUS RUNS REPORTS [PHASE...]
 # Phases (default: refine baselines arms); for the wide-timbre round (its own QUALITY folder):
 #   wide   mixture/4, IRM, and the default's recipe and Open-Unmix trained on the wide corpus (RUNS/wide)
+#   trunk  the default's recipe with a wider shared encoder (24, 32; RUNS/e2e), into the end-to-end round:
+#          QUALITY=benchmarks/results/quality/e2e scripts/collect_results.sh CORPUS RUNS REPORTS trunk
 # A score whose summary exists is skipped (rerunning continues). $JOBS scores (default 2) run at
 # once, one thread each. The refinement of the arms is the package's default
 # (jukesep/defaults.py), which the refine phase is there to choose.
@@ -83,6 +85,12 @@ for phase in $PHASES; do
         floors "$split"
         later score wide-openunmix "$split" --baseline "openunmix:$RUNS/wide/openunmix.pt"
         later score wide-default "$split" --model "$RUNS/wide/transfer/shared-latent-lr3-w16/best.pt"
+      done ;;
+    trunk)
+      for split in $SPLITS; do
+        for width in 24 32; do
+          later score "e2e-trunk-w$width" "$split" --model "$RUNS/e2e/transfer/shared-latent-lr3-w16-trunk-w$width/best.pt"
+        done
       done ;;
     *) echo "unknown phase $phase" >&2; exit 2 ;;
   esac

@@ -1,4 +1,6 @@
 """The shared layout (one mixture encoder, a head per stem) and the stage-2 output loss."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -7,8 +9,9 @@ from jukesep import Separator
 from jukesep.checkpoint import load_model, save_model
 from jukesep.cli import main
 from jukesep.defaults import STEMS
-from jukesep.errors import CheckpointError
-from jukesep.models import HeadConfig, SeparatorModel
+from jukesep.errors import CheckpointError, JukesepError
+from jukesep.models import Encoder, HeadConfig, SeparatorModel
+from jukesep.models.widen import widen_encoder
 from jukesep.train import train
 from jukesep.train.loop import training_data
 from jukesep.train.step import train_step
@@ -183,6 +186,7 @@ def test_per_stem_encoder_trains_through_the_frozen_decoder(stage1, tmp_path):
     (["--vqvae", "NOWHERE"], "no stage-1 model"),
     (["--vqvae", "STAGE1", "--stage2-loss", "l1"], "--stage2-loss must be one of"),
     (["--vqvae", "STAGE1", "--head-width", "0"], "--head-width must be at least 1"),
+    (["--vqvae", "STAGE1", "--trunk-width", "-1"], "--trunk-width must be a finite number"),
     (["--vqvae", "STAGE1", "--stage2-decoders", "train"], "needs the shared stage and --stage2-loss output"),
     (["--vqvae", "STAGE1", "--stage2-decoders", "all"], "--stage2-decoders must be one of"),
     (["--init", "separator:NOWHERE", "--stage2-loss", "latent"], "needs --vqvae"),
@@ -197,3 +201,37 @@ def test_shared_stage_bad_flags_are_one_line_errors(stage1, tmp_path, capsys, ar
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0], err
     assert not out.exists()
+
+
+def test_a_widened_encoder_computes_what_the_narrow_one_did_and_its_new_channels_learn():
+    torch.manual_seed(0)
+    narrow = Encoder(tiny_config())
+    wide = widen_encoder(narrow, 12)
+    x = torch.randn(2, 1, 8 * 64)
+    assert wide.cfg.width == 12 and wide.cfg.emb_width == narrow.cfg.emb_width
+    with torch.no_grad():
+        torch.testing.assert_close(wide(x), narrow(x), rtol=1e-5, atol=1e-6)
+    wide(x).square().sum().backward()
+    last = wide.level_blocks[0].model[-1]  # reads the added channels through weights that start at 0
+    assert last.weight[:, 8:].abs().sum() == 0 and last.weight.grad[:, 8:].abs().sum() > 0
+    with pytest.raises(JukesepError, match="cannot start from"):
+        widen_encoder(narrow, 4)
+
+
+def test_a_wider_trunk_starts_as_the_foundation_encoder_trains_and_resumes(stage1, tmp_path):
+    """--trunk-width: the shared encoder is the --init encoder widened (same output at the start);
+    the run saves a separator with that trunk and resumes as it was configured."""
+    corpus, folder = stage1
+    foundation = folder / "vqvae-bass" / "best.pt"
+    cfg = tiny(corpus, tmp_path / "run", stage="shared", stem="", vqvae=str(folder), init=f"foundation:{foundation}",
+               trunk_width=12, width=12, head_width=8, head_depth=2, steps=4, val_every=4, ckpt_every=4)
+    task = build_task(cfg)
+    x = torch.randn(1, 1, 8 * 64)
+    with torch.no_grad():
+        torch.testing.assert_close(task.model.trunk(x), load_model(foundation)[0].encoder(x), rtol=1e-5, atol=1e-6)
+    train(cfg)
+    resumed = train(dataclasses.replace(cfg, steps=6), resume=True)
+    model, data = load_model(resumed["last"], expect_kind="separator")
+    assert resumed["steps"] == 6 and model.trunk.cfg.width == 12 and data["config"]["stems"]["bass"]["width"] == 8
+    with pytest.raises(JukesepError, match="trunk is 12 wide"):
+        build_task(dataclasses.replace(cfg, init=f"separator:{resumed['last']}", trunk_width=16))

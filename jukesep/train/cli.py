@@ -11,9 +11,9 @@ from .config import TRAIN_FIELDS, TrainConfig, flag_name, load_saved, resume_con
 
 ALL_OUT = "runs/all"  # `train all`'s default run folder
 MASK_FLAGS = tuple(name for name in TRAIN_FIELDS if name.startswith("mask_"))
-HEAD_FLAGS = tuple(name for name in TRAIN_FIELDS if name.startswith("head_"))
+HEAD_FLAGS = tuple(name for name in TRAIN_FIELDS if name.startswith(("head_", "trunk_")))
 NO_MASK = dict.fromkeys(MASK_FLAGS, "only the mask stage learns a mask")
-NO_HEADS = dict.fromkeys(HEAD_FLAGS, "only the shared stage builds heads")
+NO_HEADS = dict.fromkeys(HEAD_FLAGS, "only the shared stage builds a trunk and heads")
 UNUSED = {  # stage: {flag a stage would ignore: why}
     "foundation": {"stem": "it learns from all audio (mixtures and stems)",
                    "vqvae": "only the encoder stage takes a stage-1 VQ-VAE", **NO_MASK, **NO_HEADS},
@@ -22,7 +22,7 @@ UNUSED = {  # stage: {flag a stage would ignore: why}
     "encoder": {**NO_MASK, **NO_HEADS},
     "shared": {"stem": "it trains every stem at once", **NO_MASK},
     "mask": {"stem": "it refines every stem at once", "vqvae": "it starts from the separator of --init",
-             **dict.fromkeys(HEAD_FLAGS, "its heads are those of the separator of --init")},
+             **dict.fromkeys(HEAD_FLAGS, "its trunk and heads are those of the separator of --init")},
     "all": {"stem": "see --stems", "vqvae": "it trains its own", **NO_MASK, **NO_HEADS},
 }
 

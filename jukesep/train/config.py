@@ -28,7 +28,7 @@ AT_LEAST_ONE = ("steps", "head_width", "head_depth", "head_growth", "batch_size"
                 "warmup", "val_excerpts", "linf_k", "log_every", "val_every",
                 "ckpt_every")
 MAX_MASK_EQ_DB = 24.0
-NOT_NEGATIVE = ("minutes", "stage2_commit", "clip", "stft_weight", "commit_weight", "linf_weight", "workers", "seed")
+NOT_NEGATIVE = ("minutes", "trunk_width", "stage2_commit", "clip", "stft_weight", "commit_weight", "linf_weight", "workers", "seed")
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,9 @@ class TrainConfig:
     # Beyond the paper: with the output loss, the stems' decoders may learn too, end to end from the
     # mixture (they no longer reproduce the clean stems' codes alone); the codebooks stay frozen.
     stage2_decoders: str = "frozen"  # shared stage: frozen (paper) | train (with --stage2-loss output or both)
+    # Beyond the paper: a trunk wider than the --init encoder it starts from; the encoder's trained
+    # weights fill its first channels and the added ones start out unread (models/widen.py)
+    trunk_width: int = 0  # shared stage: channels inside the shared encoder; 0 = the --init encoder's
     head_width: int = 32  # shared stage: channels of each stem's head (at the latent rate)
     head_depth: int = 8  # shared stage: residual blocks per head
     head_growth: int = 3  # shared stage: block i of a head has dilation head_growth ** i (its reach in frames)

@@ -7,9 +7,9 @@
   pre-quantisation embeddings of the clean stem; loss = lmix on the embeddings (`--stage2-loss
   latent`, the paper), or the autoencoder's waveform + STFT loss on the stem decoded through the
   frozen codebook (straight-through) and decoder (`output`), or both.
-- `SharedTask` (stage 2, shared layout): one mixture encoder (from the foundation encoder) and a
-  head per stem, with the frozen stage-1 codebooks and decoders of all four stems; the same losses,
-  summed over stems. Its result is a whole separator.
+- `SharedTask` (stage 2, shared layout): one mixture encoder (from the foundation encoder, which
+  --trunk-width may widen) and a head per stem, with the frozen stage-1 codebooks and decoders of
+  all four stems; the same losses, summed over stems. Its result is a whole separator.
 - `MaskTask` (beyond the paper): a learned mask (models/mask.py) on the mixture's STFT, fed by a
   frozen trained separator's stems; loss = L1 between the masked mixture's and the clean stems'
   complex STFTs. Its result is that separator with the mask.
@@ -17,6 +17,7 @@ Validation reports the MDX SDR of what the stage would output at separation time
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -29,6 +30,7 @@ from ..defaults import STEMS
 from ..errors import JukesepError
 from ..models import VQVAE, Encoder, HeadConfig, SeparatorModel, VQVAEConfig
 from ..models.config import MaskConfig
+from ..models.widen import widen_encoder
 from ..refine import N_FFT, spectrogram, waveform
 from .config import TrainConfig
 from .losses import STFT_RESOLUTIONS, Bandwidth, lmix, multi_resolution_stft_loss, sdr
@@ -231,6 +233,8 @@ class SharedTask(Task):
             raise JukesepError("the shared stage needs stage-1 VQ-VAEs of one latent width")
         base = pretrained_vqvae(cfg.init)
         trunk = base.cfg if base is not None else next(iter(configs.values()))
+        if cfg.trunk_width:
+            trunk = dataclasses.replace(trunk, width=cfg.trunk_width)
         if cfg.model not in (VQVAEConfig(), trunk):  # an architecture was asked for: not this one
             raise JukesepError(f"the model flags ask for {cfg.model}, but the shared encoder takes the "
                                f"architecture of {'--init' if base is not None else 'the stage-1 VQ-VAEs'}: {trunk}")
@@ -239,7 +243,7 @@ class SharedTask(Task):
         except (ValueError, JukesepError) as exc:
             raise JukesepError(f"shared stage: {exc}") from None
         if base is not None:
-            model.trunk.load_state_dict(base.encoder.state_dict())
+            model.trunk.load_state_dict(widen_encoder(base.encoder, trunk.width).state_dict())
         for stem, vqvae in stage1.items():
             model.stems[stem].quantizer.load_state_dict(vqvae.quantizer.state_dict())
             model.stems[stem].decoder.load_state_dict(vqvae.decoder.state_dict())
@@ -254,6 +258,9 @@ class SharedTask(Task):
             raise JukesepError(f"--init {cfg.init}: not a shared-layout separator of the stems {', '.join(STEMS)}")
         if cfg.model not in (VQVAEConfig(), model.trunk.cfg):
             raise JukesepError(f"the model flags ask for {cfg.model}, but --init {cfg.init} has {model.trunk.cfg}")
+        if cfg.trunk_width not in (0, model.trunk.cfg.width):
+            raise JukesepError(f"--trunk-width {cfg.trunk_width}, but --init {cfg.init}'s trunk is "
+                               f"{model.trunk.cfg.width} wide")
         asked = asked_head(cfg)
         if asked not in (HeadConfig(), model.head_config):
             raise JukesepError(f"the head flags ask for {asked}, but --init {cfg.init} has {model.head_config}")
