@@ -21,6 +21,8 @@
 #   heads-w16, heads-w64   the default with heads 16 and 64 channels wide (32): the size curve
 #   trunk-w24, trunk-w32   heads-w16 with its shared encoder widened from the foundation's 16 channels
 #                    (--trunk-width; beyond the paper)
+#   codes-lr3, codes-lr1   heads-w16 trained with the codes loss (cross-entropy of the clean stems'
+#                    stage-1 codes; beyond the paper) at learning rate 3e-3 and 1e-3
 #   default-longer   a copy of the default's run, continued for another $STAGE2_MIN minutes
 #   heads-w16-longer the same for the heads-w16 run
 #   heads-w16-longer100  a copy of heads-w16-longer continued for another $CONTROL_MIN minutes (the
@@ -170,6 +172,8 @@ for phase in $PHASES; do
                  "$HEADS --lr 3e-3 --head-width 16" ;;
     trunk-w24|trunk-w32) shared transfer "shared-latent-lr3-w16-$phase" "foundation:$RUNS/foundation/best.pt" latent \
                  "$HEADS --lr 3e-3 --head-width 16 --trunk-width ${phase#trunk-w}" ;;
+    codes-lr3|codes-lr1) shared transfer "shared-$phase-w16" "foundation:$RUNS/foundation/best.pt" codes \
+                 "$HEADS --lr ${phase#codes-lr}e-3 --head-width 16" ;;
     heads-w64) shared transfer shared-latent-lr3-w64 "foundation:$RUNS/foundation/best.pt" latent \
                  "$HEADS --lr 3e-3 --head-width 64" ;;
     default-longer) longer shared-latent-lr3 ;;

@@ -15,7 +15,7 @@ from jukesep.models.widen import widen_encoder
 from jukesep.train import train
 from jukesep.train.loop import training_data
 from jukesep.train.step import train_step
-from jukesep.train.tasks import build_task
+from jukesep.train.tasks import build_task, code_distances
 from tests.conftest import music, tiny_config, write_corpus
 from tests.test_train import TINY_FLAGS, tiny
 
@@ -121,7 +121,7 @@ def train_a_few_steps(stage1, tmp_path, steps: int, **kw) -> tuple[list[float], 
     return losses, {k for k, v in task.model.state_dict().items() if not torch.equal(before[k], v)}
 
 
-@pytest.mark.parametrize("loss", ["output", "latent", "both"])
+@pytest.mark.parametrize("loss", ["output", "latent", "both", "codes"])
 def test_stage2_losses_train_the_encoder_and_heads_only(stage1, tmp_path, loss):
     """Gradients reach the shared encoder and heads through the frozen codebook and decoder, and
     nothing else moves."""
@@ -235,3 +235,17 @@ def test_a_wider_trunk_starts_as_the_foundation_encoder_trains_and_resumes(stage
     assert resumed["steps"] == 6 and model.trunk.cfg.width == 12 and data["config"]["stems"]["bass"]["width"] == 8
     with pytest.raises(JukesepError, match="trunk is 12 wide"):
         build_task(dataclasses.replace(cfg, init=f"separator:{resumed['last']}", trunk_width=16))
+
+
+def test_the_codes_loss_is_lowest_for_latents_at_the_wanted_codes():
+    """code_distances ranks the codebook as the quantiser's nearest-code search does, so the codes
+    loss rewards latents that quantise to the clean stem's codes."""
+    torch.manual_seed(0)
+    codebook, latents = torch.randn(16, 4), torch.randn(2, 4, 10)
+    distances = code_distances(latents, codebook)
+    exact = (latents.permute(0, 2, 1)[:, :, None, :] - codebook).pow(2).sum(-1).permute(0, 2, 1)
+    torch.testing.assert_close(distances, exact, rtol=1e-4, atol=1e-4)
+    wanted = torch.randint(0, 16, (2, 10))
+    at_codes = codebook[wanted].permute(0, 2, 1)
+    loss = torch.nn.functional.cross_entropy
+    assert loss(-code_distances(at_codes, codebook), wanted) < loss(-distances, wanted)

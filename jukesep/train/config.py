@@ -19,7 +19,8 @@ from ..errors import JukesepError
 from ..models import VQVAEConfig
 
 STAGES = ("foundation", "vqvae", "encoder", "shared", "mask")
-STAGE2_LOSSES = ("latent", "output", "both")
+STAGE2_LOSSES = ("latent", "output", "both", "codes")
+OUTPUT_LOSSES = ("output", "both")  # the stage-2 losses that decode the stems (STFT loss, bandwidths)
 LR_DECAYS = ("none", "cosine")
 STAGE2_DECODERS = ("frozen", "train")
 MODEL_FIXED = ("input_channels", "sample_rate")  # set by the data (mono, 44.1 kHz), not by flags
@@ -46,8 +47,10 @@ class TrainConfig:
     model: VQVAEConfig = field(default_factory=VQVAEConfig)
     # stage 2: what the mixture encoder learns from. latent (the paper): the stage-1 encoder's embedding
     # of the clean stem; output: the clean stem, decoded through the frozen codebook (straight-through)
-    # and decoder, with the waveform + multi-resolution STFT loss; both: their sum
-    stage2_loss: str = "latent"  # stage 2: latent (paper: stem embedding) | output (stem via frozen decoder) | both
+    # and decoder, with the waveform + multi-resolution STFT loss; both: their sum; codes (beyond the
+    # paper): cross-entropy of the stage-1 encoder's code of the clean stem, the logits being minus the
+    # squared distances to the codebook's vectors (what separation picks is the nearest code)
+    stage2_loss: str = "latent"  # stage 2: latent (paper) | output (via frozen decoder) | both | codes
     # The codebook is frozen in stage 2, so only this term keeps the latents near codes under the
     # output loss's straight-through gradients (at the autoencoder's 0.02 they drifted away: measured).
     stage2_commit: float = 1.0  # stage 2, output loss: weight of the commitment loss
@@ -120,7 +123,7 @@ class TrainConfig:
         if self.stage2_decoders not in STAGE2_DECODERS:
             raise JukesepError(f"--stage2-decoders must be one of {', '.join(STAGE2_DECODERS)}, "
                                f"not {self.stage2_decoders!r}")
-        if self.stage2_decoders == "train" and (self.stage != "shared" or self.stage2_loss == "latent"):
+        if self.stage2_decoders == "train" and (self.stage != "shared" or self.stage2_loss not in OUTPUT_LOSSES):
             raise JukesepError("--stage2-decoders train needs the shared stage and --stage2-loss output or both")
         if self.stage2_loss not in STAGE2_LOSSES:
             raise JukesepError(f"--stage2-loss must be one of {', '.join(STAGE2_LOSSES)}, not {self.stage2_loss!r}")

@@ -6,7 +6,8 @@
 - `EncoderTask` (stage 2): a new encoder maps the mixture onto the frozen stage-1 encoder's
   pre-quantisation embeddings of the clean stem; loss = lmix on the embeddings (`--stage2-loss
   latent`, the paper), or the autoencoder's waveform + STFT loss on the stem decoded through the
-  frozen codebook (straight-through) and decoder (`output`), or both.
+  frozen codebook (straight-through) and decoder (`output`), or both; or (`codes`, beyond the paper)
+  the cross-entropy of the clean stem's stage-1 code, over minus the distances to the codebook.
 - `SharedTask` (stage 2, shared layout): one mixture encoder (from the foundation encoder, which
   --trunk-width may widen) and a head per stem, with the frozen stage-1 codebooks and decoders of
   all four stems; the same losses, summed over stems. Its result is a whole separator.
@@ -21,6 +22,7 @@ import dataclasses
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .. import distrib
@@ -32,7 +34,7 @@ from ..models import VQVAE, Encoder, HeadConfig, SeparatorModel, VQVAEConfig
 from ..models.config import MaskConfig
 from ..models.widen import widen_encoder
 from ..refine import N_FFT, spectrogram, waveform
-from .config import TrainConfig
+from .config import OUTPUT_LOSSES, TrainConfig
 from .losses import STFT_RESOLUTIONS, Bandwidth, lmix, multi_resolution_stft_loss, sdr
 
 BANDWIDTH_EXAMPLES = 64
@@ -132,7 +134,7 @@ class EncoderTask(Task):
 
     def calibrate(self, dataset) -> Bandwidth | None:
         """The output loss's normalisers (the embedding loss needs none)."""
-        if self.cfg.stage2_loss == "latent":
+        if self.cfg.stage2_loss not in OUTPUT_LOSSES:
             return None
         self.bandwidth = measure_bandwidths(dataset)[0]
         return self.bandwidth
@@ -164,7 +166,12 @@ def stage2_loss(cfg: TrainConfig, latents: torch.Tensor, target: torch.Tensor, t
             wanted = teacher(target)
         terms["embedding"] = lmix(latents, wanted, cfg.linf_weight, cfg.linf_k)
         loss = loss + terms["embedding"]
-    if cfg.stage2_loss in ("output", "both"):
+    if cfg.stage2_loss == "codes":
+        with torch.no_grad():
+            wanted = quantizer.quantize(teacher(target))
+        terms["codes"] = F.cross_entropy(-code_distances(latents, quantizer.k), wanted)
+        loss = loss + terms["codes"]
+    if cfg.stage2_loss in OUTPUT_LOSSES:
         if decoded is None:
             passed, nearest = straight_through(latents, quantizer)
             decoded = nearest, decoder(passed)
@@ -173,6 +180,12 @@ def stage2_loss(cfg: TrainConfig, latents: torch.Tensor, target: torch.Tensor, t
         terms.update(audio_loss(audio, target, bandwidth, cfg))
         loss = loss + terms["recon"] + cfg.stft_weight * terms["stft"] + cfg.stage2_commit * terms["commit"]
     return loss, terms
+
+
+def code_distances(latents: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """Squared distances of latents `Tensor[B x E x F]` to every code of `Tensor[K x E]` → `Tensor[B x K x F]`."""
+    cross = torch.einsum("bef,ke->bkf", latents, codebook.to(latents.dtype))
+    return latents.pow(2).sum(1, keepdim=True) - 2 * cross + codebook.pow(2).sum(1).to(latents.dtype)[None, :, None]
 
 
 def straight_through(latents: torch.Tensor, quantizer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
@@ -211,7 +224,7 @@ class SharedTask(Task):
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
-        needs_teachers = cfg.stage2_loss != "output"
+        needs_teachers = cfg.stage2_loss != "output"  # latent, both, codes
         stage1 = stage1_models(cfg.vqvae) if cfg.vqvae else {}
         if cfg.init.startswith("separator:"):
             self.model = self._trained_separator(cfg, stage1)
@@ -277,7 +290,7 @@ class SharedTask(Task):
         return SharedLatents(model, decode=self.cfg.stage2_decoders == "train")
 
     def calibrate(self, dataset) -> Bandwidth | None:
-        if self.cfg.stage2_loss == "latent":
+        if self.cfg.stage2_loss not in OUTPUT_LOSSES:
             return None
         self.bandwidths = measure_bandwidths(dataset, len(STEMS))
         return self.bandwidths[0]
@@ -434,7 +447,7 @@ def check_excerpt(excerpt: int, task) -> None:
     shortest = max(n_fft for n_fft, _, _ in STFT_RESOLUTIONS) // 2 + 1
     if isinstance(task, MaskTask):
         shortest = N_FFT
-    if (isinstance(task, (AutoencoderTask, MaskTask)) or task.cfg.stage2_loss != "latent") and excerpt < shortest:
+    if (isinstance(task, (AutoencoderTask, MaskTask)) or task.cfg.stage2_loss in OUTPUT_LOSSES) and excerpt < shortest:
         raise JukesepError(f"--excerpt {excerpt} (samples) is too short for the STFT loss: at least {shortest}")
 
 
