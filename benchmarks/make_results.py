@@ -39,7 +39,8 @@ ARMS = ["transfer-shared-latent-lr3", "transfer-shared-latent-lr3-unrefined", "t
         "transfer-shared-latent-lr10", "transfer-shared-latent-lr3-cosine", "transfer-shared-latent-lr10-cosine",
         "transfer-shared-latent-lr3-w16", "transfer-shared-latent-lr3-w64", "transfer-shared-latent-lr3-longer",
         "rebalanced-8-2-32", "tilted-4-1-40", "tilted-4-1-40-w16", "e2e-control", "e2e-control-100", "e2e-end-to-end",
-        "e2e-trunk-w24", "e2e-trunk-w32", "e2e-shipped-default", "wide-default", "tilted-4-1-40-w16-mask", "tilted-4-1-40-w16-mask-eq",
+        "e2e-trunk-w24", "e2e-trunk-w32", "e2e-codes-lr3", "e2e-codes-lr1",
+        "e2e-shipped-default", "wide-default", "tilted-4-1-40-w16-mask", "tilted-4-1-40-w16-mask-eq",
         "tilted-4-1-40-w16-local-mask",
         "transfer-shared-both", "transfer-shared-long",
         "scratch-shared-output", "scratch-shared-latent"]
@@ -84,6 +85,9 @@ DESCRIPTIONS = {
     "e2e-trunk-w24": "e2e-control's foundation and stage 1, then its 40 min of stage 2 with the shared encoder widened "
                      "from the foundation's 16 channels to 24 (--trunk-width 24; beyond the paper)",
     "e2e-trunk-w32": "the same, 32 channels wide (--trunk-width 32)",
+    "e2e-codes-lr3": "e2e-control's foundation and stage 1, then its 40 min of stage 2 with the codes loss "
+                     "(cross-entropy of the clean stems' stage-1 codes; --stage2-loss codes; beyond the paper)",
+    "e2e-codes-lr1": "the same at learning rate 1e-3 (3e-3)",
     "e2e-shipped-default": "the shipped default (trained on the Xeon's render), scored on this round's corpus",
     "transfer-shared-long": "the previous default trained on 4x longer excerpts (1.5 s, batch 1)",
     "tilted-4-1-40-w16-mask": "tilted-4-1-40-w16 (frozen) + a learned mask on the mixture's STFT (`jukesep train "
@@ -122,6 +126,7 @@ STAGE2 = {
     "e2e-control-100": ["e2e-transfer-shared-latent-lr3-w16-longer100"],
     "e2e-end-to-end": ["e2e-transfer-shared-latent-lr3-w16", "e2e-transfer-shared-latent-lr3-w16-e2e"],
     **{f"e2e-trunk-w{w}": [f"e2e-transfer-shared-latent-lr3-w16-trunk-w{w}"] for w in (24, 32)},
+    **{f"e2e-codes-lr{r}": [f"e2e-transfer-shared-codes-lr{r}-w16"] for r in (3, 1)},
     "wide-default": ["wide-transfer-shared-latent-lr3-w16"],
     "scratch-shared-output": ["scratch-shared-output-context"],
     "scratch-shared-latent": ["scratch-shared-latent"],
@@ -137,7 +142,8 @@ LEARNED_MASK = {"tilted-4-1-40-w16-mask": ("tilted-4-1-40-w16", "tilt-transfer-s
 # Arms with their own foundation and stage 1 (curve-name prefix of those runs); the others share the main ones.
 OWN_PIPELINE = {"rebalanced-8-2-32": "rebalance-", "tilted-4-1-40": "tilt-", "tilted-4-1-40-w16": "tilt-",
                 "e2e-control": "e2e-", "e2e-control-100": "e2e-", "e2e-end-to-end": "e2e-",
-                "e2e-trunk-w24": "e2e-", "e2e-trunk-w32": "e2e-", "wide-default": "wide-"}
+                "e2e-trunk-w24": "e2e-", "e2e-trunk-w32": "e2e-",
+                "e2e-codes-lr3": "e2e-", "e2e-codes-lr1": "e2e-", "wide-default": "wide-"}
 
 
 def stage1(arm: str) -> list[str]:

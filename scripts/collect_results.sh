@@ -4,8 +4,8 @@
 #   scripts/collect_results.sh CORPUS RUNS REPORTS [PHASE...]
 # Phases (default: refine baselines arms); for the wide-timbre round (its own QUALITY folder):
 #   wide   mixture/4, IRM, and the default's recipe and Open-Unmix trained on the wide corpus (RUNS/wide)
-#   trunk  the default's recipe with a wider shared encoder (24, 32; RUNS/e2e), into the end-to-end round:
-#          QUALITY=benchmarks/results/quality/e2e scripts/collect_results.sh CORPUS RUNS REPORTS trunk
+#   e2e    the later arms on the end-to-end round's runs (RUNS/e2e: a wider shared encoder, the codes
+#          loss), into that round: QUALITY=benchmarks/results/quality/e2e scripts/collect_results.sh ... e2e
 # A score whose summary exists is skipped (rerunning continues). $JOBS scores (default 2) run at
 # once, one thread each. The refinement of the arms is the package's default
 # (jukesep/defaults.py), which the refine phase is there to choose.
@@ -47,6 +47,12 @@ ARMS=(  # system name = separator file
   "scratch-shared-output=$RUNS/scratch/shared-output-context/best.pt"
   "scratch-shared-latent=$RUNS/scratch/shared-latent/best.pt"
 )
+E2E_ARMS=(  # on the end-to-end round's foundation and stage 1
+  "e2e-trunk-w24=$RUNS/e2e/transfer/shared-latent-lr3-w16-trunk-w24/best.pt"
+  "e2e-trunk-w32=$RUNS/e2e/transfer/shared-latent-lr3-w16-trunk-w32/best.pt"
+  "e2e-codes-lr3=$RUNS/e2e/transfer/shared-codes-lr3-w16/best.pt"
+  "e2e-codes-lr1=$RUNS/e2e/transfer/shared-codes-lr1-w16/best.pt"
+)
 
 score() {  # NAME SPLIT, then `jukesep evaluate` arguments
   local name=$1 split=$2; shift 2
@@ -86,10 +92,10 @@ for phase in $PHASES; do
         later score wide-openunmix "$split" --baseline "openunmix:$RUNS/wide/openunmix.pt"
         later score wide-default "$split" --model "$RUNS/wide/transfer/shared-latent-lr3-w16/best.pt"
       done ;;
-    trunk)
+    e2e)
       for split in $SPLITS; do
-        for width in 24 32; do
-          later score "e2e-trunk-w$width" "$split" --model "$RUNS/e2e/transfer/shared-latent-lr3-w16-trunk-w$width/best.pt"
+        for arm in "${E2E_ARMS[@]}"; do
+          if finished "${arm#*=}"; then later score "${arm%%=*}" "$split" --model "${arm#*=}"; fi
         done
       done ;;
     *) echo "unknown phase $phase" >&2; exit 2 ;;

@@ -29,7 +29,8 @@ AT_LEAST_ONE = ("steps", "head_width", "head_depth", "head_growth", "batch_size"
                 "warmup", "val_excerpts", "linf_k", "log_every", "val_every",
                 "ckpt_every")
 MAX_MASK_EQ_DB = 24.0
-NOT_NEGATIVE = ("minutes", "trunk_width", "stage2_commit", "clip", "stft_weight", "commit_weight", "linf_weight", "workers", "seed")
+NOT_NEGATIVE = ("minutes", "trunk_width", "stage2_commit", "clip", "stft_weight", "commit_weight", "linf_weight",
+                "workers", "seed")
 
 
 @dataclass(frozen=True)
