@@ -15,7 +15,7 @@ from jukesep.models.widen import widen_encoder
 from jukesep.train import train
 from jukesep.train.loop import training_data
 from jukesep.train.step import train_step
-from jukesep.train.tasks import build_task, code_distances
+from jukesep.train.tasks import build_task, code_logits
 from tests.conftest import music, tiny_config, write_corpus
 from tests.test_train import TINY_FLAGS, tiny
 
@@ -238,14 +238,16 @@ def test_a_wider_trunk_starts_as_the_foundation_encoder_trains_and_resumes(stage
 
 
 def test_the_codes_loss_is_lowest_for_latents_at_the_wanted_codes():
-    """code_distances ranks the codebook as the quantiser's nearest-code search does, so the codes
-    loss rewards latents that quantise to the clean stem's codes."""
+    """code_logits are minus the squared distances up to a constant per frame, so their softmax
+    ranks the codebook as the quantiser's nearest-code search does, and the codes loss rewards
+    latents that quantise to the clean stem's codes."""
     torch.manual_seed(0)
     codebook, latents = torch.randn(16, 4), torch.randn(2, 4, 10)
-    distances = code_distances(latents, codebook)
-    exact = (latents.permute(0, 2, 1)[:, :, None, :] - codebook).pow(2).sum(-1).permute(0, 2, 1)
-    torch.testing.assert_close(distances, exact, rtol=1e-4, atol=1e-4)
+    logits = code_logits(latents, codebook)
+    rows = latents.permute(0, 2, 1).reshape(20, 4)
+    distances = (rows[:, None, :] - codebook).pow(2).sum(-1)
+    torch.testing.assert_close(logits.log_softmax(1), (-distances).log_softmax(1), rtol=1e-4, atol=1e-4)
     wanted = torch.randint(0, 16, (2, 10))
     at_codes = codebook[wanted].permute(0, 2, 1)
     loss = torch.nn.functional.cross_entropy
-    assert loss(-code_distances(at_codes, codebook), wanted) < loss(-distances, wanted)
+    assert loss(code_logits(at_codes, codebook), wanted.reshape(-1)) < loss(logits, wanted.reshape(-1))
