@@ -131,6 +131,7 @@ STAGE2 = {
     "scratch-shared-output": ["scratch-shared-output-context"],
     "scratch-shared-latent": ["scratch-shared-latent"],
 }
+SEQUENTIAL = {"e2e-end-to-end"}  # arms whose stage-2 runs ran one after the other, each from the last's model
 SAME_MODEL = {"shared-output-unrefined": "shared-output", "previous-default": "shared-output",
               "transfer-shared-latent-lr3-unrefined": "transfer-shared-latent-lr3"}
 TRANSFER_ARMS = [a for a in STAGE2 if not a.startswith("scratch-")]
@@ -226,11 +227,19 @@ def wall_minutes(system: str, curves: dict, notes: dict):
 
 
 def stage2_series(curves: dict, arm: str):
-    """(minutes, sdr) of an arm's stage 2: its one run, or its per-stem runs taken at equal validation index
-    (minutes summed over stems, SDR averaged over stems); None when a run is missing."""
+    """(minutes, sdr) of an arm's stage 2: its one run; its runs one after the other (SEQUENTIAL: each
+    later run's minutes counted from the end of the one before); or its per-stem runs taken at equal
+    validation index (minutes summed over stems, SDR averaged over stems). None when a run is missing."""
     hists = [curves.get(name) for name in stage2_runs(arm)]
     if not all(hists):
         return None
+    if arm in SEQUENTIAL:
+        minutes, sdrs, offset = [], [], 0.0
+        for h in hists:
+            minutes += [offset + point["minutes"] for point in h]
+            sdrs += [point["sdr"] for point in h]
+            offset = minutes[-1]
+        return minutes, sdrs
     n = min(len(h) for h in hists)
     return ([sum(h[i]["minutes"] for h in hists) for i in range(n)],
             [sum(h[i]["sdr"] for h in hists) / len(hists) for i in range(n)])

@@ -135,3 +135,14 @@ def test_make_results(make_results, results: Path, tmp_path: Path):
     png = out.parent / "transfer_vs_scratch.png"
     assert png.exists() and png.read_bytes()[:4] == b"\x89PNG"
     assert text.rstrip().endswith("Fast.")
+
+
+def test_stage2_series_chains_sequential_runs_and_averages_per_stem_ones(make_results):
+    """An arm whose second run continued the first (e2e-end-to-end) is one series over both runs'
+    minutes; the per-stem arms' four encoders ran side by side (minutes summed, SDR averaged)."""
+    curves = {"e2e-transfer-shared-latent-lr3-w16": curve(20.0, (1.0, 2.0)),
+              "e2e-transfer-shared-latent-lr3-w16-e2e": curve(20.0, (2.5, 3.0)),
+              **{f"transfer-paper-encoder-{s}": curve(5.0, (1.0, float(i))) for i, s in enumerate(STEMS)}}
+    assert make_results.stage2_series(curves, "e2e-end-to-end") == ([10.0, 20.0, 30.0, 40.0], [1.0, 2.0, 2.5, 3.0])
+    assert make_results.stage2_series(curves, "transfer-paper") == ([10.0, 20.0], [1.0, 1.5])
+    assert make_results.stage2_series(curves, "e2e-control") is None
