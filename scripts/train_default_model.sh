@@ -122,6 +122,17 @@ reuse_stems() {  # RUN: hard links to the mask phase's stems of the training son
     mkdir -p "$1" && cp -al "$mask/stems" "$1/stems" && cp "$mask/stems.json" "$1/stems.json"
   fi
 }
+peer() {  # OUT: Open-Unmix for $PEER_MIN minutes in all; a stopped run resumes from OUT.train_state.pt
+  [ -f "$1" ] && return 0
+  local minutes=$PEER_MIN resume=()
+  if [ -f "$1.train_state.pt" ]; then
+    minutes=$(python3 -c "import sys, torch
+print(max(0.1, $PEER_MIN - torch.load(sys.argv[1], weights_only=True)['minutes']))" "$1.train_state.pt")
+    resume=(--resume)
+  fi
+  jukesep baselines train openunmix --data "$DATA" --out "$1" --steps 1000000 --minutes "$minutes" \
+    --config '{"hidden": 128}' "${resume[@]}"
+}
 foundation() { run "$FOUNDATION_MIN" "$RUNS/foundation" foundation --data "$DATA" $SIZE $TRAIN; }
 stage1() {  # ARM INIT [SIZE: the architecture, for a scratch init]
   [ "$2" = scratch ] || need "$RUNS/foundation"
@@ -157,8 +168,7 @@ for phase in $PHASES; do
     stage1) stage1 transfer "foundation:$RUNS/foundation/best.pt" ;;
     default) shared transfer shared-latent-lr3 "foundation:$RUNS/foundation/best.pt" latent "$HEADS --lr 3e-3" ;;
     shared-output) shared transfer shared-output-context "foundation:$RUNS/foundation/best.pt" output "$HEADS" ;;
-    peers) [ -f "$RUNS/openunmix.pt" ] || jukesep baselines train openunmix --data "$DATA" --out "$RUNS/openunmix.pt" \
-             --steps 1000000 --minutes "$PEER_MIN" --config '{"hidden": 128}' ;;
+    peers) peer "$RUNS/openunmix.pt" ;;
     paper) per_stem transfer paper latent ;;
     per-stem-output) per_stem transfer per-stem-output output ;;
     shared-short) shared transfer shared-output "foundation:$RUNS/foundation/best.pt" output "$SHORT" ;;

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from jukesep.cli import main
+from jukesep.errors import JukesepError
 from jukesep.evaluate import evaluate, peers
 from jukesep.evaluate.peers import load, train_peer
 from jukesep.train.step import train_step
@@ -71,3 +72,19 @@ def test_baselines_help_names_the_excerpt_unit_and_bad_budgets_write_nothing(cor
         out = tmp_path / "sub" / "x.pt"
         assert main(["baselines", "train", "demucs", "--data", str(corpus), "--out", str(out), *bad]) == 1
         assert words in capsys.readouterr().err and not (tmp_path / "sub").exists()
+
+
+@needs["openunmix"]
+def test_a_resumed_peer_run_ends_where_an_uninterrupted_one_does(corpus, tmp_path):
+    size = {"hidden": 8, "n_fft": 512, "hop": 128, "max_bin": 200}
+    common = dict(batch=1, excerpt=0.5, config=size, progress=False)
+    straight = train_peer("openunmix", corpus, tmp_path / "a.pt", steps=4, **common)
+    train_peer("openunmix", corpus, tmp_path / "b.pt", steps=2, **common)
+    resumed = train_peer("openunmix", corpus, tmp_path / "b.pt", steps=4, resume=True, **common)
+    assert resumed["steps"] == 4 and resumed["losses"] == straight["losses"][2:]
+    a, b = (torch.load(tmp_path / f"{n}.pt", weights_only=True)["state"] for n in "ab")
+    assert all(torch.equal(a[t][k], b[t][k]) for t in a for k in a[t])
+    with pytest.raises(JukesepError, match="lr 0.5 \\(the run has 0.001\\)"):
+        train_peer("openunmix", corpus, tmp_path / "b.pt", steps=6, resume=True, lr=0.5, **common)
+    with pytest.raises(JukesepError, match="holds no training state"):
+        train_peer("openunmix", corpus, tmp_path / "c.pt", steps=6, resume=True, **common)

@@ -83,10 +83,13 @@ DEMUCS_DEFAULT = {"segment": 4.0, "channels": 48, "depth": 4, "t_layers": 5, "ta
 
 def train_peer(kind: str, data, out: Path, steps: int, minutes: float = 0.0, batch: int = 4,
                excerpt: float = 4.0, lr: float = 1e-3, seed: int = 0, config: dict | None = None,
-               device: str = "cpu", progress: bool = True) -> dict:
+               device: str = "cpu", progress: bool = True, resume: bool = False, ckpt_every: int = 200) -> dict:
     """Train Open-Unmix (one model per stem, jointly stepped) or HT-Demucs on `data`'s train split
-    for `steps` steps or `minutes` of wall time, whichever comes first; saves `out`.
-    excerpt: seconds (not samples) per example (Open-Unmix; HT-Demucs trains on its config's `segment`)."""
+    for `steps` steps (in all) or `minutes` of wall time (this call), whichever comes first; saves `out`.
+    excerpt: seconds (not samples) per example (Open-Unmix; HT-Demucs trains on its config's `segment`).
+    Every `ckpt_every` steps and at the end the training state goes to `state_file(out)`; `resume`
+    continues from it (same settings: the batches of a step depend on the step alone, so a resumed run
+    trains on what an uninterrupted one would)."""
     torch.manual_seed(seed)
     tracks = find_tracks(data, "train")
     dev = resolve_device(device)
@@ -102,23 +105,60 @@ def train_peer(kind: str, data, out: Path, steps: int, minutes: float = 0.0, bat
         raise JukesepError(f"unknown baseline kind {kind!r} (openunmix or demucs)")
     model.to(dev).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    budget, step, losses = Budget(steps, minutes), 0, []
+    settings = {"kind": kind, "config": config, "batch": batch, "excerpt_seconds": length / RATE, "lr": lr,
+                "seed": seed}
+    step, earlier = _restore(state_file(out), settings, model, optimizer) if resume else (0, 0.0)
+    budget, losses = Budget(steps, minutes, start_step=step), []
     bar = Progress(steps, f"train {kind}", unit="step", enabled=progress)
+    bar.set(step, steps)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+
+    def save_state() -> None:
+        atomic_torch_save({"settings": settings, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                           "step": step, "minutes": earlier + budget.elapsed() / 60,
+                           "rng": torch.get_rng_state()}, state_file(out))  # Open-Unmix's LSTM dropout draws from it
+
     while (stopped := budget.stop_reason(step)) is None:
         result = train_step(model, optimizer, lambda: batch_loss(step))
         step += 1
         losses.append(float(result.loss))
         bar.set_postfix(loss=f"{losses[-1]:.4g}")
         bar.set(step, budget.expected_steps(step))  # toward the limit that will stop it
+        if step % ckpt_every == 0:
+            save_state()
     bar.close()
+    save_state()
     model.cpu()
     state = {t: m.state_dict() for t, m in model.items()} if kind == "openunmix" else model.state_dict()
-    meta = {"steps": step, "minutes": round(budget.elapsed() / 60, 2), "data": str(data),
+    meta = {"steps": step, "minutes": round(earlier + budget.elapsed() / 60, 2), "data": str(data),
             "batch": batch, "excerpt_seconds": length / RATE, "lr": lr}
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
     atomic_torch_save({"format": "jukesep-baseline", "kind": kind, "config": config, "state": state,
                        "metadata": meta}, out)
     return {**meta, "losses": losses, "stopped": budget.describe(stopped, step)}
+
+
+def state_file(out: Path) -> Path:
+    """Where `train_peer` keeps the training state of the baseline file `out`."""
+    return Path(f"{out}.train_state.pt")
+
+
+def _restore(path: Path, settings: dict, model: nn.Module, optimizer) -> tuple[int, float]:
+    """Load a training state into `model` and `optimizer` → (its step, its minutes); JukesepError when
+    there is none or it was trained with other settings."""
+    if not path.exists():
+        raise JukesepError(f"--resume: {path} holds no training state to continue")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if saved["settings"] != settings:
+            differ = [f"{k} {settings.get(k)!r} (the run has {v!r})" for k, v in saved["settings"].items()
+                      if settings.get(k) != v]
+            raise JukesepError(f"--resume continues the run as it was configured, but {'; '.join(differ)}")
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["rng"])
+        return int(saved["step"]), float(saved["minutes"])
+    except (KeyError, TypeError, ValueError, RuntimeError, OSError, EOFError) as exc:
+        raise CheckpointError(f"{path}: not a readable training state ({str(exc).splitlines()[0][:160]})") from None
 
 
 def _openunmix_loss(models: nn.ModuleDict, config: dict, tracks, length: int, batch: int, seed: int, device):

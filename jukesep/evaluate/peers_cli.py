@@ -24,6 +24,8 @@ def register(sub) -> None:
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--config", default="{}", help='model size as JSON, e.g. \'{"hidden": 128}\'')
     t.add_argument("--device", default="cpu")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from OUT.train_state.pt (same flags; --steps counts all steps, --minutes this call)")
     t.set_defaults(func=cmd_train)
 
 
@@ -35,7 +37,7 @@ def cmd_train(args) -> int:
         raise JukesepError(f"--config is not valid JSON ({exc})") from None
     _check_budget(args)
     result = train_peer(args.kind, args.data, args.out, args.steps, args.minutes, args.batch_size,
-                        args.excerpt_seconds, args.lr, config=config, device=args.device)
+                        args.excerpt_seconds, args.lr, config=config, device=args.device, resume=args.resume)
     print(f"trained {args.kind} for {result['steps']} steps ({result['minutes']} min; {result['stopped']}) "
           f"→ {args.out}")
     return 0
