@@ -32,6 +32,9 @@ PEERS = ["irm", "openunmix", "wide-openunmix"]
 FLOOR = "mix4"
 # The shipped default and its scratch twin, unless notes.json names others ("default", "scratch").
 DEFAULT, SCRATCH = "transfer-shared-latent-lr3", "scratch-shared-latent"
+# Later arms on the end-to-end round's foundation and stage 1: {arm: its stage-2 run (curve name)}
+E2E_LATER = {**{f"e2e-trunk-w{w}": f"e2e-transfer-shared-latent-lr3-w16-trunk-w{w}" for w in (24, 32)},
+             **{f"e2e-codes-lr{r}": f"e2e-transfer-shared-codes-lr{r}-w16" for r in (3, 1)}}
 ARMS = ["transfer-shared-latent-lr3", "transfer-shared-latent-lr3-unrefined", "transfer-shared-latent-lr3-run1",
         "previous-default",
         "shared-output", "shared-output-unrefined", "transfer-shared-short", "transfer-paper",
@@ -39,8 +42,7 @@ ARMS = ["transfer-shared-latent-lr3", "transfer-shared-latent-lr3-unrefined", "t
         "transfer-shared-latent-lr10", "transfer-shared-latent-lr3-cosine", "transfer-shared-latent-lr10-cosine",
         "transfer-shared-latent-lr3-w16", "transfer-shared-latent-lr3-w64", "transfer-shared-latent-lr3-longer",
         "rebalanced-8-2-32", "tilted-4-1-40", "tilted-4-1-40-w16", "e2e-control", "e2e-control-100", "e2e-end-to-end",
-        "e2e-trunk-w24", "e2e-trunk-w32", "e2e-codes-lr3", "e2e-codes-lr1",
-        "e2e-shipped-default", "wide-default", "tilted-4-1-40-w16-mask", "tilted-4-1-40-w16-mask-eq",
+        *E2E_LATER, "e2e-shipped-default", "wide-default", "tilted-4-1-40-w16-mask", "tilted-4-1-40-w16-mask-eq",
         "tilted-4-1-40-w16-local-mask",
         "transfer-shared-both", "transfer-shared-long",
         "scratch-shared-output", "scratch-shared-latent"]
@@ -125,8 +127,7 @@ STAGE2 = {
     "e2e-control": ["e2e-transfer-shared-latent-lr3-w16-longer"],
     "e2e-control-100": ["e2e-transfer-shared-latent-lr3-w16-longer100"],
     "e2e-end-to-end": ["e2e-transfer-shared-latent-lr3-w16", "e2e-transfer-shared-latent-lr3-w16-e2e"],
-    **{f"e2e-trunk-w{w}": [f"e2e-transfer-shared-latent-lr3-w16-trunk-w{w}"] for w in (24, 32)},
-    **{f"e2e-codes-lr{r}": [f"e2e-transfer-shared-codes-lr{r}-w16"] for r in (3, 1)},
+    **{arm: [run] for arm, run in E2E_LATER.items()},
     "wide-default": ["wide-transfer-shared-latent-lr3-w16"],
     "scratch-shared-output": ["scratch-shared-output-context"],
     "scratch-shared-latent": ["scratch-shared-latent"],
@@ -142,9 +143,8 @@ LEARNED_MASK = {"tilted-4-1-40-w16-mask": ("tilted-4-1-40-w16", "tilt-transfer-s
                 "tilted-4-1-40-w16-local-mask": ("tilted-4-1-40-w16", "tilt-transfer-shared-latent-lr3-w16-local-mask")}
 # Arms with their own foundation and stage 1 (curve-name prefix of those runs); the others share the main ones.
 OWN_PIPELINE = {"rebalanced-8-2-32": "rebalance-", "tilted-4-1-40": "tilt-", "tilted-4-1-40-w16": "tilt-",
-                "e2e-control": "e2e-", "e2e-control-100": "e2e-", "e2e-end-to-end": "e2e-",
-                "e2e-trunk-w24": "e2e-", "e2e-trunk-w32": "e2e-",
-                "e2e-codes-lr3": "e2e-", "e2e-codes-lr1": "e2e-", "wide-default": "wide-"}
+                **dict.fromkeys(["e2e-control", "e2e-control-100", "e2e-end-to-end", *E2E_LATER], "e2e-"),
+                "wide-default": "wide-"}
 
 
 def stage1(arm: str) -> list[str]:

@@ -29,7 +29,7 @@ def reconstruct(model, audio: np.ndarray) -> np.ndarray:
     length = audio.shape[-1]
     x = torch.from_numpy(np.ascontiguousarray(audio))[:, None]  # [C x 1 x T]
     x = torch.nn.functional.pad(x, (0, -length % hop))
-    return model(x).audio[:, 0, :length].numpy()
+    return model.decode(model.encode(x))[:, 0, :length].numpy()
 
 
 def main() -> None:

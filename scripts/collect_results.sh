@@ -67,6 +67,12 @@ PIDS=()
 JOBS=${JOBS:-2}
 later() { "$@" & PIDS+=($!); [ ${#PIDS[@]} -lt "$JOBS" ] || settle; }  # at most JOBS at once
 settle() { for pid in "${PIDS[@]}"; do wait "$pid"; done; PIDS=(); }  # fails if one failed
+score_finished() {  # SPLIT NAME=SEPARATOR...: each whose run has finished
+  local split=$1 arm; shift
+  for arm in "$@"; do
+    if finished "${arm#*=}"; then later score "${arm%%=*}" "$split" --model "${arm#*=}"; fi
+  done
+}
 floors() { later score irm "$1" --baseline irm; later score mix4 "$1" --baseline mix4; }  # SPLIT
 
 for phase in $PHASES; do
@@ -82,9 +88,7 @@ for phase in $PHASES; do
       for split in $SPLITS; do
         later score transfer-shared-latent-lr3 "$split" --model "$DEFAULT"
         later score transfer-shared-latent-lr3-unrefined "$split" --model "$DEFAULT" --refine none
-        for arm in "${ARMS[@]}"; do
-          if finished "${arm#*=}"; then later score "${arm%%=*}" "$split" --model "${arm#*=}"; fi
-        done
+        score_finished "$split" "${ARMS[@]}"
       done ;;
     wide)
       for split in $SPLITS; do
@@ -94,9 +98,7 @@ for phase in $PHASES; do
       done ;;
     e2e)
       for split in $SPLITS; do
-        for arm in "${E2E_ARMS[@]}"; do
-          if finished "${arm#*=}"; then later score "${arm%%=*}" "$split" --model "${arm#*=}"; fi
-        done
+        score_finished "$split" "${E2E_ARMS[@]}"
       done ;;
     *) echo "unknown phase $phase" >&2; exit 2 ;;
   esac
