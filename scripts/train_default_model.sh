@@ -27,6 +27,8 @@
 #   heads-w16-longer the same for the heads-w16 run
 #   heads-w16-longer100  a copy of heads-w16-longer continued for another $CONTROL_MIN minutes (the
 #                    learned-mask arms' equal-time control)
+#   heads-w16-longer180  a copy of heads-w16-longer100 continued for another $EXTRA_MIN minutes (a third
+#                    point of the stage-2 time curve)
 #   end-to-end       from the heads-w16 run's separator, $STAGE2_MIN more minutes with the output loss
 #                    training the stems' decoders too (--stage2-decoders train; beyond the paper)
 #   mask             from the heads-w16 run's separator: a learned mask over the mixture's STFT for
@@ -52,6 +54,8 @@
 #     then the two at once: ... RUNS/e2e heads-w16-longer & ... RUNS/e2e end-to-end
 #   the learned-mask arms' control: that heads-w16-longer run, 60 more minutes, alone, two threads:
 #     OMP_NUM_THREADS=2 STAGE2_MIN=20 CONTROL_MIN=60 scripts/train_default_model.sh CORPUS RUNS/e2e heads-w16-longer100
+#   the stage-2 time curve's third point: that run, 80 more minutes, one thread (the other core scored):
+#     STAGE2_MIN=20 CONTROL_MIN=60 EXTRA_MIN=80 scripts/train_default_model.sh CORPUS RUNS/e2e heads-w16-longer180
 #   the learned mask on the shipped default (the tilted arms' heads-w16 run), alone, two threads:
 #     OMP_NUM_THREADS=2 MASK_MIN=40 scripts/train_default_model.sh CORPUS RUNS/tilt mask
 #     OMP_NUM_THREADS=2 MASK_LOCAL_MIN=25 scripts/train_default_model.sh CORPUS RUNS/tilt mask-local
@@ -90,6 +94,7 @@ MASK_LOCAL="--mask-reach 3 --mask-hidden 32 --mask-layers 2 --excerpt 131072 --b
 MASK_LOCAL_MIN=${MASK_LOCAL_MIN:-25}
 MASK_EQ_DB=${MASK_EQ_DB:-12}
 CONTROL_MIN=${CONTROL_MIN:-60}
+EXTRA_MIN=${EXTRA_MIN:-80}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 # Runs `jukesep train STAGE ... --out OUT` for MINUTES of wall time in all, resuming when OUT
@@ -153,11 +158,11 @@ per_stem() {  # ARM NAME LOSS: one encoder per stem, a quarter of the stage-2 ti
   [ -f "$RUNS/$1/$2/separator.pt" ] || jukesep bundle "$RUNS/$1/$2/separator.pt" \
     $(for stem in $STEMS; do echo --stem "$stem=$RUNS/$1/vqvae-$stem/best.pt,$RUNS/$1/$2/encoder-$stem/best.pt"; done)
 }
-# NAME [SUFFIX MINUTES]: a copy of a finished stage-2 run (NAME + SUFFIX, default NAME-longer)
-# trained to MINUTES in all (default: another $STAGE2_MIN minutes)
+# FROM [TO MINUTES]: a copy (TO, default FROM-longer) of the finished stage-2 run FROM, trained to
+# MINUTES in all (default: another $STAGE2_MIN minutes)
 longer() {
   need "$RUNS/transfer/$1"
-  local copy=$RUNS/transfer/$1${2:--longer}
+  local copy=$RUNS/transfer/${2:-$1-longer}
   [ -d "$copy" ] || { cp -r "$RUNS/transfer/$1" "$copy" && rm "$copy/last.pt"; }
   run "${3:-$((2 * STAGE2_MIN))}" "$copy" shared
 }
@@ -188,7 +193,10 @@ for phase in $PHASES; do
                  "$HEADS --lr 3e-3 --head-width 64" ;;
     default-longer) longer shared-latent-lr3 ;;
     heads-w16-longer) longer shared-latent-lr3-w16 ;;
-    heads-w16-longer100) longer shared-latent-lr3-w16-longer 100 $((2 * STAGE2_MIN + CONTROL_MIN)) ;;
+    heads-w16-longer100) longer shared-latent-lr3-w16-longer shared-latent-lr3-w16-longer100 \
+                           $((2 * STAGE2_MIN + CONTROL_MIN)) ;;
+    heads-w16-longer180) longer shared-latent-lr3-w16-longer100 shared-latent-lr3-w16-longer180 \
+                           $((2 * STAGE2_MIN + CONTROL_MIN + EXTRA_MIN)) ;;
     end-to-end)
       need "$RUNS/transfer/shared-latent-lr3-w16"
       run "$STAGE2_MIN" "$RUNS/transfer/shared-latent-lr3-w16-e2e" shared --data "$DATA" \

@@ -190,3 +190,46 @@ def test_a_missing_heldout_font_stops_before_any_song_renders(tmp_path):
         render_corpus(tmp_path / "c", minutes=SECONDS / 60, seed=7, song_seconds=SECONDS, progress=False,
                       heldout_minutes=SECONDS / 60, sf2_dirs=[fonts])
     assert not (tmp_path / "c").exists()
+
+
+def installed(name: str) -> bool:
+    return any((d / name).is_file() for d in SF2_DIRS)
+
+
+@needs_fluidsynth
+@pytest.mark.skipif(not (installed("Red_Zeppelin_4_LV2.sf2") and installed("MuseScore_General_Lite.sf3")),
+                    reason="needs apt packages avldrums.lv2-soundfont and musescore-general-soundfont-small")
+def test_heldout_fonts_are_a_choice_and_a_heldout_split_renders_alone(tmp_path):
+    out, held = tmp_path / "c", ["FluidR3_GM.sf2", "Red_Zeppelin_4_LV2.sf2"]
+    summary = render_corpus(out, minutes=0, seed=7, song_seconds=SECONDS, progress=False,
+                            heldout_minutes=2 * SECONDS / 60, heldout_fonts=held)
+    assert summary["per_split"] == {"train": 0, "valid": 0, "test": 0, "heldout": 2}
+    for song in sorted((out / "heldout").iterdir()):
+        meta = json.loads((song / "meta.json").read_text())
+        assert set(meta["soundfonts_used"]) <= set(held) and meta["timbres"] == "held out"
+    with pytest.raises(JukesepError, match="heldout_fonts"):  # the same folder with other held-out fonts
+        render_corpus(out, minutes=SECONDS / 60, seed=7, song_seconds=SECONDS, progress=False)
+    train = render_corpus(tmp_path / "t", minutes=2 * SECONDS / 60, seed=7, song_seconds=SECONDS, progress=False,
+                          splits=(1, 0, 0), heldout_fonts=held)
+    for name in train["rendered_names"]:
+        meta = json.loads((tmp_path / "t" / "train" / name / "meta.json").read_text())
+        assert not set(meta["soundfonts_used"]) & set(held) and meta.get("timbres") == "training"
+        assert "Red_Zeppelin" not in meta["stems"]["drums"].get("kit", "")
+
+
+@needs_fluidsynth
+def test_heldout_fonts_are_checked(tmp_path):
+    with pytest.raises(JukesepError, match="unknown held-out soundfont nope.sf2"):
+        Tools(heldout_fonts=["nope.sf2"])
+    with pytest.raises(JukesepError, match="none is left"):
+        Tools(heldout_fonts=sorted(n for n, (_, role) in corpus.render.SOUNDFONTS.items() if role == "gm"))
+    if installed("Black_Pearl_4_LV2.sf2"):
+        with pytest.raises(JukesepError, match="drum kits only"):
+            Tools(heldout_fonts=["Black_Pearl_4_LV2.sf2"]).check_heldout()
+    with pytest.raises(JukesepError, match="minutes"):
+        plan_corpus(tmp_path, minutes=0)
+    from jukesep.cli import build_parser
+    args = build_parser().parse_args(["corpus", "render", str(tmp_path / "c"), "--minutes", "0",
+                                      "--heldout-minutes", "1", "--heldout-fonts", "nope.sf2"])
+    with pytest.raises(JukesepError, match="unknown held-out soundfont"):
+        args.func(args)

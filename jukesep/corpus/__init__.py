@@ -27,7 +27,7 @@ from ..atomic import atomic_write_text
 from ..audio import read_audio
 from ..errors import JukesepError
 from .compose import STEMS, chorale_paths, material_split
-from .render import RATE, Tools, render_song, song_complete
+from .render import HELDOUT_FONT, RATE, Tools, render_song, song_complete
 
 SPLITS = ("train", "valid", "test")
 HELDOUT = "heldout"  # the held-out-timbre split
@@ -58,17 +58,20 @@ def split_counts(n: int, fractions) -> list[int]:
 
 
 def plan_corpus(out_dir, minutes: float, seed: int = 0, song_seconds: float = 60.0,
-                splits=(0.8, 0.1, 0.1), sf2_dirs=None, heldout_minutes: float = 0.0) -> list[dict]:
+                splits=(0.8, 0.1, 0.1), sf2_dirs=None, heldout_minutes: float = 0.0,
+                heldout_fonts=(HELDOUT_FONT,)) -> list[dict]:
     """The jobs (one per song) of a corpus, without rendering anything. `heldout_minutes` more of
-    songs go to the held-out-timbre split."""
-    if minutes <= 0:
-        raise JukesepError(f"--minutes must be positive, got {minutes}")
+    songs go to the held-out-timbre split, rendered with `heldout_fonts` only (which the other
+    splits then never use); `minutes` may be 0 when there are held-out minutes."""
     if not 0 <= heldout_minutes < math.inf:
         raise JukesepError(f"--heldout-minutes must be a finite number ≥ 0, got {heldout_minutes}")
+    if not (minutes > 0 or minutes == 0 < heldout_minutes) or math.isinf(minutes):
+        raise JukesepError(f"--minutes must be positive (or 0 with --heldout-minutes), got {minutes}")
     if not 2 <= song_seconds <= 1200:
         raise JukesepError(f"--song-seconds must be between 2 and 1200, got {song_seconds}")
     out = Path(out_dir)
-    n = max(1, math.ceil(minutes * 60 / song_seconds - 1e-9))
+    n = max(1, math.ceil(minutes * 60 / song_seconds - 1e-9)) if minutes > 0 else 0
+    fonts = sorted(set(heldout_fonts))
     counts = split_counts(n, splits)
     works = chorale_paths()
     by_split = {k: [w for w in works if material_split(w) == k] for k in range(3)}
@@ -85,7 +88,8 @@ def plan_corpus(out_dir, minutes: float, seed: int = 0, song_seconds: float = 60
                             "split_rule": "seed stream keyed by (seed, split, index)"}
             jobs.append({"name": name, "split": split, "folder": str(out / split / name), "seed": seed,
                          "entropy": [int(seed), k, i], "song_seconds": float(song_seconds),
-                         "material": material, "sf2_dirs": sf2_dirs, "generator": GENERATOR})
+                         "material": material, "sf2_dirs": sf2_dirs, "generator": GENERATOR,
+                         "heldout_fonts": fonts})
     heldout = math.ceil(heldout_minutes * 60 / song_seconds - 1e-9) if heldout_minutes > 0 else 0
     for i in range(heldout):  # procedural material from its own seed stream (split index 3)
         name = f"{HELDOUT}-{seed:04d}-{i:05d}"
@@ -93,7 +97,7 @@ def plan_corpus(out_dir, minutes: float, seed: int = 0, song_seconds: float = 60
                      "seed": seed, "entropy": [int(seed), 3, i], "song_seconds": float(song_seconds),
                      "material": {"kind": "procedural", "id": f"procedural/seed{seed}/{HELDOUT}/{i}",
                                   "split_rule": "seed stream keyed by (seed, split, index)"},
-                     "sf2_dirs": sf2_dirs, "generator": GENERATOR, "heldout": True})
+                     "sf2_dirs": sf2_dirs, "generator": GENERATOR, "heldout": True, "heldout_fonts": fonts})
     return jobs
 
 
@@ -101,7 +105,8 @@ def _check_config(out: Path, config: dict) -> None:
     path = out / "corpus.json"
     if path.exists():
         old = json.loads(path.read_text())
-        for key in ("seed", "song_seconds", "generator"):
+        old.setdefault("heldout_fonts", [HELDOUT_FONT])  # corpora made before the choice existed
+        for key in ("seed", "song_seconds", "generator", "heldout_fonts"):
             if old.get(key) != config[key]:
                 raise JukesepError(f"{out} holds a corpus made with {key}={old.get(key)!r}, not {config[key]!r}; "
                                    "use another folder or the same settings")
@@ -112,16 +117,16 @@ def _check_config(out: Path, config: dict) -> None:
 
 def render_corpus(out_dir, minutes: float, seed: int = 0, jobs: int = 1, song_seconds: float = 60.0,
                   splits=(0.8, 0.1, 0.1), progress: bool = True, sf2_dirs=None,
-                  heldout_minutes: float = 0.0) -> dict:
+                  heldout_minutes: float = 0.0, heldout_fonts=(HELDOUT_FONT,)) -> dict:
     """Render about `minutes` of songs into `out_dir` (resumable: complete songs are skipped).
     Returns a summary: songs per split, rendered/skipped counts, wall time and speed."""
-    tools = Tools(sf2_dirs)  # fail early, with the package to install
+    tools = Tools(sf2_dirs, heldout_fonts)  # fail early, with the package to install
     if heldout_minutes > 0:
         tools.check_heldout()  # not after the other splits have rendered
     out = Path(out_dir)
-    plan = plan_corpus(out, minutes, seed, song_seconds, splits, sf2_dirs, heldout_minutes)
+    plan = plan_corpus(out, minutes, seed, song_seconds, splits, sf2_dirs, heldout_minutes, heldout_fonts)
     _check_config(out, {"seed": int(seed), "song_seconds": float(song_seconds), "generator": GENERATOR,
-                        "sample_rate": RATE, "stems": list(STEMS)})
+                        "sample_rate": RATE, "stems": list(STEMS), "heldout_fonts": sorted(set(heldout_fonts))})
     for split in (*SPLITS, HELDOUT):  # leftovers of interrupted runs
         for tmp in (out / split).glob(".tmp-*") if (out / split).is_dir() else []:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ..errors import JukesepError
+from .render import HELDOUT_FONT, SOUNDFONTS
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -14,13 +15,18 @@ def register(subparsers) -> argparse.ArgumentParser:
 
     render = sub.add_parser("render", help="render MIDI-made songs stem by stem (resumable)")
     render.add_argument("out", type=Path, help="output folder (train/valid/test inside)")
-    render.add_argument("--minutes", type=float, required=True, help="minutes of audio to make in all")
+    render.add_argument("--minutes", type=float, required=True,
+                        help="minutes of audio to make in the train, valid and test splits (0: a held-out split only)")
     render.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
     render.add_argument("-j", "--jobs", type=int, default=1, help="songs rendered in parallel")
     render.add_argument("--song-seconds", type=float, default=60.0, help="length of each song (default 60)")
     render.add_argument("--heldout-minutes", type=float, default=0.0,
                         help="minutes more in a heldout/ split rendered only with timbres the other splits never "
                              "use (needs opl3-soundfont; default 0)")
+    render.add_argument("--heldout-fonts", default=HELDOUT_FONT, metavar="NAME[,NAME...]",
+                        help=f"the soundfonts (and drum kits) of the heldout/ split, which the other splits then "
+                             f"never use (default {HELDOUT_FONT}, which never trains; "
+                             f"one of {', '.join(SOUNDFONTS)})")
     render.set_defaults(func=cmd_render)
 
     stats = sub.add_parser("stats", help="minutes, stem loudness and silence, mixture check")
@@ -35,7 +41,8 @@ def cmd_render(args) -> int:
     if args.jobs < 1:
         raise JukesepError(f"--jobs must be at least 1, got {args.jobs}")
     summary = render_corpus(args.out, args.minutes, seed=args.seed, jobs=args.jobs, song_seconds=args.song_seconds,
-                            heldout_minutes=args.heldout_minutes)
+                            heldout_minutes=args.heldout_minutes,
+                            heldout_fonts=[f.strip() for f in args.heldout_fonts.split(",") if f.strip()])
     speed = summary["speed_x_realtime"]
     print(f"{summary['songs']} songs in {args.out} ({summary['rendered']} rendered, {summary['skipped']} "
           f"already there; {', '.join(f'{k} {v}' for k, v in summary['per_split'].items())}); "

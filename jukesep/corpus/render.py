@@ -40,7 +40,11 @@ GM_KITS = [0, 8, 16, 24, 25, 32, 40]  # standard, room, power, electronic, TR-80
 class Tools:
     """Where FluidSynth and the soundfonts are; raises JukesepError naming the package to install."""
 
-    def __init__(self, sf2_dirs=None):
+    def __init__(self, sf2_dirs=None, heldout_fonts=(HELDOUT_FONT,)):
+        unknown = sorted(set(heldout_fonts) - set(SOUNDFONTS))
+        if unknown or not heldout_fonts:
+            raise JukesepError(f"unknown held-out soundfont {', '.join(unknown) or '(none given)'}; "
+                               f"choose from {', '.join(SOUNDFONTS)}")
         self.fluidsynth = shutil.which("fluidsynth")
         if self.fluidsynth is None:
             raise JukesepError("fluidsynth is not installed; it renders the corpus "
@@ -59,16 +63,25 @@ class Tools:
                                "musescore-general-soundfont-small avldrums.lv2-soundfont)")
         if "MuseScore_General.sf3" in found and "MuseScore_General_Lite.sf3" in found:
             del found["MuseScore_General_Lite.sf3"]  # same family: keep the full one
-        self.gm = sorted(n for n in found if SOUNDFONTS[n][1] == "gm")
-        self.kits = sorted(n for n in found if SOUNDFONTS[n][1] == "drumkit")
-        self.heldout = sorted(n for n in found if SOUNDFONTS[n][1] == "heldout")
+        # held-out fonts never train; OPL-3 never trains even when other fonts are held out instead
+        self.heldout_fonts = tuple(sorted(set(heldout_fonts)))
+        self.gm = sorted(n for n in found if SOUNDFONTS[n][1] == "gm" and n not in self.heldout_fonts)
+        self.kits = sorted(n for n in found if SOUNDFONTS[n][1] == "drumkit" and n not in self.heldout_fonts)
+        if not self.gm:
+            raise JukesepError("every installed GM soundfont is held out: none is left for the training splits")
+        self.heldout = sorted(n for n in found if n in self.heldout_fonts and SOUNDFONTS[n][1] != "drumkit")
+        self.heldout_kits = sorted(n for n in found if n in self.heldout_fonts and SOUNDFONTS[n][1] == "drumkit")
         self.paths = found
         self.singer = pysinsy_available()
 
     def check_heldout(self) -> None:
+        missing = [n for n in self.heldout_fonts if n not in self.paths]
+        if missing:
+            packages = " ".join(sorted({SOUNDFONTS[n][0] for n in missing}))
+            raise JukesepError(f"the held-out-timbre split needs {', '.join(missing)} "
+                               f"(Debian/Ubuntu: apt install {packages})")
         if not self.heldout:
-            raise JukesepError(f"the held-out-timbre split needs {HELDOUT_FONT} "
-                               f"(Debian/Ubuntu: apt install {SOUNDFONTS[HELDOUT_FONT][0]})")
+            raise JukesepError("the held-out fonts are drum kits only; hold out a melodic font too")
 
 
 # ---------------------------------------------------------------- pysinsy
@@ -328,7 +341,7 @@ def render_song(job: dict) -> dict:
     folder = Path(job["folder"])
     if song_complete(folder):
         return {"name": job["name"], "split": job["split"], "skipped": True}
-    tools = Tools(job.get("sf2_dirs"))
+    tools = Tools(job.get("sf2_dirs"), job.get("heldout_fonts") or (HELDOUT_FONT,))
     heldout = bool(job.get("heldout"))
     if heldout:
         tools.check_heldout()
@@ -364,9 +377,9 @@ def render_song(job: dict) -> dict:
                     info["pysinsy_failed"] = f"{takes} blown-up takes"
             if audio is None:
                 if stem == "drums":
-                    kit_fonts = melodic if heldout else tools.gm + tools.kits
+                    kit_fonts = melodic + tools.heldout_kits if heldout else tools.gm + tools.kits
                     font = kit_fonts[int(rng.integers(len(kit_fonts)))]
-                    if font in tools.kits:
+                    if font in tools.kits + tools.heldout_kits:
                         # AVL kits: a melodic preset with GM note numbers (no 35: use 36)
                         tracks = [Track(t.name, 0, [compose.Note(36 if x.pitch == 35 else x.pitch, x.start, x.dur,
                                                                  x.vel) for x in t.notes], drum=False, pan=t.pan)
