@@ -41,8 +41,8 @@ ARMS = ["transfer-shared-latent-lr3", "transfer-shared-latent-lr3-unrefined", "t
         "transfer-per-stem-output", "transfer-shared-latent", "transfer-shared-latent-lr03",
         "transfer-shared-latent-lr10", "transfer-shared-latent-lr3-cosine", "transfer-shared-latent-lr10-cosine",
         "transfer-shared-latent-lr3-w16", "transfer-shared-latent-lr3-w64", "transfer-shared-latent-lr3-longer",
-        "rebalanced-8-2-32", "tilted-4-1-40", "tilted-4-1-40-w16", "e2e-control", "e2e-control-100", "e2e-end-to-end",
-        *E2E_LATER, "e2e-shipped-default", "wide-default", "tilted-4-1-40-w16-mask", "tilted-4-1-40-w16-mask-eq",
+        "rebalanced-8-2-32", "tilted-4-1-40", "tilted-4-1-40-w16", "e2e-control", "e2e-control-100", "e2e-control-180",
+        "e2e-end-to-end", *E2E_LATER, "e2e-shipped-default", "wide-default", "tilted-4-1-40-w16-mask", "tilted-4-1-40-w16-mask-eq",
         "tilted-4-1-40-w16-local-mask",
         "transfer-shared-both", "transfer-shared-long",
         "scratch-shared-output", "scratch-shared-latent"]
@@ -82,6 +82,8 @@ DESCRIPTIONS = {
     "e2e-control-100": "e2e-control's stage 2 continued for 60 more minutes on two threads, alone (100 min of "
                        "stage 2): the learned-mask arms' equal-time control (they spent 22.6 + 40 min on two threads "
                        "after the same 48)",
+    "e2e-control-180": "e2e-control-100's stage 2 continued for 80 more minutes on one thread, beside Open-Unmix's "
+                       "training (180 min of stage 2)",
     "e2e-end-to-end": "the same to 20 min of stage 2, then 20 min with the output loss training the stems' decoders "
                       "too (--stage2-decoders train, learning rate 3e-4)",
     "e2e-trunk-w24": "e2e-control's foundation and stage 1, then its 40 min of stage 2 with the shared encoder widened "
@@ -126,6 +128,7 @@ STAGE2 = {
     "tilted-4-1-40-w16": ["tilt-transfer-shared-latent-lr3-w16"],
     "e2e-control": ["e2e-transfer-shared-latent-lr3-w16-longer"],
     "e2e-control-100": ["e2e-transfer-shared-latent-lr3-w16-longer100"],
+    "e2e-control-180": ["e2e-transfer-shared-latent-lr3-w16-longer180"],
     "e2e-end-to-end": ["e2e-transfer-shared-latent-lr3-w16", "e2e-transfer-shared-latent-lr3-w16-e2e"],
     **{arm: [run] for arm, run in E2E_LATER.items()},
     "wide-default": ["wide-transfer-shared-latent-lr3-w16"],
@@ -143,7 +146,7 @@ LEARNED_MASK = {"tilted-4-1-40-w16-mask": ("tilted-4-1-40-w16", "tilt-transfer-s
                 "tilted-4-1-40-w16-local-mask": ("tilted-4-1-40-w16", "tilt-transfer-shared-latent-lr3-w16-local-mask")}
 # Arms with their own foundation and stage 1 (curve-name prefix of those runs); the others share the main ones.
 OWN_PIPELINE = {"rebalanced-8-2-32": "rebalance-", "tilted-4-1-40": "tilt-", "tilted-4-1-40-w16": "tilt-",
-                **dict.fromkeys(["e2e-control", "e2e-control-100", "e2e-end-to-end", *E2E_LATER], "e2e-"),
+                **dict.fromkeys(["e2e-control", "e2e-control-100", "e2e-control-180", "e2e-end-to-end", *E2E_LATER], "e2e-"),
                 "wide-default": "wide-"}
 
 

@@ -5,7 +5,14 @@
 # Phases (default: refine baselines arms); for the wide-timbre round (its own QUALITY folder):
 #   wide   mixture/4, IRM, and the default's recipe and Open-Unmix trained on the wide corpus (RUNS/wide)
 #   e2e    the later arms on the end-to-end round's runs (RUNS/e2e: a wider shared encoder, the codes
-#          loss), into that round: QUALITY=benchmarks/results/quality/e2e scripts/collect_results.sh ... e2e
+#          loss, 180 min of stage 2) and its Open-Unmix (RUNS/e2e/openunmix.pt), into that round:
+#          QUALITY=benchmarks/results/quality/e2e scripts/collect_results.sh CORPUS RUNS REPORTS e2e
+#   near   the held-out split of NEAR, a corpus of the same held-out songs rendered with sampled fonts that
+#          the first corpus never uses (issue #12: unseen or alien timbres?), for the end-to-end and wide
+#          rounds' systems and the shipped default:
+#            jukesep corpus render NEAR --minutes 0 --seed 1 --song-seconds 30 --heldout-minutes 8 \
+#              --heldout-fonts TimGM6mb.sf2,sf_GMbank.sf2
+#            QUALITY=benchmarks/results/quality/e2e-near scripts/collect_results.sh NEAR RUNS REPORTS near
 # A score whose summary exists is skipped (rerunning continues). $JOBS scores (default 2) run at
 # once, one thread each. The refinement of the arms is the package's default
 # (jukesep/defaults.py), which the refine phase is there to choose.
@@ -52,6 +59,14 @@ E2E_ARMS=(  # on the end-to-end round's foundation and stage 1
   "e2e-trunk-w32=$RUNS/e2e/transfer/shared-latent-lr3-w16-trunk-w32/best.pt"
   "e2e-codes-lr3=$RUNS/e2e/transfer/shared-codes-lr3-w16/best.pt"
   "e2e-codes-lr1=$RUNS/e2e/transfer/shared-codes-lr1-w16/best.pt"
+  "e2e-control-180=$RUNS/e2e/transfer/shared-latent-lr3-w16-longer180/best.pt"
+)
+NEAR_ARMS=(  # systems trained on the first corpus (the shipped default: the package's) or on the wide one
+  "e2e-shipped-default=default"
+  "e2e-control=$RUNS/e2e/transfer/shared-latent-lr3-w16-longer/best.pt"
+  "e2e-control-100=$RUNS/e2e/transfer/shared-latent-lr3-w16-longer100/best.pt"
+  "e2e-control-180=$RUNS/e2e/transfer/shared-latent-lr3-w16-longer180/best.pt"
+  "wide-default=$RUNS/wide/transfer/shared-latent-lr3-w16/best.pt"
 )
 
 score() {  # NAME SPLIT, then `jukesep evaluate` arguments
@@ -62,7 +77,9 @@ score() {  # NAME SPLIT, then `jukesep evaluate` arguments
 }
 # A run's best.pt appears at its first validation: score it only once the run has stopped (last.pt);
 # a per-stem arm's separator.pt is bundled only from finished encoders.
-finished() { [ -f "$1" ] && { [ -f "$(dirname "$1")/last.pt" ] || [ "$(basename "$1")" = separator.pt ]; }; }
+finished() {  # a shipped model's name counts as finished
+  [[ $1 != */* ]] || { [ -f "$1" ] && { [ -f "$(dirname "$1")/last.pt" ] || [ "$(basename "$1")" = separator.pt ]; }; }
+}
 PIDS=()
 JOBS=${JOBS:-2}
 later() { "$@" & PIDS+=($!); [ ${#PIDS[@]} -lt "$JOBS" ] || settle; }  # at most JOBS at once
@@ -74,6 +91,9 @@ score_finished() {  # SPLIT NAME=SEPARATOR...: each whose run has finished
   done
 }
 floors() { later score irm "$1" --baseline irm; later score mix4 "$1" --baseline mix4; }  # SPLIT
+peer() {  # NAME SPLIT OPEN-UNMIX-FILE: once its training has finished (the file appears at its end)
+  if [ -f "$3" ]; then later score "$1" "$2" --baseline "openunmix:$3"; fi
+}
 
 for phase in $PHASES; do
   case $phase in
@@ -99,7 +119,13 @@ for phase in $PHASES; do
     e2e)
       for split in $SPLITS; do
         score_finished "$split" "${E2E_ARMS[@]}"
+        peer openunmix "$split" "$RUNS/e2e/openunmix.pt"
       done ;;
+    near)
+      floors heldout
+      score_finished heldout "${NEAR_ARMS[@]}"
+      peer openunmix heldout "$RUNS/e2e/openunmix.pt"
+      peer wide-openunmix heldout "$RUNS/wide/openunmix.pt" ;;
     *) echo "unknown phase $phase" >&2; exit 2 ;;
   esac
 done
