@@ -34,7 +34,8 @@ FLOOR = "mix4"
 DEFAULT, SCRATCH = "transfer-shared-latent-lr3", "scratch-shared-latent"
 # Later arms on the end-to-end round's foundation and stage 1: {arm: its stage-2 run (curve name)}
 E2E_LATER = {**{f"e2e-trunk-w{w}": f"e2e-transfer-shared-latent-lr3-w16-trunk-w{w}" for w in (24, 32)},
-             **{f"e2e-codes-lr{r}": f"e2e-transfer-shared-codes-lr{r}-w16" for r in (3, 1)}}
+             **{f"e2e-codes-lr{r}": f"e2e-transfer-shared-codes-lr{r}-w16" for r in (3, 1)},
+             "e2e-bf16": "e2e-transfer-shared-latent-lr3-w16-bf16"}
 ARMS = ["transfer-shared-latent-lr3", "transfer-shared-latent-lr3-unrefined", "transfer-shared-latent-lr3-run1",
         "previous-default",
         "shared-output", "shared-output-unrefined", "transfer-shared-short", "transfer-paper",
@@ -92,6 +93,8 @@ DESCRIPTIONS = {
     "e2e-codes-lr3": "e2e-control's foundation and stage 1, then its 40 min of stage 2 with the codes loss "
                      "(cross-entropy of the clean stems' stage-1 codes; --stage2-loss codes; beyond the paper)",
     "e2e-codes-lr1": "the same at learning rate 1e-3 (3e-3)",
+    "e2e-bf16": "e2e-control's foundation and stage 1, then its 40 min of stage 2 under bfloat16 autocast (--bf16; "
+                "the CPU's avx512_bf16)",
     "e2e-shipped-default": "the shipped default (trained on the Xeon's render), scored on this round's corpus",
     "transfer-shared-long": "the previous default trained on 4x longer excerpts (1.5 s, batch 1)",
     "tilted-4-1-40-w16-mask": "tilted-4-1-40-w16 (frozen) + a learned mask on the mixture's STFT (`jukesep train "

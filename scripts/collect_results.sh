@@ -60,12 +60,14 @@ E2E_ARMS=(  # on the end-to-end round's foundation and stage 1
   "e2e-codes-lr3=$RUNS/e2e/transfer/shared-codes-lr3-w16/best.pt"
   "e2e-codes-lr1=$RUNS/e2e/transfer/shared-codes-lr1-w16/best.pt"
   "e2e-control-180=$RUNS/e2e/transfer/shared-latent-lr3-w16-longer180/best.pt"
+  "e2e-bf16=$RUNS/e2e/transfer/shared-latent-lr3-w16-bf16/best.pt"
 )
 NEAR_ARMS=(  # systems trained on the first corpus (the shipped default: the package's) or on the wide one
   "e2e-shipped-default=default"
   "e2e-control=$RUNS/e2e/transfer/shared-latent-lr3-w16-longer/best.pt"
   "e2e-control-100=$RUNS/e2e/transfer/shared-latent-lr3-w16-longer100/best.pt"
   "e2e-control-180=$RUNS/e2e/transfer/shared-latent-lr3-w16-longer180/best.pt"
+  "e2e-bf16=$RUNS/e2e/transfer/shared-latent-lr3-w16-bf16/best.pt"
   "wide-default=$RUNS/wide/transfer/shared-latent-lr3-w16/best.pt"
 )
 

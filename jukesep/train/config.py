@@ -100,7 +100,7 @@ class TrainConfig:
     ckpt_every: int = 1000  # steps between saves of train_state.pt (each also validates)
     seed: int = 0  # seed of the initialisation and of the data
     device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun: each rank's local GPU)
-    bf16: bool = False  # bfloat16 autocast (GPU)
+    bf16: bool = False  # bfloat16 autocast (GPU, or a CPU with avx512_bf16 or AMX)
     compile: bool = False  # torch.compile the model (GPU)
 
     def __post_init__(self):
