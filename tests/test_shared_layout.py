@@ -117,7 +117,8 @@ def train_a_few_steps(stage1, tmp_path, steps: int, **kw) -> tuple[list[float], 
     net = task.training_module(task.model.train())
     before = {k: v.clone() for k, v in task.model.state_dict().items()}
     optimizer = torch.optim.Adam(task.model.parameters(), lr=1e-3)
-    losses = [train_step(task.model, optimizer, lambda: task.loss(net, batch)).loss.item() for _ in range(steps)]
+    losses = [train_step(task.model, optimizer, lambda: task.loss(net, batch), bf16=cfg.bf16).loss.item()
+              for _ in range(steps)]
     return losses, {k for k, v in task.model.state_dict().items() if not torch.equal(before[k], v)}
 
 
@@ -143,6 +144,19 @@ def test_shared_stage_writes_a_separator_with_stage1s_decoders(stage1, tmp_path,
         assert torch.equal(value, stage1_decoder[name])
     song = corpus / "valid" / "v0" / "mixture.wav"
     assert main(["separate", str(song), "-n", str(result["best"]), "-o", str(tmp_path / "sep")]) == 0
+
+
+def test_bf16_autocast_trains_on_cpu_and_saves_float32_weights(stage1, tmp_path):
+    """--bf16 on a CPU (native with avx512_bf16 or AMX): the step runs under autocast, the weights,
+    the optimizer and the saved separator stay float32."""
+    corpus, folder = stage1
+    result = train(tiny(corpus, tmp_path / "run", stage="shared", stem="", vqvae=str(folder), steps=6, val_every=6,
+                        ckpt_every=6, stage2_loss="latent", head_width=8, head_depth=2, bf16=True))
+    model, _ = load_model(result["best"], expect_kind="separator")
+    assert np.isfinite(result["val_sdr"])
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    losses, moved = train_a_few_steps(stage1, tmp_path, 3, stage2_loss="latent", bf16=True)
+    assert all(np.isfinite(losses)) and any(k.startswith("trunk.") for k in moved), (losses, moved)
 
 
 def test_decoders_learn_end_to_end_when_asked(stage1, tmp_path):
