@@ -226,6 +226,10 @@ def test_heldout_fonts_are_checked(tmp_path):
     if installed("Black_Pearl_4_LV2.sf2"):
         with pytest.raises(JukesepError, match="drum kits only"):
             Tools(heldout_fonts=["Black_Pearl_4_LV2.sf2"]).check_heldout()
+    if installed("MuseScore_General_Lite.sf3"):  # holding out one MuseScore font holds out its family
+        tools = Tools(heldout_fonts=["MuseScore_General_Lite.sf3"])
+        assert tools.heldout == ["MuseScore_General_Lite.sf3"]
+        assert not any(n.startswith("MuseScore") for n in tools.gm) and "FluidR3_GM.sf2" in tools.gm
     with pytest.raises(JukesepError, match="minutes"):
         plan_corpus(tmp_path, minutes=0)
     from jukesep.cli import build_parser

@@ -37,6 +37,11 @@ HELDOUT_FONT = "OPL-3_FM_128M.sf2"
 GM_KITS = [0, 8, 16, 24, 25, 32, 40]  # standard, room, power, electronic, TR-808, jazz, brush
 
 
+def family(font: str) -> str:
+    """The full and the small MuseScore font are one family (the same samples, fewer of them)."""
+    return "MuseScore_General" if font.startswith("MuseScore_General") else font
+
+
 class Tools:
     """Where FluidSynth and the soundfonts are; raises JukesepError naming the package to install."""
 
@@ -61,12 +66,13 @@ class Tools:
             raise JukesepError("the General MIDI soundfont FluidR3_GM.sf2 is missing "
                                "(Debian/Ubuntu: apt install fluid-soundfont-gm; optional extra timbres: "
                                "musescore-general-soundfont-small avldrums.lv2-soundfont)")
-        if "MuseScore_General.sf3" in found and "MuseScore_General_Lite.sf3" in found:
-            del found["MuseScore_General_Lite.sf3"]  # same family: keep the full one
-        # held-out fonts never train; OPL-3 never trains even when other fonts are held out instead
+        # held-out fonts never train, nor do their family's; OPL-3 never trains, held out or not
         self.heldout_fonts = tuple(sorted(set(heldout_fonts)))
-        self.gm = sorted(n for n in found if SOUNDFONTS[n][1] == "gm" and n not in self.heldout_fonts)
-        self.kits = sorted(n for n in found if SOUNDFONTS[n][1] == "drumkit" and n not in self.heldout_fonts)
+        held = {family(n) for n in self.heldout_fonts}
+        self.gm = sorted(n for n in found if SOUNDFONTS[n][1] == "gm" and family(n) not in held)
+        if "MuseScore_General.sf3" in self.gm and "MuseScore_General_Lite.sf3" in self.gm:
+            self.gm.remove("MuseScore_General_Lite.sf3")  # same family: keep the full one
+        self.kits = sorted(n for n in found if SOUNDFONTS[n][1] == "drumkit" and family(n) not in held)
         if not self.gm:
             raise JukesepError("every installed GM soundfont is held out: none is left for the training splits")
         self.heldout = sorted(n for n in found if n in self.heldout_fonts and SOUNDFONTS[n][1] != "drumkit")
