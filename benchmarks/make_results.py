@@ -43,7 +43,7 @@ ARMS = ["transfer-shared-latent-lr3", "transfer-shared-latent-lr3-unrefined", "t
         "transfer-shared-latent-lr10", "transfer-shared-latent-lr3-cosine", "transfer-shared-latent-lr10-cosine",
         "transfer-shared-latent-lr3-w16", "transfer-shared-latent-lr3-w64", "transfer-shared-latent-lr3-longer",
         "rebalanced-8-2-32", "tilted-4-1-40", "tilted-4-1-40-w16", "e2e-control", "e2e-control-100", "e2e-control-180",
-        "e2e-end-to-end", *E2E_LATER, "e2e-shipped-default", "wide-default", "tilted-4-1-40-w16-mask", "tilted-4-1-40-w16-mask-eq",
+        "e2e-end-to-end", *E2E_LATER, "e2e-shipped-default", "bf16-default", "wide-default", "tilted-4-1-40-w16-mask", "tilted-4-1-40-w16-mask-eq",
         "tilted-4-1-40-w16-local-mask",
         "transfer-shared-both", "transfer-shared-long",
         "scratch-shared-output", "scratch-shared-latent"]
@@ -95,6 +95,8 @@ DESCRIPTIONS = {
     "e2e-codes-lr1": "the same at learning rate 1e-3 (3e-3)",
     "e2e-bf16": "e2e-control's foundation and stage 1, then its 40 min of stage 2 under bfloat16 autocast (--bf16; "
                 "the CPU's avx512_bf16)",
+    "bf16-default": "the default's recipe (4 + 4 x 1 + 40 min) trained again on this round's corpus, its stage 2 "
+                    "under bfloat16 autocast (foundation and stage 1 in float32), one thread, alone",
     "e2e-shipped-default": "the shipped default (trained on the Xeon's render), scored on this round's corpus",
     "transfer-shared-long": "the previous default trained on 4x longer excerpts (1.5 s, batch 1)",
     "tilted-4-1-40-w16-mask": "tilted-4-1-40-w16 (frozen) + a learned mask on the mixture's STFT (`jukesep train "
@@ -135,6 +137,7 @@ STAGE2 = {
     "e2e-end-to-end": ["e2e-transfer-shared-latent-lr3-w16", "e2e-transfer-shared-latent-lr3-w16-e2e"],
     **{arm: [run] for arm, run in E2E_LATER.items()},
     "wide-default": ["wide-transfer-shared-latent-lr3-w16"],
+    "bf16-default": ["bf16-transfer-shared-latent-lr3-w16-bf16"],
     "scratch-shared-output": ["scratch-shared-output-context"],
     "scratch-shared-latent": ["scratch-shared-latent"],
 }
@@ -150,7 +153,7 @@ LEARNED_MASK = {"tilted-4-1-40-w16-mask": ("tilted-4-1-40-w16", "tilt-transfer-s
 # Arms with their own foundation and stage 1 (curve-name prefix of those runs); the others share the main ones.
 OWN_PIPELINE = {"rebalanced-8-2-32": "rebalance-", "tilted-4-1-40": "tilt-", "tilted-4-1-40-w16": "tilt-",
                 **dict.fromkeys(["e2e-control", "e2e-control-100", "e2e-control-180", "e2e-end-to-end", *E2E_LATER], "e2e-"),
-                "wide-default": "wide-"}
+                "wide-default": "wide-", "bf16-default": "bf16-"}
 
 
 def stage1(arm: str) -> list[str]:

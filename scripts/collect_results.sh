@@ -7,6 +7,8 @@
 #   e2e    the later arms on the end-to-end round's runs (RUNS/e2e: a wider shared encoder, the codes
 #          loss, 180 min of stage 2) and its Open-Unmix (RUNS/e2e/openunmix.pt), into that round:
 #          QUALITY=benchmarks/results/quality/e2e scripts/collect_results.sh CORPUS RUNS REPORTS e2e
+#   bf16   the shipped default's recipe trained again with its stage 2 under bfloat16 (RUNS/bf16), into the
+#          end-to-end round (QUALITY as for e2e); with QUALITY=.../e2e-near and NEAR, on the near split
 #   near   the held-out split of NEAR, a corpus of the same held-out songs rendered with sampled fonts that
 #          the first corpus never uses (issue #12: unseen or alien timbres?), for the end-to-end and wide
 #          rounds' systems and the shipped default:
@@ -62,6 +64,7 @@ E2E_ARMS=(  # on the end-to-end round's foundation and stage 1
   "e2e-control-180=$RUNS/e2e/transfer/shared-latent-lr3-w16-longer180/best.pt"
   "e2e-bf16=$RUNS/e2e/transfer/shared-latent-lr3-w16-bf16/best.pt"
 )
+BF16=$RUNS/bf16/transfer/shared-latent-lr3-w16-bf16/best.pt  # the default's recipe again, its stage 2 under bfloat16
 NEAR_ARMS=(  # systems trained on the first corpus (the shipped default: the package's) or on the wide one
   "e2e-shipped-default=default"
   "e2e-control=$RUNS/e2e/transfer/shared-latent-lr3-w16-longer/best.pt"
@@ -69,6 +72,7 @@ NEAR_ARMS=(  # systems trained on the first corpus (the shipped default: the pac
   "e2e-control-180=$RUNS/e2e/transfer/shared-latent-lr3-w16-longer180/best.pt"
   "e2e-bf16=$RUNS/e2e/transfer/shared-latent-lr3-w16-bf16/best.pt"
   "wide-default=$RUNS/wide/transfer/shared-latent-lr3-w16/best.pt"
+  "bf16-default=$BF16"
 )
 
 score() {  # NAME SPLIT, then `jukesep evaluate` arguments
@@ -123,6 +127,10 @@ for phase in $PHASES; do
         score_finished "$split" "${E2E_ARMS[@]}"
         peer openunmix "$split" "$RUNS/e2e/openunmix.pt"
       done ;;
+    bf16)
+      for split in $SPLITS; do
+        score_finished "$split" "bf16-default=$BF16"
+      done ;;
     near)
       floors heldout
       score_finished heldout "${NEAR_ARMS[@]}"
@@ -133,8 +141,8 @@ for phase in $PHASES; do
 done
 settle
 for run in "$RUNS"/foundation "$RUNS"/*/vqvae-* "$RUNS"/*/shared-* "$RUNS"/*/*/encoder-* \
-           "$RUNS"/{rebalance,tilt,e2e,wide}/foundation "$RUNS"/{rebalance,tilt,e2e,wide}/*/vqvae-* \
-           "$RUNS"/{rebalance,tilt,e2e,wide}/*/shared-*; do
+           "$RUNS"/{rebalance,tilt,e2e,wide,bf16}/foundation "$RUNS"/{rebalance,tilt,e2e,wide,bf16}/*/vqvae-* \
+           "$RUNS"/{rebalance,tilt,e2e,wide,bf16}/*/shared-*; do
   [ -f "$run/val_history.json" ] || continue
   name=${run#"$RUNS"/}
   cp "$run/val_history.json" "$RESULTS/curves/${name//\//-}.json"

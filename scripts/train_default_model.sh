@@ -57,6 +57,9 @@
 #     OMP_NUM_THREADS=2 STAGE2_MIN=20 CONTROL_MIN=60 scripts/train_default_model.sh CORPUS RUNS/e2e heads-w16-longer100
 #   bfloat16 autocast against e2e-control's 40 min of stage 2 (beside heads-w16-longer180, one thread each):
 #     STAGE2_MIN=40 scripts/train_default_model.sh CORPUS RUNS/e2e bf16
+#   the shipped default's whole recipe again with its stage 2 under bfloat16 (foundation and stage 1 in
+#   float32), alone, one thread:
+#     FOUNDATION_MIN=4 STAGE1_MIN=1 STAGE2_MIN=40 scripts/train_default_model.sh CORPUS RUNS/bf16 foundation stage1 bf16
 #   the stage-2 time curve's third point: that run, 80 more minutes, one thread (the other core scored):
 #     STAGE2_MIN=20 CONTROL_MIN=60 EXTRA_MIN=80 scripts/train_default_model.sh CORPUS RUNS/e2e heads-w16-longer180
 #   the learned mask on the shipped default (the tilted arms' heads-w16 run), alone, two threads:
