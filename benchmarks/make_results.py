@@ -43,7 +43,8 @@ ARMS = ["transfer-shared-latent-lr3", "transfer-shared-latent-lr3-unrefined", "t
         "transfer-shared-latent-lr10", "transfer-shared-latent-lr3-cosine", "transfer-shared-latent-lr10-cosine",
         "transfer-shared-latent-lr3-w16", "transfer-shared-latent-lr3-w64", "transfer-shared-latent-lr3-longer",
         "rebalanced-8-2-32", "tilted-4-1-40", "tilted-4-1-40-w16", "e2e-control", "e2e-control-100", "e2e-control-180",
-        "e2e-end-to-end", *E2E_LATER, "e2e-shipped-default", "bf16-default", "wide-default", "tilted-4-1-40-w16-mask", "tilted-4-1-40-w16-mask-eq",
+        "e2e-end-to-end", *E2E_LATER, "e2e-shipped-default", "bf16-default", "bf16-trunk-w24", "wide-default",
+        "tilted-4-1-40-w16-mask", "tilted-4-1-40-w16-mask-eq",
         "tilted-4-1-40-w16-local-mask",
         "transfer-shared-both", "transfer-shared-long",
         "scratch-shared-output", "scratch-shared-latent"]
@@ -138,6 +139,7 @@ STAGE2 = {
     **{arm: [run] for arm, run in E2E_LATER.items()},
     "wide-default": ["wide-transfer-shared-latent-lr3-w16"],
     "bf16-default": ["bf16-transfer-shared-latent-lr3-w16-bf16"],
+    "bf16-trunk-w24": ["bf16-transfer-shared-latent-lr3-w16-trunk-w24-bf16"],
     "scratch-shared-output": ["scratch-shared-output-context"],
     "scratch-shared-latent": ["scratch-shared-latent"],
 }
@@ -152,8 +154,10 @@ LEARNED_MASK = {"tilted-4-1-40-w16-mask": ("tilted-4-1-40-w16", "tilt-transfer-s
                 "tilted-4-1-40-w16-local-mask": ("tilted-4-1-40-w16", "tilt-transfer-shared-latent-lr3-w16-local-mask")}
 # Arms with their own foundation and stage 1 (curve-name prefix of those runs); the others share the main ones.
 OWN_PIPELINE = {"rebalanced-8-2-32": "rebalance-", "tilted-4-1-40": "tilt-", "tilted-4-1-40-w16": "tilt-",
-                **dict.fromkeys(["e2e-control", "e2e-control-100", "e2e-control-180", "e2e-end-to-end", *E2E_LATER], "e2e-"),
-                "wide-default": "wide-", "bf16-default": "bf16-"}
+                **dict.fromkeys(["e2e-control", "e2e-control-100", "e2e-control-180", "e2e-end-to-end", *E2E_LATER],
+                                "e2e-"),
+                "wide-default": "wide-",
+                **dict.fromkeys(["bf16-default", "bf16-trunk-w24"], "bf16-")}
 
 
 def stage1(arm: str) -> list[str]:

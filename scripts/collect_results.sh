@@ -7,7 +7,8 @@
 #   e2e    the later arms on the end-to-end round's runs (RUNS/e2e: a wider shared encoder, the codes
 #          loss, 180 min of stage 2) and its Open-Unmix (RUNS/e2e/openunmix.pt), into that round:
 #          QUALITY=benchmarks/results/quality/e2e scripts/collect_results.sh CORPUS RUNS REPORTS e2e
-#   bf16   the shipped default's recipe trained again with its stage 2 under bfloat16 (RUNS/bf16), into the
+#   bf16   the shipped default's recipe trained again with its stage 2 under bfloat16 (RUNS/bf16), and the
+#          same with the trunk 24 wide, into the
 #          end-to-end round (QUALITY as for e2e); with QUALITY=.../e2e-near and NEAR, on the near split
 #   near   the held-out split of NEAR, a corpus of the same held-out songs rendered with sampled fonts that
 #          the first corpus never uses (issue #12: unseen or alien timbres?), for the end-to-end and wide
@@ -129,7 +130,8 @@ for phase in $PHASES; do
       done ;;
     bf16)
       for split in $SPLITS; do
-        score_finished "$split" "bf16-default=$BF16"
+        score_finished "$split" "bf16-default=$BF16" \
+          "bf16-trunk-w24=$RUNS/bf16/transfer/shared-latent-lr3-w16-trunk-w24-bf16/best.pt"
       done ;;
     near)
       floors heldout
