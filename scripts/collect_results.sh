@@ -65,7 +65,10 @@ E2E_ARMS=(  # on the end-to-end round's foundation and stage 1
   "e2e-control-180=$RUNS/e2e/transfer/shared-latent-lr3-w16-longer180/best.pt"
   "e2e-bf16=$RUNS/e2e/transfer/shared-latent-lr3-w16-bf16/best.pt"
 )
-BF16=$RUNS/bf16/transfer/shared-latent-lr3-w16-bf16/best.pt  # the default's recipe again, its stage 2 under bfloat16
+BF16=(  # the default's recipe again, its stage 2 under bfloat16; the same with the trunk 24 wide
+  "bf16-default=$RUNS/bf16/transfer/shared-latent-lr3-w16-bf16/best.pt"
+  "bf16-trunk-w24=$RUNS/bf16/transfer/shared-latent-lr3-w16-trunk-w24-bf16/best.pt"
+)
 NEAR_ARMS=(  # systems trained on the first corpus (the shipped default: the package's) or on the wide one
   "e2e-shipped-default=default"
   "e2e-control=$RUNS/e2e/transfer/shared-latent-lr3-w16-longer/best.pt"
@@ -73,7 +76,7 @@ NEAR_ARMS=(  # systems trained on the first corpus (the shipped default: the pac
   "e2e-control-180=$RUNS/e2e/transfer/shared-latent-lr3-w16-longer180/best.pt"
   "e2e-bf16=$RUNS/e2e/transfer/shared-latent-lr3-w16-bf16/best.pt"
   "wide-default=$RUNS/wide/transfer/shared-latent-lr3-w16/best.pt"
-  "bf16-default=$BF16"
+  "${BF16[@]}"
 )
 
 score() {  # NAME SPLIT, then `jukesep evaluate` arguments
@@ -130,8 +133,7 @@ for phase in $PHASES; do
       done ;;
     bf16)
       for split in $SPLITS; do
-        score_finished "$split" "bf16-default=$BF16" \
-          "bf16-trunk-w24=$RUNS/bf16/transfer/shared-latent-lr3-w16-trunk-w24-bf16/best.pt"
+        score_finished "$split" "${BF16[@]}"
       done ;;
     near)
       floors heldout

@@ -146,10 +146,12 @@ def test_shared_stage_writes_a_separator_with_stage1s_decoders(stage1, tmp_path,
     assert main(["separate", str(song), "-n", str(result["best"]), "-o", str(tmp_path / "sep")]) == 0
 
 
-def test_bf16_autocast_trains_on_cpu_and_saves_float32_weights(stage1, tmp_path):
-    """--bf16 on a CPU (native with avx512_bf16 or AMX): the step runs under autocast, the weights,
-    the optimizer and the saved separator stay float32."""
+def test_bf16_autocast_trains_on_cpu_and_saves_float32_weights(stage1, tmp_path, monkeypatch, capsys):
+    """--bf16 on a CPU with native bfloat16 (avx512_bf16 or AMX; taken as such here, emulated
+    otherwise): the step runs under autocast, the weights, the optimizer and the saved separator stay
+    float32. Without native bfloat16 --bf16 is refused, and a run started with it resumes with --no-bf16."""
     corpus, folder = stage1
+    monkeypatch.setattr("jukesep.train.loop.fast_bf16", lambda device: True)
     result = train(tiny(corpus, tmp_path / "run", stage="shared", stem="", vqvae=str(folder), steps=6, val_every=6,
                         ckpt_every=6, stage2_loss="latent", head_width=8, head_depth=2, bf16=True))
     model, _ = load_model(result["best"], expect_kind="separator")
@@ -157,6 +159,18 @@ def test_bf16_autocast_trains_on_cpu_and_saves_float32_weights(stage1, tmp_path)
     assert {p.dtype for p in model.parameters()} == {torch.float32}
     losses, moved = train_a_few_steps(stage1, tmp_path, 3, stage2_loss="latent", bf16=True)
     assert all(np.isfinite(losses)) and any(k.startswith("trunk.") for k in moved), (losses, moved)
+
+    monkeypatch.setattr("jukesep.train.loop.fast_bf16", lambda device: False)
+    run = ["--data", str(corpus), "--vqvae", str(folder), "--stage2-loss", "latent", "--head-width", "8",
+           "--head-depth", "2", *TINY_FLAGS, "--steps", "2", "--val-every", "2", "--ckpt-every", "2"]
+    capsys.readouterr()
+    assert main(["train", "shared", *run, "--out", str(tmp_path / "refused"), "--bf16"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "--bf16 needs native bfloat16" in err and "leave --bf16 out" in err and "\n" not in err
+    assert not (tmp_path / "refused").exists()
+    resume = ["train", "shared", "--resume", "--out", str(tmp_path / "run"), "--steps", "8"]
+    assert main(resume) == 1 and "--resume --out" in capsys.readouterr().err
+    assert main([*resume, "--no-bf16"]) == 0 and "trained 8 steps" in capsys.readouterr().out
 
 
 def test_decoders_learn_end_to_end_when_asked(stage1, tmp_path):

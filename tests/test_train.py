@@ -216,7 +216,7 @@ def test_resume_refuses_changed_flags_and_reads_old_configs(corpus, tmp_path, ca
     capsys.readouterr()
     assert main(["train", "vqvae", "--resume", "--steps", "4", *flags, "--lr", "0.5", "--depth", "2"]) == 1
     err = capsys.readouterr().err
-    assert "only --steps and --minutes may change" in err and "--lr 0.5 (the run has 0.003)" in err
+    assert "only --steps, --minutes, --bf16 may change" in err and "--lr 0.5 (the run has 0.003)" in err
     assert "--depth 2 (the run has 1)" in err and json.loads((out / "val_history.json").read_text())[-1]["step"] == 2
     assert main(["train", "encoder", "--resume", "--out", str(out), "--steps", "4"]) == 1  # another stage
     assert "--stage 'encoder' (the run has 'vqvae')" in capsys.readouterr().err

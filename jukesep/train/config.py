@@ -24,7 +24,7 @@ OUTPUT_LOSSES = ("output", "both")  # the stage-2 losses that decode the stems (
 LR_DECAYS = ("none", "cosine")
 STAGE2_DECODERS = ("frozen", "train")
 MODEL_FIXED = ("input_channels", "sample_rate")  # set by the data (mono, 44.1 kHz), not by flags
-RESUME_MAY_CHANGE = ("steps", "minutes")  # the budget; everything else belongs to the run
+RESUME_MAY_CHANGE = ("steps", "minutes", "bf16")  # the budget and the precision; the rest belongs to the run
 AT_LEAST_ONE = ("steps", "head_width", "head_depth", "head_growth", "batch_size", "excerpt",
                 "warmup", "val_excerpts", "linf_k", "log_every", "val_every",
                 "ckpt_every")
@@ -100,7 +100,7 @@ class TrainConfig:
     ckpt_every: int = 1000  # steps between saves of train_state.pt (each also validates)
     seed: int = 0  # seed of the initialisation and of the data
     device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun: each rank's local GPU)
-    bf16: bool = False  # bfloat16 autocast (GPU, or a CPU with avx512_bf16 or AMX)
+    bf16: bool = False  # bfloat16 autocast (GPU, or a CPU with avx512_bf16 or AMX; refused where emulated)
     compile: bool = False  # torch.compile the model (GPU)
 
     def __post_init__(self):
@@ -213,7 +213,7 @@ def load_saved(path: Path) -> TrainConfig:
 
 
 def resume_config(saved: TrainConfig, wanted: dict, moved: dict) -> TrainConfig:
-    """The saved run's config with a new budget (`steps`, `minutes` in `wanted`) and the run's new
+    """The saved run's config with a new budget or precision (RESUME_MAY_CHANGE in `wanted`) and the run's new
     location (`moved`: out, and the stage-1 file of a `train all` run).
 
     Any other flat value in `wanted` that differs from the run's is refused: a resumed run goes on
@@ -224,7 +224,8 @@ def resume_config(saved: TrainConfig, wanted: dict, moved: dict) -> TrainConfig:
               if k not in RESUME_MAY_CHANGE and k in old and v != old[k]]
     if differ:
         raise JukesepError(f"--resume continues {moved.get('out', saved.out)} as it was "
-                           f"configured; only --steps and --minutes may change, but {'; '.join(differ)}. "
+                           f"configured; only {', '.join('--' + flag_name(k) for k in RESUME_MAY_CHANGE)} may change, "
+                           f"but {'; '.join(differ)}. "
                            "Start a new run (another --out) to change them.")
     budget = {k: wanted[k] for k in RESUME_MAY_CHANGE if k in wanted}
     return from_flat({**old, **budget, **moved})

@@ -103,7 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = (), d
     parser.add_argument("--preset", choices=sorted(PRESETS), default=argparse.SUPPRESS,
                         help=f"starting values of the fields, which flags override (default: {DEFAULT_PRESET})")
     parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --out (only --steps and --minutes may change)")
+                        help="continue the run in --out (only --steps, --minutes and --bf16 may change)")
     model = parser.add_argument_group("model", "the architecture of a scratch model (--init scratch)")
     names = [name for name in FLAGS if name not in skip]
     for name in names:

@@ -20,6 +20,7 @@ from ..data import Augment, DataError, ExcerptDataset, find_tracks, validation_e
 from ..data.datasets import ALL
 from ..defaults import STEMS
 from ..errors import JukesepError
+from ..hardware import fast_bf16, simd_flags
 from ..progress import Progress
 from .budget import INTERRUPTED, Budget, how_to_continue
 from .config import TrainConfig
@@ -63,6 +64,7 @@ def _train(cfg: TrainConfig, resume: bool) -> dict:
     state_path = run / STATE_FILE
     check_run_folder(run, resume)
     device = training_device(cfg)
+    check_bf16(cfg, device)
     torch.manual_seed(cfg.seed)
     # Everything that can be wrong (init and stage-1 files, the excerpt, the data) fails here,
     # before the run folder is written.
@@ -175,6 +177,17 @@ def check_run_folder(run: Path, resume: bool) -> None:
         raise JukesepError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
     if resume and not state_path.exists():
         raise JukesepError(f"{run} holds no run to resume ({STATE_FILE} not found)")
+
+
+def check_bf16(cfg: TrainConfig, device: torch.device) -> None:
+    """--bf16 only where bfloat16 is native: emulated (on a CPU with AVX2 only) a stage-2 step took
+    11 times as long as in float32."""
+    if cfg.bf16 and not fast_bf16(device):
+        where = f"this CPU ({simd_flags()})" if device.type == "cpu" else str(device)
+        started = (Path(cfg.out) / STATE_FILE).exists()
+        resume = f"jukesep train {cfg.stage} --resume --out {cfg.out} --no-bf16" if started else "leave --bf16 out"
+        raise JukesepError(f"--bf16 needs native bfloat16 (a CUDA GPU that has it, or a CPU with avx512_bf16 or "
+                           f"AMX); on {where} it is emulated and trains many times slower than float32: {resume}")
 
 
 def stop_line(cfg: TrainConfig, budget: Budget, reason: str, step: int) -> str:
