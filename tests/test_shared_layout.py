@@ -132,6 +132,22 @@ def test_stage2_losses_train_the_encoder_and_heads_only(stage1, tmp_path, loss):
     assert not any(".decoder." in k or ".quantizer." in k for k in moved), moved
 
 
+def test_the_latent_targets_are_the_stage1_encoders_latents(stage1, tmp_path):
+    """The stage-2 targets come from the stage-1 encoders' inference form (faster): the same latents,
+    no gradient, for the shared layout and the paper's per-stem encoders."""
+    corpus, folder = stage1
+    x = torch.from_numpy(music(0.2, seed=3)[:1, :4096]).float()[None]  # [1 x 1 x T]
+    shared = build_task(tiny(corpus, tmp_path / "s", stage="shared", stem="", vqvae=str(folder),
+                             stage2_loss="latent"))
+    per_stem = build_task(tiny(corpus, tmp_path / "e", stage="encoder", stem="bass",
+                               vqvae=str(folder / "vqvae-bass" / "best.pt"), stage2_loss="latent"))
+    for stem, teacher in [*zip(STEMS, shared.teachers), ("bass", per_stem.teacher_encoder)]:
+        encoder = load_model(folder / f"vqvae-{stem}" / "best.pt", expect_kind="vqvae")[0].encoder.eval()
+        with torch.no_grad():
+            torch.testing.assert_close(teacher(x), encoder(x), rtol=1e-4, atol=1e-5)
+        assert not any(p.requires_grad for p in teacher.parameters())
+
+
 @pytest.mark.parametrize("loss", ["output", "latent"])
 def test_shared_stage_writes_a_separator_with_stage1s_decoders(stage1, tmp_path, loss):
     corpus, folder = stage1
