@@ -43,7 +43,7 @@ ARMS = ["transfer-shared-latent-lr3", "transfer-shared-latent-lr3-unrefined", "t
         "transfer-shared-latent-lr10", "transfer-shared-latent-lr3-cosine", "transfer-shared-latent-lr10-cosine",
         "transfer-shared-latent-lr3-w16", "transfer-shared-latent-lr3-w64", "transfer-shared-latent-lr3-longer",
         "rebalanced-8-2-32", "tilted-4-1-40", "tilted-4-1-40-w16", "e2e-control", "e2e-control-100", "e2e-control-180",
-        "e2e-end-to-end", *E2E_LATER, "e2e-shipped-default", "bf16-default", "bf16-trunk-w24", "wide-default",
+        "e2e-end-to-end", *E2E_LATER, "e2e-shipped-default", "avx2-control", "avx2-fast-targets", "wide-default",
         "tilted-4-1-40-w16-mask", "tilted-4-1-40-w16-mask-eq",
         "tilted-4-1-40-w16-local-mask",
         "transfer-shared-both", "transfer-shared-long",
@@ -96,8 +96,10 @@ DESCRIPTIONS = {
     "e2e-codes-lr1": "the same at learning rate 1e-3 (3e-3)",
     "e2e-bf16": "e2e-control's foundation and stage 1, then its 40 min of stage 2 under bfloat16 autocast (--bf16; "
                 "the CPU's avx512_bf16)",
-    "bf16-default": "the default's recipe (4 + 4 x 1 + 40 min) trained again on this round's corpus, its stage 2 "
-                    "under bfloat16 autocast (foundation and stage 1 in float32), one thread, alone",
+    "avx2-control": "the default's recipe (4 + 4 x 1 + 40 min) on an AVX2-only CPU, its stage 2 from the code "
+                    "before the faster latent targets (commit a2029b7), beside avx2-fast-targets",
+    "avx2-fast-targets": "the same foundation and stage 1, then 40 min of stage 2 with the latent targets from the "
+                         "stage-1 encoders' inference form (the same targets, a third less time)",
     "e2e-shipped-default": "the shipped default (trained on the Xeon's render), scored on this round's corpus",
     "transfer-shared-long": "the previous default trained on 4x longer excerpts (1.5 s, batch 1)",
     "tilted-4-1-40-w16-mask": "tilted-4-1-40-w16 (frozen) + a learned mask on the mixture's STFT (`jukesep train "
@@ -138,8 +140,8 @@ STAGE2 = {
     "e2e-end-to-end": ["e2e-transfer-shared-latent-lr3-w16", "e2e-transfer-shared-latent-lr3-w16-e2e"],
     **{arm: [run] for arm, run in E2E_LATER.items()},
     "wide-default": ["wide-transfer-shared-latent-lr3-w16"],
-    "bf16-default": ["bf16-transfer-shared-latent-lr3-w16-bf16"],
-    "bf16-trunk-w24": ["bf16-transfer-shared-latent-lr3-w16-trunk-w24-bf16"],
+    "avx2-control": ["avx2-transfer-shared-latent-lr3-w16-plain"],
+    "avx2-fast-targets": ["avx2-transfer-shared-latent-lr3-w16"],
     "scratch-shared-output": ["scratch-shared-output-context"],
     "scratch-shared-latent": ["scratch-shared-latent"],
 }
@@ -157,7 +159,7 @@ OWN_PIPELINE = {"rebalanced-8-2-32": "rebalance-", "tilted-4-1-40": "tilt-", "ti
                 **dict.fromkeys(["e2e-control", "e2e-control-100", "e2e-control-180", "e2e-end-to-end", *E2E_LATER],
                                 "e2e-"),
                 "wide-default": "wide-",
-                **dict.fromkeys(["bf16-default", "bf16-trunk-w24"], "bf16-")}
+                **dict.fromkeys(["avx2-control", "avx2-fast-targets"], "avx2-")}
 
 
 def stage1(arm: str) -> list[str]:

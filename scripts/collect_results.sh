@@ -7,9 +7,9 @@
 #   e2e    the later arms on the end-to-end round's runs (RUNS/e2e: a wider shared encoder, the codes
 #          loss, 180 min of stage 2) and its Open-Unmix (RUNS/e2e/openunmix.pt), into that round:
 #          QUALITY=benchmarks/results/quality/e2e scripts/collect_results.sh CORPUS RUNS REPORTS e2e
-#   bf16   the shipped default's recipe trained again with its stage 2 under bfloat16 (RUNS/bf16), and the
-#          same with the trunk 24 wide, into the
-#          end-to-end round (QUALITY as for e2e); with QUALITY=.../e2e-near and NEAR, on the near split
+#   avx2   the AVX2 pair (RUNS/avx2: stage 2's latent targets from the stage-1 encoders' inference form,
+#          and the code before it), with mixture/4 and IRM, into their own round (QUALITY=.../avx2); with
+#          QUALITY=.../e2e-near and NEAR, the near phase scores them on the near split
 #   near   the held-out split of NEAR, a corpus of the same held-out songs rendered with sampled fonts that
 #          the first corpus never uses (issue #12: unseen or alien timbres?), for the end-to-end and wide
 #          rounds' systems and the shipped default:
@@ -65,9 +65,9 @@ E2E_ARMS=(  # on the end-to-end round's foundation and stage 1
   "e2e-control-180=$RUNS/e2e/transfer/shared-latent-lr3-w16-longer180/best.pt"
   "e2e-bf16=$RUNS/e2e/transfer/shared-latent-lr3-w16-bf16/best.pt"
 )
-BF16=(  # the default's recipe again, its stage 2 under bfloat16; the same with the trunk 24 wide
-  "bf16-default=$RUNS/bf16/transfer/shared-latent-lr3-w16-bf16/best.pt"
-  "bf16-trunk-w24=$RUNS/bf16/transfer/shared-latent-lr3-w16-trunk-w24-bf16/best.pt"
+AVX2=(  # the default's recipe on an AVX2-only CPU: stage 2 with the faster latent targets, and before them
+  "avx2-control=$RUNS/avx2/transfer/shared-latent-lr3-w16-plain/best.pt"
+  "avx2-fast-targets=$RUNS/avx2/transfer/shared-latent-lr3-w16/best.pt"
 )
 NEAR_ARMS=(  # systems trained on the first corpus (the shipped default: the package's) or on the wide one
   "e2e-shipped-default=default"
@@ -76,7 +76,7 @@ NEAR_ARMS=(  # systems trained on the first corpus (the shipped default: the pac
   "e2e-control-180=$RUNS/e2e/transfer/shared-latent-lr3-w16-longer180/best.pt"
   "e2e-bf16=$RUNS/e2e/transfer/shared-latent-lr3-w16-bf16/best.pt"
   "wide-default=$RUNS/wide/transfer/shared-latent-lr3-w16/best.pt"
-  "${BF16[@]}"
+  "${AVX2[@]}"
 )
 
 score() {  # NAME SPLIT, then `jukesep evaluate` arguments
@@ -131,9 +131,10 @@ for phase in $PHASES; do
         score_finished "$split" "${E2E_ARMS[@]}"
         peer openunmix "$split" "$RUNS/e2e/openunmix.pt"
       done ;;
-    bf16)
+    avx2)
       for split in $SPLITS; do
-        score_finished "$split" "${BF16[@]}"
+        floors "$split"
+        score_finished "$split" "${AVX2[@]}"
       done ;;
     near)
       floors heldout
@@ -145,8 +146,8 @@ for phase in $PHASES; do
 done
 settle
 for run in "$RUNS"/foundation "$RUNS"/*/vqvae-* "$RUNS"/*/shared-* "$RUNS"/*/*/encoder-* \
-           "$RUNS"/{rebalance,tilt,e2e,wide,bf16}/foundation "$RUNS"/{rebalance,tilt,e2e,wide,bf16}/*/vqvae-* \
-           "$RUNS"/{rebalance,tilt,e2e,wide,bf16}/*/shared-*; do
+           "$RUNS"/{rebalance,tilt,e2e,wide,avx2}/foundation "$RUNS"/{rebalance,tilt,e2e,wide,avx2}/*/vqvae-* \
+           "$RUNS"/{rebalance,tilt,e2e,wide,avx2}/*/shared-*; do
   [ -f "$run/val_history.json" ] || continue
   name=${run#"$RUNS"/}
   cp "$run/val_history.json" "$RESULTS/curves/${name//\//-}.json"

@@ -24,7 +24,6 @@
 #   codes-lr3, codes-lr1   heads-w16 trained with the codes loss (cross-entropy of the clean stems'
 #                    stage-1 codes; beyond the paper) at learning rate 3e-3 and 1e-3
 #   bf16             heads-w16 trained under bfloat16 autocast (--bf16; native on a CPU with avx512_bf16 or AMX)
-#   bf16-trunk-w24   trunk-w24 under bfloat16 autocast
 #   default-longer   a copy of the default's run, continued for another $STAGE2_MIN minutes
 #   heads-w16-longer the same for the heads-w16 run
 #   heads-w16-longer100  a copy of heads-w16-longer continued for another $CONTROL_MIN minutes (the
@@ -58,10 +57,14 @@
 #     OMP_NUM_THREADS=2 STAGE2_MIN=20 CONTROL_MIN=60 scripts/train_default_model.sh CORPUS RUNS/e2e heads-w16-longer100
 #   bfloat16 autocast against e2e-control's 40 min of stage 2 (beside heads-w16-longer180, one thread each):
 #     STAGE2_MIN=40 scripts/train_default_model.sh CORPUS RUNS/e2e bf16
-#   the shipped default's whole recipe again with its stage 2 under bfloat16 (foundation and stage 1 in
-#   float32), and once stage 1 has finished, beside it, the same stage 2 with the trunk 24 wide, one thread each:
-#     FOUNDATION_MIN=4 STAGE1_MIN=1 STAGE2_MIN=40 scripts/train_default_model.sh CORPUS RUNS/bf16 foundation stage1 bf16
-#     STAGE2_MIN=40 scripts/train_default_model.sh CORPUS RUNS/bf16 bf16-trunk-w24
+#   the AVX2 pair (stage 2's latent targets from the stage-1 encoders' inference form, against the code
+#   before it, commit a2029b7), on a CPU without avx512: the default's recipe, then its stage 2 twice, side
+#   by side, one thread each: this code's, and a2029b7's with heads-w16's flags into ...-w16-plain:
+#     FOUNDATION_MIN=4 STAGE1_MIN=1 scripts/train_default_model.sh CORPUS RUNS/avx2 foundation stage1
+#     STAGE2_MIN=40 scripts/train_default_model.sh CORPUS RUNS/avx2 heads-w16 &
+#     cd A2029B7-CHECKOUT && OMP_NUM_THREADS=1 python -m jukesep train shared --data CORPUS \
+#       --vqvae RUNS/avx2/transfer --init foundation:RUNS/avx2/foundation/best.pt --stage2-loss latent $TRAIN \
+#       $HEADS --lr 3e-3 --head-width 16 --minutes 40 --out RUNS/avx2/transfer/shared-latent-lr3-w16-plain
 #   the stage-2 time curve's third point: that run, 80 more minutes, one thread (the other core scored):
 #     STAGE2_MIN=20 CONTROL_MIN=60 EXTRA_MIN=80 scripts/train_default_model.sh CORPUS RUNS/e2e heads-w16-longer180
 #   the learned mask on the shipped default (the tilted arms' heads-w16 run), alone, two threads:
@@ -199,8 +202,6 @@ for phase in $PHASES; do
                  "$HEADS --lr ${phase#codes-lr}e-3 --head-width 16" ;;
     bf16) shared transfer shared-latent-lr3-w16-bf16 "foundation:$RUNS/foundation/best.pt" latent \
             "$HEADS --lr 3e-3 --head-width 16 --bf16" ;;
-    bf16-trunk-w24) shared transfer shared-latent-lr3-w16-trunk-w24-bf16 "foundation:$RUNS/foundation/best.pt" latent \
-            "$HEADS --lr 3e-3 --head-width 16 --trunk-width 24 --bf16" ;;
     heads-w64) shared transfer shared-latent-lr3-w64 "foundation:$RUNS/foundation/best.pt" latent \
                  "$HEADS --lr 3e-3 --head-width 64" ;;
     default-longer) longer shared-latent-lr3 ;;
