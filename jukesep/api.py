@@ -18,7 +18,7 @@ from .audio import check_audio, fit_length, read_audio, resample, to_float
 from .checkpoint import load_model
 from .defaults import DEFAULT_MODEL, DEFAULT_REFINE, MAX_SHIFTS
 from .errors import CheckpointError, InvalidAudioError, JukesepError, TooShortAudioError
-from .hardware import choose_precision
+from .hardware import choose_precision, fast_bf16
 from .models import SeparatorModel
 from .refine import check_refine, refine
 
@@ -117,7 +117,7 @@ class Separator:
         (None = each stage's full reach, which makes chunked output identical to whole-signal output);
     overlap: fraction of a segment cross-faded with the next one (useful when `context` is cut);
     precision: "auto" (bfloat16 where the hardware makes it fast: CUDA GPUs, CPUs with AVX512-BF16 or
-        AMX; float32 elsewhere), "float32" or "bfloat16" (autocast; code choice stays float32);
+        AMX; float32 elsewhere), "float32" or "bfloat16" (refused elsewhere; code choice stays float32);
     refine: "none", "softmask" or "wiener": filter the mixture's STFT with the model's stems as
         power estimates (norbert; see refine.py), so that the stems add up to the mixture;
         "learned": the soft mask corrected by the model's learned mask (it runs all stems, at the
@@ -146,6 +146,9 @@ class Separator:
         if precision not in PRECISIONS:
             raise JukesepError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.precision = choose_precision(self.device, precision)
+        if self.precision == "bfloat16" and not fast_bf16(self.device):  # oneDNN's bf16 kernels refuse such CPUs
+            raise JukesepError(f"precision bfloat16 needs native bfloat16 (a CUDA GPU that has it, or a CPU with "
+                               f"avx512_bf16 or AMX); {self.device} has none: use float32 or auto")
         self.model = model.to(self.device).eval()
         # The channels-last twin runs the same weights much faster on CPU and CUDA (models/fast.py);
         # in bfloat16 it holds bf16 weights, which saves autocast's cast of every weight at every call.

@@ -9,6 +9,7 @@ import torch
 from jukesep import Separator
 from jukesep.chunking import fade_weights, plan_chunks
 from jukesep.errors import AudioError, CheckpointError, JukesepError
+from jukesep.hardware import fast_bf16
 from tests.conftest import RATE, music, random_separator, tiny_config, with_random_mask
 
 
@@ -178,6 +179,7 @@ def test_memory_of_ten_minute_song_is_bounded():
     assert growth[600] - growth[60] < 600, growth
 
 
+@pytest.mark.skipif(not fast_bf16(torch.device("cpu")), reason="this CPU has no native bfloat16 (avx512_bf16 or AMX)")
 def test_bfloat16_is_close_to_float32():
     model = random_separator(("vocals",), tiny_config(depth=3, width=16))
     audio = music(0.5)
@@ -186,6 +188,15 @@ def test_bfloat16_is_close_to_float32():
     assert half.dtype == np.float32
     err = np.sum((full - half) ** 2) / np.sum(full ** 2)
     assert 0 < err < 1e-2
+
+
+def test_bfloat16_is_refused_where_it_is_not_native(monkeypatch):
+    for where in ("jukesep.api.fast_bf16", "jukesep.hardware.fast_bf16"):
+        monkeypatch.setattr(where, lambda device: False)
+    model = random_separator(("vocals",), tiny_config(depth=3, width=16))
+    with pytest.raises(JukesepError, match="precision bfloat16 needs native bfloat16"):
+        Separator(model, device="cpu", precision="bfloat16")
+    assert Separator(model, device="cpu").precision == "float32"  # auto
 
 
 @pytest.mark.parametrize("cfg", [tiny_config(depth=3), tiny_config(depth=2, stride_t=4, down_t=2, m_conv=2.0)])
