@@ -18,7 +18,7 @@ from .audio import check_audio, fit_length, read_audio, resample, to_float
 from .checkpoint import load_model
 from .defaults import DEFAULT_MODEL, DEFAULT_REFINE, MAX_SHIFTS
 from .errors import CheckpointError, InvalidAudioError, JukesepError, TooShortAudioError
-from .hardware import choose_precision, fast_bf16
+from .hardware import choose_precision, require_native_bf16
 from .models import SeparatorModel
 from .refine import check_refine, refine
 
@@ -146,9 +146,8 @@ class Separator:
         if precision not in PRECISIONS:
             raise JukesepError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.precision = choose_precision(self.device, precision)
-        if self.precision == "bfloat16" and not fast_bf16(self.device):  # oneDNN's bf16 kernels refuse such CPUs
-            raise JukesepError(f"precision bfloat16 needs native bfloat16 (a CUDA GPU that has it, or a CPU with "
-                               f"avx512_bf16 or AMX); {self.device} has none: use float32 or auto")
+        if self.precision == "bfloat16":
+            require_native_bf16(self.device, "precision bfloat16", "use float32 or auto")
         self.model = model.to(self.device).eval()
         # The channels-last twin runs the same weights much faster on CPU and CUDA (models/fast.py);
         # in bfloat16 it holds bf16 weights, which saves autocast's cast of every weight at every call.

@@ -167,7 +167,7 @@ def test_bf16_autocast_trains_on_cpu_and_saves_float32_weights(stage1, tmp_path,
     otherwise): the step runs under autocast, the weights, the optimizer and the saved separator stay
     float32. Without native bfloat16 --bf16 is refused, and a run started with it resumes with --no-bf16."""
     corpus, folder = stage1
-    monkeypatch.setattr("jukesep.train.loop.fast_bf16", lambda device: True)
+    monkeypatch.setattr("jukesep.hardware.fast_bf16", lambda device: True)
     result = train(tiny(corpus, tmp_path / "run", stage="shared", stem="", vqvae=str(folder), steps=6, val_every=6,
                         ckpt_every=6, stage2_loss="latent", head_width=8, head_depth=2, bf16=True))
     model, _ = load_model(result["best"], expect_kind="separator")
@@ -176,7 +176,7 @@ def test_bf16_autocast_trains_on_cpu_and_saves_float32_weights(stage1, tmp_path,
     losses, moved = train_a_few_steps(stage1, tmp_path, 3, stage2_loss="latent", bf16=True)
     assert all(np.isfinite(losses)) and any(k.startswith("trunk.") for k in moved), (losses, moved)
 
-    monkeypatch.setattr("jukesep.train.loop.fast_bf16", lambda device: False)
+    monkeypatch.setattr("jukesep.hardware.fast_bf16", lambda device: False)
     run = ["--data", str(corpus), "--vqvae", str(folder), "--stage2-loss", "latent", "--head-width", "8",
            "--head-depth", "2", *TINY_FLAGS, "--steps", "2", "--val-every", "2", "--ckpt-every", "2"]
     capsys.readouterr()

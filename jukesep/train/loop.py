@@ -20,7 +20,7 @@ from ..data import Augment, DataError, ExcerptDataset, find_tracks, validation_e
 from ..data.datasets import ALL
 from ..defaults import STEMS
 from ..errors import JukesepError
-from ..hardware import fast_bf16, simd_flags
+from ..hardware import require_native_bf16
 from ..progress import Progress
 from .budget import INTERRUPTED, Budget, how_to_continue
 from .config import TrainConfig
@@ -180,14 +180,11 @@ def check_run_folder(run: Path, resume: bool) -> None:
 
 
 def check_bf16(cfg: TrainConfig, device: torch.device) -> None:
-    """--bf16 only where bfloat16 is native: emulated (on a CPU with AVX2 only) a stage-2 step took
-    11 times as long as in float32."""
-    if cfg.bf16 and not fast_bf16(device):
-        where = f"this CPU ({simd_flags()})" if device.type == "cpu" else str(device)
+    """--bf16 only where bfloat16 is native; a run started with it elsewhere continues with --no-bf16."""
+    if cfg.bf16:
         started = (Path(cfg.out) / STATE_FILE).exists()
-        resume = f"jukesep train {cfg.stage} --resume --out {cfg.out} --no-bf16" if started else "leave --bf16 out"
-        raise JukesepError(f"--bf16 needs native bfloat16 (a CUDA GPU that has it, or a CPU with avx512_bf16 or "
-                           f"AMX); on {where} it is emulated and trains many times slower than float32: {resume}")
+        require_native_bf16(device, "--bf16", f"jukesep train {cfg.stage} --resume --out {cfg.out} --no-bf16"
+                            if started else "leave --bf16 out")
 
 
 def stop_line(cfg: TrainConfig, budget: Budget, reason: str, step: int) -> str:

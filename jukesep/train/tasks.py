@@ -240,7 +240,7 @@ class SharedTask(Task):
             part.quantizer.requires_grad_(False)
             part.decoder.requires_grad_(cfg.stage2_decoders == "train")
         # the stage-1 encoders give the latent targets, without autograd: their inference form is exact
-        # and a third faster on CPU (a tenth off each latent-loss step)
+        # and a third faster on CPU (a sixth off each latent-loss step)
         self.teachers = nn.ModuleList([FastEncoder(stage1[stem].encoder).requires_grad_(False) for stem in STEMS]) \
             if needs_teachers else None
         self.frozen = [self.teachers] if needs_teachers else []
